@@ -1,0 +1,144 @@
+"""Tessera: the application factory.
+
+``create_app`` runs, in order: configuration → validation → extensions →
+errors → request plumbing → blueprints → CLI. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+from app import cli, errors, http, models, state  # models: registers every table
+from app.config import ConfigError, Settings, load_settings
+from app.core.clock import Clock, system_clock
+from app.extensions import db, migrate, redis_store
+
+__all__ = ["create_app", "ConfigError"]
+
+KEK_FILE = "key-encryption-key"
+
+
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    *,
+    clock: Clock | None = None,
+    instance_path: str | None = None,
+) -> Flask:
+    """Build a Tessera app; ``config`` overrides every other source (tests)."""
+    app = Flask(
+        __name__, instance_path=instance_path or _instance_path(), instance_relative_config=True
+    )
+    _load_config(app, config)
+    settings = _resolve_secrets(app, load_settings(app.config))
+    _apply_flask_config(app, settings)
+    state.bind(app, settings, clock or system_clock)
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    redis_store.init_app(app, settings.redis_url)
+    if settings.trusted_proxies:
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
+            app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
+        )
+
+    errors.init_app(app)
+    http.init_app(app)
+    _register_blueprints(app)
+    cli.init_app(app)
+    return app
+
+
+def _instance_path() -> str:
+    explicit = os.environ.get("TESSERA_INSTANCE_PATH")
+    return explicit or str(Path(__file__).resolve().parent.parent / "instance")
+
+
+def _load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
+    """Defaults (in app.config) → instance/config.py → environment → ``overrides``."""
+    app.config.from_pyfile("config.py", silent=True)
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if os.environ.get(name):
+            app.config[name] = os.environ[name]
+    app.config.from_prefixed_env("TESSERA")
+    if overrides:
+        app.config.update(overrides)
+
+
+def _resolve_secrets(app: Flask, settings: Settings) -> Settings:
+    """Fill in the key-encryption key: configured, or the embedded default's own file."""
+    if settings.key_encryption_key is not None:
+        return settings
+    if settings.database_url is not None:
+        raise ConfigError(
+            "setting KEY_ENCRYPTION_KEY (env TESSERA_KEY_ENCRYPTION_KEY): required when "
+            "DATABASE_URL is set"
+        )
+    return dataclasses.replace(settings, key_encryption_key=_instance_kek(Path(app.instance_path)))
+
+
+def _instance_kek(instance: Path) -> bytes:
+    """Read, or create once with mode 0600, the embedded default's key-encryption key."""
+    path = instance / KEK_FILE
+    instance.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:  # we won the race to create it: write a fresh key
+        with os.fdopen(fd, "w") as handle:
+            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
+    text = path.read_text().strip()
+    try:
+        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ConfigError(f"{path}: not a base64url 32-byte key-encryption key")
+    return key
+
+
+def _database_uri(app: Flask, settings: Settings) -> str:
+    url = settings.database_url
+    if url is None:
+        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+        return "sqlite:///" + str(Path(app.instance_path) / "tessera.db")
+    # We ship psycopg 3; plain postgres URLs would ask SQLAlchemy for psycopg2.
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def _apply_flask_config(app: Flask, settings: Settings) -> None:
+    app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app, settings)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
+    app.config["JSON_SORT_KEYS"] = False
+    if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
+        # Several threads and workers share one file: wait for locks instead of failing.
+        app.config.setdefault(
+            "SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}}
+        )
+    else:
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+
+
+def _register_blueprints(app: Flask) -> None:
+    from app.admin.routes import bp as admin_bp
+    from app.api.routes import bp as api_bp
+    from app.auth.routes import bp as auth_bp
+    from app.mfa.routes import bp as mfa_bp
+    from app.ops.routes import bp as ops_bp
+    from app.web.routes import bp as web_bp
+    from app.wellknown.routes import bp as wellknown_bp
+
+    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, web_bp):
+        app.register_blueprint(blueprint)

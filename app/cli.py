@@ -1,0 +1,51 @@
+"""Command-line groups attached to ``flask`` (SPEC §2)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from flask import Flask
+from flask.cli import AppGroup
+
+from app import state
+from app.core import users as user_service
+from app.extensions import db
+
+users_cli = AppGroup("users", help="Create and manage users.")
+
+
+def _read_password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+def _create(username: str, roles: tuple[str, ...], password: str) -> None:
+    try:
+        user = user_service.create_user(db.session, username, password, roles, state.now())
+    except user_service.UserError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"created user {user.username} (id {user.id}, roles: {', '.join(user.roles) or '-'})")
+
+
+@users_cli.command("create")
+@click.argument("username")
+@click.option("--role", "roles", multiple=True, help="Role to grant; repeatable.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_command(username: str, roles: tuple[str, ...], password_stdin: bool) -> None:
+    """Create a user."""
+    _create(username, roles, _read_password(password_stdin))
+
+
+@users_cli.command("create-admin")
+@click.option("--username", prompt="Admin username", help="Name of the new admin.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_admin_command(username: str, password_stdin: bool) -> None:
+    """Create a user with the admin role."""
+    _create(username, ("admin",), _read_password(password_stdin))
+
+
+def init_app(app: Flask) -> None:
+    """Attach the CLI groups to ``app``."""
+    app.cli.add_command(users_cli)

@@ -1,0 +1,282 @@
+"""Settings: names, defaults, parsing and validation, in one place.
+
+Every setting is a field of :class:`Settings` with its default, its parser and
+its description given once (the README's table lists the same names; a test
+keeps the two in step). Values come, in this order, from the defaults here,
+``instance/config.py``, ``TESSERA_<NAME>`` environment variables (plus the
+usual ``DATABASE_URL`` and ``REDIS_URL``) and the mapping given to
+``create_app``. :func:`load_settings` turns that raw mapping into a frozen,
+typed :class:`Settings` or stops start-up with a :class:`ConfigError` naming
+the bad key.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = ["ConfigError", "Settings", "load_settings", "setting_docs"]
+
+MIGRATION_PHASES = ("legacy", "dual", "asymmetric")
+SIGNING_ALGORITHMS = ("ES256", "RS256")
+
+
+class ConfigError(Exception):
+    """A setting is missing or malformed; the message names it."""
+
+
+# --- parsers: each takes the raw value and returns the typed one or raises ValueError
+
+
+def _integer(raw: Any) -> int:
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a whole number, got {raw!r}")
+    if isinstance(raw, int):
+        return raw
+    if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+        return int(raw.strip())
+    raise ValueError(f"expected a whole number, got {raw!r}")
+
+
+def _positive_int(raw: Any) -> int:
+    value = _integer(raw)
+    if value <= 0:
+        raise ValueError(f"must be positive, got {value}")
+    return value
+
+
+def _non_negative_int(raw: Any) -> int:
+    value = _integer(raw)
+    if value < 0:
+        raise ValueError(f"must not be negative, got {value}")
+    return value
+
+
+def _seconds(raw: Any) -> timedelta:
+    return timedelta(seconds=_positive_int(raw))
+
+
+def _seconds_or_zero(raw: Any) -> timedelta:
+    return timedelta(seconds=_non_negative_int(raw))
+
+
+def _boolean(raw: Any) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in {"true", "1", "yes", "on"}:
+        return True
+    if isinstance(raw, str) and raw.strip().lower() in {"false", "0", "no", "off"}:
+        return False
+    raise ValueError(f"expected true or false, got {raw!r}")
+
+
+def _optional_text(raw: Any) -> str | None:
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ValueError(f"expected text, got {type(raw).__name__}")
+    return raw
+
+
+def _text(raw: Any) -> str:
+    value = _optional_text(raw)
+    if value is None:
+        raise ValueError("must not be empty")
+    return value
+
+
+def _text_list(raw: Any) -> tuple[str, ...]:
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError("expected a JSON list of strings") from None
+    if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) and v for v in raw):
+        raise ValueError("expected a list of non-empty strings")
+    return tuple(raw)
+
+
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def parse(raw: Any) -> str:
+        if raw not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {raw!r}")
+        return str(raw)
+
+    return parse
+
+
+def _optional_one_of(*choices: str) -> Callable[[Any], str | None]:
+    strict = _one_of(*choices)
+
+    def parse(raw: Any) -> str | None:
+        return None if raw in (None, "") else strict(raw)
+
+    return parse
+
+
+def _optional_timestamp(raw: Any) -> datetime | None:
+    """An ISO 8601 time (UTC unless it says otherwise) or seconds since the epoch."""
+    if raw is None or raw == "":
+        return None
+    if isinstance(raw, datetime):
+        return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
+        return datetime.fromtimestamp(raw, UTC)
+    if isinstance(raw, str):
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"expected an ISO 8601 time, got {raw!r}") from None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    raise ValueError(f"expected an ISO 8601 time, got {raw!r}")
+
+
+def _optional_kek(raw: Any) -> bytes | None:
+    """A 256-bit key, base64url encoded (padding optional)."""
+    if raw is None or raw == "":
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("expected base64url text")
+    try:
+        key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("is not valid base64url") from None
+    if len(key) != 32:
+        raise ValueError(f"must decode to 32 bytes, got {len(key)}")
+    return key
+
+
+def _setting(default: Any, parse: Callable[[Any], Any], doc: str, *, secret: bool = False) -> Any:
+    # Secrets are left out of repr() so that logging the settings cannot leak them.
+    return field(
+        default=None, repr=not secret, metadata={"default": default, "parse": parse, "doc": doc}
+    )
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated settings of one app. Field ``foo_bar`` is setting ``FOO_BAR``."""
+
+    # Where things live
+    database_url: str | None = _setting(
+        None, _optional_text, "SQLAlchemy URL; unset means SQLite in `instance/tessera.db`."
+    )
+    redis_url: str | None = _setting(
+        None,
+        _optional_text,
+        "Redis URL for the denylist and rate-limit counters; unset keeps both local.",
+    )
+    issuer: str = _setting(
+        "http://127.0.0.1:8000", _text, "`iss` of every token and the service's base URL."
+    )
+    audience: str | None = _setting(
+        None, _optional_text, "`aud` of access tokens; unset means ISSUER + `/api`."
+    )
+    # Tokens (SPEC §3)
+    access_token_ttl: timedelta = _setting(900, _seconds, "Access token lifetime, seconds.")
+    clock_skew_leeway: timedelta = _setting(
+        30, _seconds_or_zero, "Leeway for `exp`, `nbf`, `iat`, seconds."
+    )
+    token_max_bytes: int = _setting(8192, _positive_int, "Largest token accepted, bytes.")
+    signing_algorithm: str = _setting(
+        "ES256", _one_of(*SIGNING_ALGORITHMS), "Algorithm of new asymmetric keys."
+    )
+    # Keyring (SPEC §4)
+    key_encryption_key: bytes | None = _setting(
+        None,
+        _optional_kek,
+        "base64url 32-byte key that encrypts private keys and TOTP secrets at rest; "
+        "unset with the embedded database means one generated into `instance/` (0600).",
+        secret=True,
+    )
+    key_rotation_interval: timedelta = _setting(
+        30 * 86400, _seconds, "Age of the active key at which `keys rotate --if-due` rotates."
+    )
+    keyring_refresh: timedelta = _setting(
+        5, _seconds, "How often a worker reloads the keyring from the database, seconds."
+    )
+    keyring_reload_cooldown: timedelta = _setting(
+        1, _seconds_or_zero, "Least time between reloads caused by unknown kids, seconds."
+    )
+    jwks_max_age: int = _setting(300, _non_negative_int, "`max-age` of the JWKS, seconds.")
+    # HS256 migration (SPEC §4)
+    migration_phase: str | None = _setting(
+        None,
+        _optional_one_of(*MIGRATION_PHASES),
+        "Initial phase (`legacy`, `dual`, `asymmetric`) until one is set through the CLI "
+        "or admin API; unset means `dual` with legacy secrets, else `asymmetric`.",
+    )
+    legacy_hs256_secrets: tuple[str, ...] = _setting(
+        (),
+        _text_list,
+        "Legacy HS256 secrets, JSON list, oldest last; verify-only.",
+        secret=True,
+    )
+    legacy_accept_until: datetime | None = _setting(
+        None, _optional_timestamp, "ISO 8601 time after which HS256 tokens are refused."
+    )
+    legacy_subject_claim: str = _setting("sub", _text, "Claim naming the user in legacy tokens.")
+    legacy_subject_lookup: str = _setting(
+        "id", _one_of("id", "username"), "Whether that claim holds a user id or a username."
+    )
+    legacy_issuer: str | None = _setting(None, _optional_text, "Required `iss` of legacy tokens.")
+    legacy_audience: str | None = _setting(
+        None, _optional_text, "Required `aud` of legacy tokens."
+    )
+    # Sessions (SPEC §5)
+    session_max_age: timedelta = _setting(
+        30 * 86400, _seconds, "Absolute session lifetime, seconds."
+    )
+    session_idle_timeout: timedelta = _setting(
+        7 * 86400, _seconds, "Session ends after this long unused, seconds."
+    )
+    refresh_reuse_grace: timedelta = _setting(
+        10, _seconds_or_zero, "Window in which the previous refresh token is not reuse, seconds."
+    )
+    cookie_secure: bool = _setting(
+        True, _boolean, "`false` (development only) drops `Secure` and the cookie prefixes."
+    )
+    registration_enabled: bool = _setting(False, _boolean, "Allow `POST /auth/register`.")
+    # Revocation (SPEC §6)
+    revocation_fail_mode: str = _setting(
+        "open",
+        _one_of("open", "closed"),
+        "`open`: fall back to the database when Redis is down; `closed`: answer 503.",
+    )
+    # MFA (SPEC §7)
+    mfa_token_ttl: timedelta = _setting(300, _seconds, "Lifetime of the login MFA token, seconds.")
+    # HTTP
+    max_content_length: int = _setting(65536, _positive_int, "Largest request body, bytes.")
+    trusted_proxies: int = _setting(
+        0, _non_negative_int, "Number of proxies whose `X-Forwarded-For` is believed."
+    )
+
+    @property
+    def access_audience(self) -> str:
+        """The audience of access tokens (SPEC §3: ISSUER + /api unless set)."""
+        return self.audience or self.issuer.rstrip("/") + "/api"
+
+
+def load_settings(raw: Mapping[str, Any]) -> Settings:
+    """Parse and validate every setting from ``raw``; raise ConfigError naming the first bad one."""
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        name = f.name.upper()
+        value = raw.get(name)
+        if value is None:  # unset (Flask itself presets some names, e.g. MAX_CONTENT_LENGTH)
+            value = f.metadata["default"]
+        try:
+            values[f.name] = f.metadata["parse"](value)
+        except ValueError as exc:
+            raise ConfigError(f"setting {name} (env TESSERA_{name}): {exc}") from None
+    return Settings(**values)
+
+
+def setting_docs() -> list[tuple[str, Any, str]]:
+    """(name, default, description) of every setting, for the README and the CLI."""
+    return [(f.name.upper(), f.metadata["default"], f.metadata["doc"]) for f in fields(Settings)]

@@ -1,0 +1,1 @@
+"""Flask-free services: they take their dependencies and ``now`` as arguments."""

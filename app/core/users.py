@@ -1,0 +1,80 @@
+"""Creating and finding users."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.core.passwords import hash_password, password_problems
+from app.models import User
+
+__all__ = [
+    "UserError",
+    "UsernameTaken",
+    "WeakPassword",
+    "create_user",
+    "find_by_username",
+    "normalize_username",
+]
+
+USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{1,63}")
+ROLE_PATTERN = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
+
+
+class UserError(ValueError):
+    """A user cannot be created as asked; the message says why."""
+
+
+class UsernameTaken(UserError):
+    pass
+
+
+class WeakPassword(UserError):
+    pass
+
+
+def normalize_username(username: str) -> str:
+    """Usernames are compared case-folded and trimmed."""
+    return username.strip().lower()
+
+
+def find_by_username(session: Session, username: str) -> User | None:
+    """The user called ``username`` (any case), or None."""
+    name = normalize_username(username)
+    return session.scalars(select(User).where(User.username == name)).first()
+
+
+def create_user(
+    session: Session, username: str, password: str, roles: Iterable[str], now: datetime
+) -> User:
+    """Create a user, committing; the unique constraint settles a race on the name."""
+    name = normalize_username(username)
+    if not USERNAME_PATTERN.fullmatch(name):
+        raise UserError("username must be 2-64 characters: letters, digits, . _ @ -")
+    role_list = sorted(set(roles))
+    bad_roles = [r for r in role_list if not ROLE_PATTERN.fullmatch(r)]
+    if bad_roles:
+        raise UserError(f"invalid role name: {bad_roles[0]}")
+    problems = password_problems(password, name)
+    if problems:
+        raise WeakPassword("password " + "; ".join(problems))
+    user = User(
+        username=name,
+        password_hash=hash_password(password),
+        roles=role_list,
+        disabled=False,
+        created_at=now,
+        password_changed_at=now,
+    )
+    session.add(user)
+    try:
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        raise UsernameTaken(f"username {name!r} is taken") from None
+    return user

@@ -1,0 +1,60 @@
+"""Extension objects, made once and bound to each app with ``init_app``.
+
+This module imports nothing of Tessera's own, so every other module may import
+it. Per-app resources live in ``app.extensions`` behind one accessor each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+from sqlalchemy import MetaData
+from sqlalchemy.orm import DeclarativeBase
+
+__all__ = ["db", "migrate", "redis_store", "RedisStore"]
+
+# Stable constraint names, so Alembic migrations are identical on SQLite and PostgreSQL.
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+db = SQLAlchemy(model_class=Base)
+migrate = Migrate(compare_type=True, render_as_batch=True)
+
+
+class RedisStore:
+    """Holds each app's Redis client (or None without ``REDIS_URL``)."""
+
+    extension_key = "tessera.redis"
+
+    def init_app(self, app: Flask, url: str | None) -> None:
+        if self.extension_key in app.extensions:
+            raise RuntimeError("RedisStore is already registered on this app")
+        client: Any = None
+        if url:
+            # redis-py connects lazily: nothing is opened here.
+            client = redis.Redis.from_url(
+                url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=10
+            )
+        app.extensions[self.extension_key] = client
+
+    @property
+    def client(self) -> redis.Redis | None:
+        """The current app's client, or None when Redis is not configured."""
+        return current_app.extensions[self.extension_key]  # type: ignore[no-any-return]
+
+
+redis_store = RedisStore()

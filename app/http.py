@@ -1,0 +1,56 @@
+"""Request plumbing shared by every blueprint: request ids and JSON bodies."""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+from flask import Flask, Response, g, request
+from marshmallow import Schema
+
+from app.errors import UnsupportedMediaType, ValidationFailed
+
+__all__ = ["init_app", "load_json", "request_id"]
+
+# A caller's id is kept only when it is short and plain, so logs cannot be forged through it.
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def request_id() -> str:
+    """The id of the current request (from X-Request-ID when well-formed, else generated)."""
+    return g.get("request_id") or _assign_request_id()
+
+
+def _assign_request_id() -> str:
+    offered = request.headers.get("X-Request-ID", "")
+    g.request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    return str(g.request_id)
+
+
+def _start_request() -> None:
+    # A before_request hook must return None, or Flask takes the value as the response.
+    _assign_request_id()
+
+
+def _echo_request_id(response: Response) -> Response:
+    response.headers["X-Request-ID"] = request_id()
+    return response
+
+
+def load_json(schema: Schema) -> Any:
+    """Load the JSON body through ``schema``: 415 if not JSON, 400 if malformed or invalid."""
+    if request.mimetype != "application/json":
+        raise UnsupportedMediaType()
+    body = request.get_json(silent=True)
+    if body is None:
+        raise ValidationFailed("The request body is not valid JSON.")
+    if not isinstance(body, dict):
+        raise ValidationFailed("The request body must be a JSON object.")
+    return schema.load(body)
+
+
+def init_app(app: Flask) -> None:
+    """Give every request an id and echo it on every response."""
+    app.before_request(_start_request)
+    app.after_request(_echo_request_id)

@@ -1,0 +1,1 @@
+"""The `ops` blueprint: liveness, readiness (and later metrics)."""

@@ -1,0 +1,51 @@
+"""Health endpoints for load balancers and orchestrators (SPEC §9)."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, Response, jsonify
+import redis
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import db, redis_store
+
+bp = Blueprint("ops", __name__)
+log = logging.getLogger(__name__)
+
+
+@bp.get("/healthz")
+def healthz() -> Response:
+    """The process is alive; checks nothing else."""
+    return jsonify(status="ok")
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    """Ready to serve: every named check must pass."""
+    checks = {"database": _database_ok(), "redis": _redis_status()}
+    ready = all(status in ("ok", "not_configured") for status in checks.values())
+    return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
+
+
+def _database_ok() -> str:
+    try:
+        db.session.execute(text("SELECT 1"))
+    except SQLAlchemyError:
+        log.warning("readyz: database unreachable", exc_info=True)
+        db.session.rollback()
+        return "down"
+    return "ok"
+
+
+def _redis_status() -> str:
+    client = redis_store.client
+    if client is None:
+        return "not_configured"
+    try:
+        client.ping()
+    except redis.RedisError:
+        log.warning("readyz: redis unreachable")
+        return "down"
+    return "ok"

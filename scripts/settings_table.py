@@ -1,0 +1,15 @@
+"""Print the README's settings table from app/config.py (the one source of defaults)."""
+
+from app.config import setting_docs
+
+
+def _shown(default: object) -> str:
+    if default is None or default == ():
+        return "unset"
+    return f"`{str(default).lower() if isinstance(default, bool) else default}`"
+
+
+print("| setting | default | what it does |")
+print("| --- | --- | --- |")
+for name, default, doc in setting_docs():
+    print(f"| `{name}` | {_shown(default)} | {doc} |")

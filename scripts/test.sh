@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, twice: on SQLite, then on a real PostgreSQL this script
+# starts (and stops). Real redis-server processes are started by the tests.
+# Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/lib.sh
+
+ensure_venv test
+ensure_apt redis-server redis-server
+
+log "test suite on SQLite"
+"$VENV/bin/python" -m pytest "$@"
+
+log "test suite on PostgreSQL"
+PG_DIR=$(mktemp -d /tmp/tessera-pg.XXXXXX)
+trap 'pg_stop "$PG_DIR"' EXIT
+pg_start "$PG_DIR"
+TEST_DATABASE_URL=$PG_URL "$VENV/bin/python" -m pytest "$@"

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import cli, errors, http, models, state  # models: registers every table
+from app import cli, errors, http, models, security, state  # models: registers every table
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
@@ -50,6 +50,7 @@ def create_app(
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
 
+    security.init_app(app)
     errors.init_app(app)
     http.init_app(app)
     _register_blueprints(app)

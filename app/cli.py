@@ -9,6 +9,7 @@ from flask import Flask
 from flask.cli import AppGroup
 
 from app import state
+from app.cli_keys import keys_cli, migration_cli
 from app.core import users as user_service
 from app.extensions import db
 
@@ -48,4 +49,5 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
 
 def init_app(app: Flask) -> None:
     """Attach the CLI groups to ``app``."""
-    app.cli.add_command(users_cli)
+    for group in (users_cli, keys_cli, migration_cli):
+        app.cli.add_command(group)

@@ -23,6 +23,7 @@ from sqlalchemy import create_engine, text
 from app import create_app
 from app.core.clock import FrozenClock
 from app.extensions import db
+from app.security.keyops import ensure_signing_keys
 from tests.support.servers import ROOT, RedisServer
 
 MIGRATIONS = str(ROOT / "migrations")
@@ -108,6 +109,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 def base_config(database_url: str) -> dict[str, Any]:
+    """Settings every test app starts from."""
     return {
         "TESTING": True,
         "DATABASE_URL": database_url,
@@ -123,11 +125,14 @@ def make_app(
     """Build an app with overrides: ``make_app(ACCESS_TOKEN_TTL=60, clock=...)``."""
     made: list[Flask] = []
 
-    def build(clock: Any = None, **overrides: Any) -> Flask:
+    def build(clock: Any = None, keys: bool = True, **overrides: Any) -> Flask:
         app = create_app(
             {**base_config, **overrides}, clock=clock, instance_path=str(tmp_path / "instance")
         )
         made.append(app)
+        if keys:  # as `make run` does: an active and a standby signing key
+            with app.app_context():
+                ensure_signing_keys()
         return app
 
     yield build

@@ -9,7 +9,10 @@ import redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
+from app.core.crypto import SealError
+from app.core.keyring import KeyringUnavailable
 from app.extensions import db, redis_store
+from app.security import snapshot
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
@@ -25,6 +28,7 @@ def healthz() -> Response:
 def readyz() -> tuple[Response, int]:
     """Ready to serve: every named check must pass."""
     checks = {"database": _database_ok(), "redis": _redis_status()}
+    checks["signing_key"] = _signing_key_status() if checks["database"] == "ok" else "unknown"
     ready = all(status in ("ok", "not_configured") for status in checks.values())
     return jsonify(status="ok" if ready else "unavailable", checks=checks), 200 if ready else 503
 
@@ -37,6 +41,14 @@ def _database_ok() -> str:
         db.session.rollback()
         return "down"
     return "ok"
+
+
+def _signing_key_status() -> str:
+    try:
+        current = snapshot()
+    except (KeyringUnavailable, SealError):
+        return "down"
+    return "ok" if current.current_signer() is not None else "missing"
 
 
 def _redis_status() -> str:

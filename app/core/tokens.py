@@ -1,0 +1,397 @@
+"""Issuing and verifying access tokens (SPEC §3), with a reason code per failure.
+
+Verification runs the steps of SPEC §3 in order: size and strict compact
+form; ``alg`` on the allow-list and equal to the one algorithm of the key the
+``kid`` names (keys only from our own keyring; ``jku``/``x5u``/``jwk``/``x5c``
+ignored; unknown ``crit`` refused); one keyring reload for an unknown kid;
+the signature; then ``typ``, ``iss``, ``aud``, ``exp``, ``nbf``, ``iat`` and the
+types of the required claims. Revocation (step 6) is the caller's next step.
+
+The JOSE work (base64url, signatures, keys) is joserfc's; what is ours is the
+strictness around it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import secrets
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from joserfc import jws
+from joserfc.util import urlsafe_b64decode
+
+from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
+
+__all__ = [
+    "ACCESS_TOKEN_TYPE",
+    "TokenPolicy",
+    "TokenRejected",
+    "VerifiedToken",
+    "VerifiedTokenCache",
+    "access_claims",
+    "check_times",
+    "sign_token",
+    "verify_token",
+]
+
+ACCESS_TOKEN_TYPE = "at+jwt"
+_TYP_ACCEPTED = frozenset({"at+jwt", "application/at+jwt"})
+_SEGMENT = re.compile(rb"[A-Za-z0-9_-]+")
+_KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_NUMBER = (int, float)
+
+# Claim -> required JSON type, for Tessera's own tokens (SPEC §3).
+_REQUIRED_CLAIMS: dict[str, type | tuple[type, ...]] = {
+    "iss": str, "aud": (str, list), "sub": str, "exp": _NUMBER, "nbf": _NUMBER,
+    "iat": _NUMBER, "jti": str, "client_id": str, "sid": str, "scope": str,
+    "roles": list, "auth_time": _NUMBER, "amr": list, "acr": str,
+}
+
+
+class TokenRejected(Exception):
+    """Verification failed; ``reason`` is the internal code for logs and metrics."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenPolicy:
+    """What a token must satisfy, read from the settings once per app."""
+
+    issuer: str
+    audience: str
+    leeway: int
+    max_bytes: int
+    legacy_accept_until: datetime | None = None
+    legacy_subject_claim: str = "sub"
+    legacy_issuer: str | None = None
+    legacy_audience: str | None = None
+
+
+@dataclass(frozen=True)
+class VerifiedToken:
+    """A token whose signature and static claims passed; time checks still run per use."""
+
+    claims: dict[str, Any]
+    kid: str
+    alg: str
+    legacy: bool
+    subject: str
+    jti: str | None
+    sid: str | None
+    iat: int | None
+    exp: float
+    nbf: float | None
+    token_hash: str | None  # SHA-256 of a legacy token without jti (its revocation handle)
+
+
+def sign_token(signer: SigningMaterial, claims: dict[str, Any]) -> str:
+    """Sign ``claims`` as a JWS compact token with the signer's one algorithm."""
+    header = {"alg": signer.alg, "kid": signer.kid, "typ": ACCESS_TOKEN_TYPE}
+    payload = json.dumps(claims, separators=(",", ":")).encode()
+    return jws.serialize_compact(header, payload, signer.key, algorithms=[signer.alg])
+
+
+# --- step 1: size and strict compact form
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise TokenRejected("malformed")
+    return result
+
+
+def _decode_segment(segment: bytes) -> bytes:
+    if not _SEGMENT.fullmatch(segment):
+        raise TokenRejected("malformed")
+    try:
+        return urlsafe_b64decode(segment)  # joserfc refuses padding and non-canonical endings
+    except ValueError:
+        raise TokenRejected("malformed") from None
+
+
+def _json_object(segment: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(_decode_segment(segment), object_pairs_hook=_no_duplicates)
+    except (ValueError, RecursionError):
+        raise TokenRejected("malformed") from None
+    if not isinstance(value, dict):
+        raise TokenRejected("malformed")
+    return value
+
+
+def _split(token: str | bytes, max_bytes: int) -> tuple[bytes, bytes, bytes]:
+    raw = token.encode("ascii", "replace") if isinstance(token, str) else token
+    if len(raw) > max_bytes:
+        raise TokenRejected("too_large")
+    parts = raw.split(b".")
+    if len(parts) != 3:
+        raise TokenRejected("malformed")
+    return parts[0], parts[1], parts[2]
+
+
+# --- steps 2-4: algorithm, key, kid
+
+
+def _check_header(header: dict[str, Any], snapshot: KeyringSnapshot, until_ok: bool) -> None:
+    alg = header.get("alg")
+    if not isinstance(alg, str):
+        raise TokenRejected("malformed")
+    if alg.lower() == "none":
+        raise TokenRejected("alg_none")
+    if alg not in ("ES256", "RS256", "HS256"):
+        raise TokenRejected("alg_not_allowed")
+    if alg == "HS256" and (snapshot.phase == "asymmetric" or not until_ok):
+        raise TokenRejected("legacy_disabled")
+    if "crit" in header:  # we implement no extension, so every critical one is unknown
+        raise TokenRejected("crit_unsupported")
+
+
+def _find_key(
+    header: dict[str, Any], snapshot: KeyringSnapshot, keyring: Keyring | None
+) -> tuple[KeyringSnapshot, VerificationKey | None]:
+    kid = header.get("kid")
+    if kid is None:
+        if header["alg"] != "HS256":
+            raise TokenRejected("missing_kid")
+        return snapshot, None  # a legacy token may lack kid: try each legacy secret
+    if not isinstance(kid, str) or not _KID.fullmatch(kid):
+        raise TokenRejected("bad_kid")
+    key = snapshot.keys.get(kid)
+    if key is None and keyring is not None and not _known_dead(kid, snapshot):
+        snapshot = keyring.reload_for_unknown_kid()
+        key = snapshot.keys.get(kid)
+    if key is None:
+        if kid in snapshot.revoked_kids:
+            raise TokenRejected("key_revoked")
+        raise TokenRejected("key_expired" if kid in snapshot.expired_kids else "unknown_kid")
+    if key.alg != header["alg"]:
+        raise TokenRejected("alg_mismatch")
+    return snapshot, key
+
+
+def _known_dead(kid: str, snapshot: KeyringSnapshot) -> bool:
+    return kid in snapshot.revoked_kids or kid in snapshot.expired_kids
+
+
+# --- step 5: signature, then claims
+
+
+def _check_signature(
+    key: VerificationKey | None, snapshot: KeyringSnapshot, signing_input: bytes, sig: bytes
+) -> VerificationKey:
+    candidates = (key,) if key is not None else snapshot.legacy_keys
+    for candidate in candidates:
+        if candidate.verify(signing_input, sig):
+            return candidate
+    raise TokenRejected("bad_signature")
+
+
+def _check_types(claims: dict[str, Any], required: dict[str, Any]) -> None:
+    for name, kind in required.items():
+        if name not in claims:
+            raise TokenRejected("missing_claim")
+        value = claims[name]
+        if not isinstance(value, kind) or isinstance(value, bool):
+            raise TokenRejected("bad_claim_type")
+    for name in ("roles", "amr"):
+        if name in required and not all(isinstance(v, str) for v in claims[name]):
+            raise TokenRejected("bad_claim_type")
+
+
+def _check_audience(aud: Any, expected: str) -> None:
+    if isinstance(aud, str):
+        ok = aud == expected
+    else:
+        ok = isinstance(aud, list) and all(isinstance(a, str) for a in aud) and expected in aud
+    if not ok:
+        raise TokenRejected("bad_audience")
+
+
+def _check_own_claims(header: dict[str, Any], claims: dict[str, Any], policy: TokenPolicy) -> None:
+    typ = header.get("typ")
+    if not isinstance(typ, str) or typ.lower() not in _TYP_ACCEPTED:
+        raise TokenRejected("bad_typ")
+    _check_types(claims, _REQUIRED_CLAIMS)
+    if claims["iss"] != policy.issuer:
+        raise TokenRejected("bad_issuer")
+    _check_audience(claims["aud"], policy.audience)
+
+
+def _check_legacy_claims(claims: dict[str, Any], policy: TokenPolicy) -> str:
+    """The old system's claims (SPEC §4): ``exp`` always; ``iss``/``aud`` when configured."""
+    subject = claims.get(policy.legacy_subject_claim)
+    if "exp" not in claims or subject is None:
+        raise TokenRejected("missing_claim")
+    if not isinstance(subject, (str, int)) or isinstance(subject, bool):
+        raise TokenRejected("bad_claim_type")
+    for name in ("exp", "nbf", "iat"):
+        if name in claims and (not isinstance(claims[name], _NUMBER) or isinstance(claims[name], bool)):
+            raise TokenRejected("bad_claim_type")
+    if "jti" in claims and not isinstance(claims["jti"], str):
+        raise TokenRejected("bad_claim_type")
+    if policy.legacy_issuer is not None and claims.get("iss") != policy.legacy_issuer:
+        raise TokenRejected("bad_issuer")
+    if policy.legacy_audience is not None:
+        _check_audience(claims.get("aud"), policy.legacy_audience)
+    return str(subject)
+
+
+def check_times(token: VerifiedToken, now: float, leeway: int) -> None:
+    """The claims that depend on the clock: run on every use, cached or not."""
+    if now >= token.exp + leeway:
+        raise TokenRejected("expired")
+    if token.nbf is not None and now + leeway < token.nbf:
+        raise TokenRejected("not_yet_valid")
+    if token.iat is not None and token.iat > now + leeway:
+        raise TokenRejected("issued_in_future")
+
+
+def _verify_uncached(
+    token: str | bytes, snapshot: KeyringSnapshot, keyring: Keyring | None, policy: TokenPolicy,
+    now: float,
+) -> VerifiedToken:
+    head, body, sig_segment = _split(token, policy.max_bytes)
+    header = _json_object(head)
+    until_ok = policy.legacy_accept_until is None or now < policy.legacy_accept_until.timestamp()
+    _check_header(header, snapshot, until_ok)
+    snapshot, key = _find_key(header, snapshot, keyring)
+    claims = _json_object(body)
+    signature = _decode_segment(sig_segment)
+    key = _check_signature(key, snapshot, head + b"." + body, signature)
+    own = not key.legacy or str(header.get("typ", "")).lower() in _TYP_ACCEPTED
+    if own:
+        _check_own_claims(header, claims, policy)
+        subject = claims["sub"]
+    else:
+        subject = _check_legacy_claims(claims, policy)
+    jti = claims.get("jti")
+    raw = token.encode() if isinstance(token, str) else token
+    return VerifiedToken(
+        claims=claims,
+        kid=key.kid,
+        alg=key.alg,
+        legacy=key.legacy,
+        subject=subject,
+        jti=jti,
+        sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
+        iat=int(claims["iat"]) if "iat" in claims else None,
+        exp=float(claims["exp"]),
+        nbf=float(claims["nbf"]) if "nbf" in claims else None,
+        token_hash=None if jti else hashlib.sha256(raw).hexdigest(),
+    )
+
+
+class VerifiedTokenCache:
+    """Tokens whose signature this process already checked (SPEC §10).
+
+    Keyed by the exact token text; bounded (least recently used goes first);
+    an entry is dropped at its ``exp`` and whenever its key is no longer in the
+    keyring (revoked, expired) or its phase no longer accepts it.
+    """
+
+    def __init__(self, max_entries: int = 50_000) -> None:
+        self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
+        self._max = max_entries
+
+    def get(self, token: str, snapshot: KeyringSnapshot) -> VerifiedToken | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        key = snapshot.keys.get(entry.kid)
+        if key is None or key.alg != entry.alg or (entry.legacy and snapshot.phase == "asymmetric"):
+            self._entries.pop(token, None)
+            return None
+        return entry
+
+    def put(self, token: str, verified: VerifiedToken) -> None:
+        self._entries[token] = verified
+        if len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def drop(self, token: str) -> None:
+        self._entries.pop(token, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+def verify_token(
+    token: str,
+    snapshot: KeyringSnapshot,
+    policy: TokenPolicy,
+    now: float,
+    *,
+    keyring: Keyring | None = None,
+    cache: VerifiedTokenCache | None = None,
+) -> VerifiedToken:
+    """Verify ``token`` (SPEC §3 steps 1-5) or raise TokenRejected with the reason."""
+    verified = cache.get(token, snapshot) if cache is not None else None
+    if verified is None:
+        verified = _verify_uncached(token, snapshot, keyring, policy, now)
+        if cache is not None:
+            cache.put(token, verified)
+    if verified.legacy and policy.legacy_accept_until is not None \
+            and now >= policy.legacy_accept_until.timestamp():
+        if cache is not None:
+            cache.drop(token)
+        raise TokenRejected("legacy_disabled")
+    try:
+        check_times(verified, now, policy.leeway)
+    except TokenRejected:
+        if cache is not None:
+            cache.drop(token)
+        raise
+    return verified
+
+
+def now_seconds(clock: Callable[[], datetime] | None = None) -> float:
+    """Seconds since the epoch by ``clock`` (or the system clock)."""
+    return clock().timestamp() if clock is not None else time.time()
+
+
+def access_claims(
+    *,
+    issuer: str,
+    audience: str,
+    user_id: int,
+    session_id: str,
+    client_id: str,
+    scope: str,
+    roles: list[str],
+    auth_time: int,
+    amr: list[str],
+    acr: str,
+    now: int,
+    ttl: int,
+) -> dict[str, Any]:
+    """The claim set of a Tessera access token (SPEC §3), with a fresh random ``jti``."""
+    return {
+        "iss": issuer,
+        "aud": audience,
+        "sub": str(user_id),
+        "exp": now + ttl,
+        "nbf": now,
+        "iat": now,
+        "jti": secrets.token_urlsafe(16),
+        "client_id": client_id,
+        "sid": session_id,
+        "scope": scope,
+        "roles": roles,
+        "auth_time": auth_time,
+        "amr": amr,
+        "acr": acr,
+    }

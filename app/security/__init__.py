@@ -1,0 +1,196 @@
+"""The Flask side of tokens: the per-app keyring, request authentication, guards.
+
+The rules live in ``app.core`` (keyring, tokens, revocation); this package
+feeds them the settings, the database and the request, and puts the
+principal on ``g`` only after every check passed (SPEC §3).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from flask import Flask, current_app, g, request
+from sqlalchemy.exc import SQLAlchemyError
+
+from app import state
+from app.core import keys as key_service
+from app.core.crypto import SealError, constant_time_equal
+from app.core.keyring import Keyring, KeyringSnapshot, KeyringUnavailable, build_snapshot
+from app.core.migration import effective_phase, stored_phase
+from app.core.tokens import TokenPolicy, TokenRejected, VerifiedToken, VerifiedTokenCache, verify_token
+from app.errors import CsrfFailed, InvalidToken
+from app.extensions import db
+from app.security.cookies import cookie_names
+from app.security.legacy import legacy_principal
+from app.security.principal import Principal
+from app.security.revocation import check_revoked
+
+__all__ = [
+    "Principal",
+    "authenticate",
+    "current_principal",
+    "init_app",
+    "keyring",
+    "snapshot",
+    "token_policy",
+]
+
+log = logging.getLogger(__name__)
+_EXT = "tessera.security"
+_SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass
+class _Security:
+    keyring: Keyring
+    policy: TokenPolicy
+    cache: VerifiedTokenCache
+
+
+def init_app(app: Flask) -> None:
+    """Create this app's keyring, token policy and verified-token cache."""
+    if _EXT in app.extensions:
+        raise RuntimeError("security is already initialised on this app")
+    s = app.extensions["tessera.settings"]
+    policy = TokenPolicy(
+        issuer=s.issuer,
+        audience=s.access_audience,
+        leeway=int(s.clock_skew_leeway.total_seconds()),
+        max_bytes=s.token_max_bytes,
+        legacy_accept_until=s.legacy_accept_until,
+        legacy_subject_claim=s.legacy_subject_claim,
+        legacy_issuer=s.legacy_issuer,
+        legacy_audience=s.legacy_audience,
+    )
+    ring = Keyring(
+        _load_snapshot,
+        refresh_seconds=s.keyring_refresh.total_seconds(),
+        cooldown_seconds=s.keyring_reload_cooldown.total_seconds(),
+    )
+    app.extensions[_EXT] = _Security(ring, policy, VerifiedTokenCache())
+
+
+def _ext() -> _Security:
+    return current_app.extensions[_EXT]  # type: ignore[no-any-return]
+
+
+def keyring() -> Keyring:
+    """The current app's keyring."""
+    return _ext().keyring
+
+
+def snapshot() -> KeyringSnapshot:
+    """The current keyring snapshot (reloaded if stale)."""
+    return _ext().keyring.current()
+
+
+def token_policy() -> TokenPolicy:
+    return _ext().policy
+
+
+def _load_snapshot() -> KeyringSnapshot:
+    """Read keys and phase from the database and parse them (once per load)."""
+    s = state.settings()
+    kek = s.key_encryption_key
+    assert kek is not None
+    try:
+        rows = key_service.list_keys(db.session)
+        phase = effective_phase(
+            stored_phase(db.session), s.migration_phase, bool(s.legacy_hs256_secrets)
+        )
+        db.session.commit()  # end the read transaction; keys are plain values from here
+    except SQLAlchemyError as exc:
+        db.session.rollback()
+        raise KeyringUnavailable(str(exc.__class__.__name__)) from None
+    try:
+        return build_snapshot(
+            rows,
+            s.legacy_hs256_secrets,
+            phase,
+            lambda row: key_service.load_private_key(row, kek),
+            now=state.now(),
+            retired_lifetime=s.access_token_ttl + s.clock_skew_leeway,
+        )
+    except SealError:
+        log.critical("KEY_ENCRYPTION_KEY cannot open the active signing key: wrong key?")
+        raise
+
+
+def _read_token() -> tuple[str | None, bool]:
+    """The bearer token (header first, then the access cookie) and whether it came by cookie."""
+    header = request.headers.get("Authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise InvalidToken("malformed_header")
+        return value.strip(), False
+    names = cookie_names(state.settings().cookie_secure)
+    cookie = request.cookies.get(names.access)
+    return (cookie, True) if cookie else (None, False)
+
+
+def _check_csrf() -> None:
+    """Double-submit token and same-origin check for cookie-authenticated writes (SPEC §5)."""
+    names = cookie_names(state.settings().cookie_secure)
+    expected = request.cookies.get(names.csrf, "")
+    offered = request.headers.get("X-CSRF-Token", "")
+    if not expected or not offered or not constant_time_equal(expected, offered):
+        raise CsrfFailed()
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.rstrip("/") != request.host_url.rstrip("/"):
+        raise CsrfFailed("The request's origin is not this site.")
+
+
+def authenticate() -> Principal:
+    """Verify the request's token (SPEC §3 steps 1-6) and attach the principal to ``g``."""
+    token, via_cookie = _read_token()
+    if token is None:
+        raise InvalidToken("missing_token", "An access token is required.")
+    sec = _ext()
+    try:
+        verified = verify_token(
+            token, sec.keyring.current(), sec.policy, state.now().timestamp(),
+            keyring=sec.keyring, cache=sec.cache,
+        )
+        principal = _principal(verified, via_cookie)
+        check_revoked(principal, verified)
+    except TokenRejected as exc:
+        log.info("token rejected: %s", exc.reason)
+        raise InvalidToken(exc.reason) from None
+    if via_cookie and request.method not in _SAFE_METHODS:
+        _check_csrf()
+    g.tessera_principal = principal
+    return principal
+
+
+def _principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
+    if verified.legacy and "sid" not in verified.claims:
+        return legacy_principal(verified, via_cookie)
+    claims = verified.claims
+    if not claims["sub"].isdigit():
+        raise TokenRejected("bad_claim_type")
+    return Principal(
+        user_id=int(claims["sub"]),
+        session_id=verified.sid,
+        client_id=claims["client_id"],
+        scopes=frozenset(claims["scope"].split()),
+        roles=frozenset(claims["roles"]),
+        acr=claims["acr"],
+        amr=tuple(claims["amr"]),
+        auth_time=int(claims["auth_time"]),
+        jti=verified.jti,
+        exp=verified.exp,
+        kid=verified.kid,
+        legacy=verified.legacy,
+        token_hash=verified.token_hash,
+        via_cookie=via_cookie,
+    )
+
+
+def current_principal() -> Principal:
+    """The authenticated principal of this request (only set after every check passed)."""
+    principal: Principal | None = g.get("tessera_principal")
+    if principal is None:
+        raise InvalidToken("missing_token", "An access token is required.")
+    return principal

@@ -1,0 +1,23 @@
+"""Cookie names (SPEC §5): prefixed while ``Secure`` is on, plain in development."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["CookieNames", "cookie_names"]
+
+
+@dataclass(frozen=True)
+class CookieNames:
+    access: str
+    refresh: str
+    csrf: str
+
+
+_SECURE = CookieNames("__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token")
+_PLAIN = CookieNames("access_token", "refresh_token", "csrf_token")
+
+
+def cookie_names(secure: bool) -> CookieNames:
+    """``__Host-`` for the access and CSRF cookies, ``__Secure-`` for the refresh cookie."""
+    return _SECURE if secure else _PLAIN

@@ -1,0 +1,120 @@
+"""Route guards (SPEC §8) and deny-by-default blueprints.
+
+``protect_blueprint(bp)`` authenticates every request to ``bp`` before the
+view runs, unless the view is marked ``@public``; the decorators below add
+scopes, roles and MFA freshness on top.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Blueprint, current_app, g, request
+
+from app import state
+from app.errors import Forbidden, InsufficientScope, StepUpRequired
+from app.security import Principal, authenticate
+
+__all__ = [
+    "protect_blueprint",
+    "public",
+    "require_auth",
+    "require_mfa",
+    "require_roles",
+    "require_scopes",
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_PUBLIC_ATTR = "_tessera_public"
+
+
+def public(view: F) -> F:
+    """Mark a view of a protected blueprint as open to anonymous callers."""
+    setattr(view, _PUBLIC_ATTR, True)
+    return view
+
+
+def protect_blueprint(bp: Blueprint, *, roles: tuple[str, ...] = ()) -> None:
+    """Authenticate (and check ``roles``) for every route of ``bp`` not marked public."""
+
+    def guard() -> None:
+        view = current_app.view_functions.get(request.endpoint or "")
+        if view is None or getattr(view, _PUBLIC_ATTR, False):
+            return  # unknown routes fall through to the JSON 404/405
+        principal = authenticate()
+        missing = [role for role in roles if not principal.has_role(role)]
+        if missing:
+            raise Forbidden(f"This needs the role {missing[0]}.")
+
+    bp.before_request(guard)
+
+
+def _authenticated() -> Principal:
+    """The principal already attached by the blueprint guard, or authenticate now."""
+    principal: Principal | None = g.get("tessera_principal")
+    return principal if principal is not None else authenticate()
+
+
+def require_auth(view: F) -> F:
+    """The request must carry a valid, unrevoked token."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _authenticated()
+        return view(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def require_scopes(*scopes: str) -> Callable[[F], F]:
+    """The token must hold every scope; else 403 ``insufficient_scope`` naming it."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = _authenticated()
+            for scope in scopes:
+                if not principal.has_scope(scope):
+                    raise InsufficientScope(scope)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_roles(*roles: str) -> Callable[[F], F]:
+    """The user must hold every role (from the verified token, never from input)."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = _authenticated()
+            for role in roles:
+                if not principal.has_role(role):
+                    raise Forbidden(f"This needs the role {role}.")
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator
+
+
+def require_mfa(*, max_age: int) -> Callable[[F], F]:
+    """RFC 9470: the token must be aal2 and its ``auth_time`` at most ``max_age`` seconds old."""
+
+    def decorator(view: F) -> F:
+        @functools.wraps(view)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            principal = _authenticated()
+            now = state.now().timestamp()
+            fresh = principal.auth_time is not None and now - principal.auth_time <= max_age
+            if principal.acr != "aal2" or not fresh:
+                raise StepUpRequired(max_age)
+            return view(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorator

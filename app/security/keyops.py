@@ -1,0 +1,94 @@
+"""Key and migration operations shared by the CLI and the admin API (one service)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from app import state
+from app.core import keys as key_service
+from app.core import migration
+from app.core.crypto import SealError
+from app.extensions import db
+from app.models import SigningKey
+from app.security import keyring
+
+__all__ = [
+    "check_kek",
+    "ensure_signing_keys",
+    "list_signing_keys",
+    "revoke_signing_key",
+    "rotate_signing_keys",
+    "set_migration_phase",
+]
+
+
+def _kek() -> bytes:
+    kek = state.settings().key_encryption_key
+    assert kek is not None  # create_app always resolves one
+    return kek
+
+
+def _retired_lifetime() -> timedelta:
+    s = state.settings()
+    return s.access_token_ttl + s.clock_skew_leeway
+
+
+def list_signing_keys() -> list[SigningKey]:
+    """Every key, newest first, after marking retired keys past their lifetime expired."""
+    key_service.expire_retired(db.session, state.now(), _retired_lifetime())
+    return key_service.list_keys(db.session)
+
+
+def check_kek() -> list[str]:
+    """Kids of live keys the configured key-encryption key cannot open (empty: all good)."""
+    unreadable = []
+    for row in key_service.list_keys(db.session):
+        if row.state in ("active", "standby", "retired"):
+            try:
+                key_service.load_private_key(row, _kek())
+            except SealError:
+                unreadable.append(row.kid)
+    return unreadable
+
+
+def ensure_signing_keys() -> None:
+    """An active and a standby key exist afterwards. Refuses if existing keys are unreadable."""
+    unreadable = check_kek()
+    if unreadable:
+        raise key_service.KeyError_(
+            f"KEY_ENCRYPTION_KEY does not open signing key {unreadable[0]}: wrong "
+            "key-encryption key? No new keys were made."
+        )
+    key_service.ensure_keys(db.session, _kek(), state.settings().signing_algorithm, state.now())
+    keyring().invalidate()
+
+
+def rotate_signing_keys(*, force: bool = False, if_due: bool = False) -> key_service.RotationResult:
+    """Promote the standby key (SPEC §4); see ``core.keys.rotate``."""
+    s = state.settings()
+    result = key_service.rotate(
+        db.session, _kek(), s.signing_algorithm, state.now(),
+        min_standby_age=timedelta(seconds=s.jwks_max_age),
+        force=force,
+        due_after=s.key_rotation_interval if if_due else None,
+    )
+    keyring().invalidate()
+    return result
+
+
+def revoke_signing_key(kid: str) -> SigningKey:
+    """Emergency revocation of ``kid``; this worker stops accepting it at once."""
+    row = key_service.revoke_key(
+        db.session, _kek(), state.settings().signing_algorithm, kid, state.now()
+    )
+    keyring().invalidate()
+    return row
+
+
+def set_migration_phase(phase: str) -> str | None:
+    """Store the phase for every worker; returns the previous stored phase."""
+    if phase in ("legacy", "dual") and not state.settings().legacy_hs256_secrets:
+        raise ValueError(f"phase {phase} needs LEGACY_HS256_SECRETS")
+    previous = migration.set_phase(db.session, phase, state.now())
+    keyring().invalidate()
+    return previous

@@ -19,6 +19,10 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.errors import SecurityWarning
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
@@ -43,6 +47,36 @@ class KeyringUnavailable(Exception):
     """The loader could not read the keys (e.g. the database is down)."""
 
 
+def _es256_verifier(public_key: ECKey) -> Callable[[bytes, bytes], bool]:
+    """ES256 check with the key's operation object and hash parameters built once.
+
+    The same steps as joserfc's ESAlgorithm.verify (JWS r||s → DER, then
+    cryptography's ECDSA), minus the per-call object construction that made
+    up a fifth of the verification time.
+    """
+    op_key = public_key.get_op_key("verify")
+    algorithm = ECDSA(SHA256())
+
+    def verify(signing_input: bytes, signature: bytes) -> bool:
+        if len(signature) != 64:
+            return False
+        der = encode_dss_signature(
+            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
+        )
+        try:
+            op_key.verify(der, signing_input, algorithm)
+        except InvalidSignature:
+            return False
+        return True
+
+    return verify
+
+
+def _generic_verifier(alg: str, key: Any) -> Callable[[bytes, bytes], bool]:
+    model = _ALGORITHMS[alg]
+    return lambda signing_input, signature: bool(model.verify(signing_input, signature, key))
+
+
 @dataclass(frozen=True)
 class VerificationKey:
     """A key that may verify tokens: exactly one algorithm, parsed once."""
@@ -52,6 +86,14 @@ class VerificationKey:
     key: Any  # joserfc ECKey / RSAKey (public) or OctKey (legacy secret)
     state: str  # standby, active, retired, or "legacy"
     retired_at: datetime | None = None
+    _verify: Callable[[bytes, bytes], bool] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.alg == "ES256":
+            verifier = _es256_verifier(self.key)
+        else:
+            verifier = _generic_verifier(self.alg, self.key)
+        object.__setattr__(self, "_verify", verifier)
 
     @property
     def legacy(self) -> bool:
@@ -59,7 +101,7 @@ class VerificationKey:
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Check ``signature`` with this key's own algorithm only."""
-        return bool(_ALGORITHMS[self.alg].verify(signing_input, signature, self.key))
+        return self._verify(signing_input, signature)
 
 
 @dataclass(frozen=True)

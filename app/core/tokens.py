@@ -76,10 +76,18 @@ class TokenPolicy:
     legacy_issuer: str | None = None
     legacy_audience: str | None = None
 
+    def legacy_allowed_at(self, now: float) -> bool:
+        """Whether LEGACY_ACCEPT_UNTIL still lets HS256 tokens in at ``now``."""
+        until = self.legacy_accept_until
+        return until is None or now < until.timestamp()
 
-@dataclass(frozen=True)
+
+@dataclass(slots=True)
 class VerifiedToken:
-    """A token whose signature and static claims passed; time checks still run per use."""
+    """A token whose signature and static claims passed; time checks still run per use.
+
+    Treat as read-only; not frozen only because frozen dataclasses are slow to build.
+    """
 
     claims: dict[str, Any]
     kid: str
@@ -120,9 +128,12 @@ def _decode_segment(segment: bytes) -> bytes:
         raise TokenRejected("malformed") from None
 
 
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # built once: hot path
+
+
 def _json_object(segment: bytes) -> dict[str, Any]:
     try:
-        value = json.loads(_decode_segment(segment), object_pairs_hook=_no_duplicates)
+        value = _STRICT_JSON.decode(_decode_segment(segment).decode("utf-8"))
     except (ValueError, RecursionError):
         raise TokenRejected("malformed") from None
     if not isinstance(value, dict):
@@ -257,26 +268,58 @@ def check_times(token: VerifiedToken, now: float, leeway: int) -> None:
         raise TokenRejected("issued_in_future")
 
 
+class _HeaderCache:
+    """Parsed headers of recently verified tokens, keyed by the raw segment.
+
+    Every token one key signs shares its header segment, so parsing it again
+    per token is waste. Only headers of tokens that verified are stored, and
+    the store is small and bounded, so forged headers cannot grow it.
+    """
+
+    def __init__(self, max_entries: int = 64) -> None:
+        self._entries: dict[bytes, dict[str, Any]] = {}
+        self._max = max_entries
+
+    def parse(self, segment: bytes) -> dict[str, Any]:
+        header = self._entries.get(segment)
+        return dict(header) if header is not None else _json_object(segment)
+
+    def remember(self, segment: bytes, header: dict[str, Any]) -> None:
+        if segment not in self._entries:
+            if len(self._entries) >= self._max:
+                self._entries.clear()
+            self._entries[segment] = dict(header)
+
+
 def _verify_uncached(
     token: str | bytes, snapshot: KeyringSnapshot, keyring: Keyring | None, policy: TokenPolicy,
-    now: float,
+    now: float, headers: _HeaderCache | None,
 ) -> VerifiedToken:
     head, body, sig_segment = _split(token, policy.max_bytes)
-    header = _json_object(head)
-    until_ok = policy.legacy_accept_until is None or now < policy.legacy_accept_until.timestamp()
-    _check_header(header, snapshot, until_ok)
+    header = headers.parse(head) if headers is not None else _json_object(head)
+    _check_header(header, snapshot, policy.legacy_allowed_at(now))
     snapshot, key = _find_key(header, snapshot, keyring)
     claims = _json_object(body)
     signature = _decode_segment(sig_segment)
     key = _check_signature(key, snapshot, head + b"." + body, signature)
-    own = not key.legacy or str(header.get("typ", "")).lower() in _TYP_ACCEPTED
-    if own:
+    if not key.legacy or str(header.get("typ", "")).lower() in _TYP_ACCEPTED:
         _check_own_claims(header, claims, policy)
         subject = claims["sub"]
     else:
         subject = _check_legacy_claims(claims, policy)
+    if headers is not None:
+        headers.remember(head, header)
+    return _verified(token, key, claims, subject)
+
+
+def _verified(
+    token: str | bytes, key: VerificationKey, claims: dict[str, Any], subject: str
+) -> VerifiedToken:
     jti = claims.get("jti")
-    raw = token.encode() if isinstance(token, str) else token
+    sid = claims.get("sid")
+    token_hash = None
+    if not jti:  # a legacy token without jti is revoked by its hash (SPEC §4)
+        token_hash = hashlib.sha256(token.encode() if isinstance(token, str) else token).hexdigest()
     return VerifiedToken(
         claims=claims,
         kid=key.kid,
@@ -284,11 +327,11 @@ def _verify_uncached(
         legacy=key.legacy,
         subject=subject,
         jti=jti,
-        sid=claims.get("sid") if isinstance(claims.get("sid"), str) else None,
+        sid=sid if isinstance(sid, str) else None,
         iat=int(claims["iat"]) if "iat" in claims else None,
         exp=float(claims["exp"]),
         nbf=float(claims["nbf"]) if "nbf" in claims else None,
-        token_hash=None if jti else hashlib.sha256(raw).hexdigest(),
+        token_hash=token_hash,
     )
 
 
@@ -303,6 +346,7 @@ class VerifiedTokenCache:
     def __init__(self, max_entries: int = 50_000) -> None:
         self._entries: OrderedDict[str, VerifiedToken] = OrderedDict()
         self._max = max_entries
+        self.headers = _HeaderCache()
 
     def get(self, token: str, snapshot: KeyringSnapshot) -> VerifiedToken | None:
         entry = self._entries.get(token)
@@ -341,11 +385,11 @@ def verify_token(
     """Verify ``token`` (SPEC §3 steps 1-5) or raise TokenRejected with the reason."""
     verified = cache.get(token, snapshot) if cache is not None else None
     if verified is None:
-        verified = _verify_uncached(token, snapshot, keyring, policy, now)
+        headers = cache.headers if cache is not None else None
+        verified = _verify_uncached(token, snapshot, keyring, policy, now, headers)
         if cache is not None:
             cache.put(token, verified)
-    if verified.legacy and policy.legacy_accept_until is not None \
-            and now >= policy.legacy_accept_until.timestamp():
+    if verified.legacy and not policy.legacy_allowed_at(now):
         if cache is not None:
             cache.drop(token)
         raise TokenRejected("legacy_disabled")

@@ -97,7 +97,7 @@ class AppServer:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(gunicorn), "-c", "gunicorn.conf.py", "--access-logfile", "", "wsgi:app"],
+                [str(gunicorn), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null", "wsgi:app"],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

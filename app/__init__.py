@@ -17,10 +17,11 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import cli, errors, http, models, security, state  # models: registers every table
+from app import audit, cli, errors, http, models, security, state  # models: registers tables
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
+from app.security import revocation
 
 __all__ = ["create_app", "ConfigError"]
 
@@ -51,6 +52,8 @@ def create_app(
         )
 
     security.init_app(app)
+    revocation.init_app(app)
+    audit.init_app(app)
     errors.init_app(app)
     http.init_app(app)
     _register_blueprints(app)

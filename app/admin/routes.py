@@ -1,7 +1,244 @@
-"""Routes of the `admin` area (routes arrive with their issues)."""
+"""The admin API (SPEC §8): role ``admin``; changes need a recent step-up when the admin has MFA."""
 
 from __future__ import annotations
 
-from flask import Blueprint
+from typing import Any
 
-bp = Blueprint("admin", __name__, url_prefix="/admin")
+from flask import Blueprint, Response, jsonify, request
+from sqlalchemy import func, select
+
+from app import state
+from app.admin.schemas import (
+    AuditQuerySchema,
+    PhaseSchema,
+    RotateSchema,
+    TokenRevokeSchema,
+    UserCreateSchema,
+    UserQuerySchema,
+    UserUpdateSchema,
+)
+from app.audit import audit
+from app.core import audit as audit_service
+from app.core import keys as key_service
+from app.core import migration
+from app.core import mfa as mfa_service
+from app.core import sessions as session_service
+from app.core import users as user_service
+from app.errors import Conflict, NotFound, StepUpRequired, ValidationFailed
+from app.extensions import db
+from app.http import load_json
+from app.models import AuthSession, SigningKey, User
+from app.security import current_principal, keyops, snapshot
+from app.security.guards import protect_blueprint
+from app.security.issuing import session_limits
+from app.security.revocation import revocations, revoke_session, revoke_user_tokens
+
+bp = Blueprint("admin", __name__, url_prefix="/admin/api")
+protect_blueprint(bp, roles=("admin",))
+
+STEP_UP_MAX_AGE = 300  # seconds: how recent an admin's MFA must be for a change
+
+
+@bp.before_request
+def _step_up_for_changes() -> None:
+    """An admin with MFA on must have stepped up recently to change anything."""
+    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint is None:
+        return
+    principal = current_principal()
+    if not mfa_service.is_enabled(db.session, principal.user_id):
+        return
+    fresh = principal.auth_time is not None and \
+        state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE
+    if principal.acr != "aal2" or not fresh:
+        raise StepUpRequired(STEP_UP_MAX_AGE)
+
+
+def _query(schema: Any) -> Any:
+    return schema.load(request.args.to_dict())
+
+
+def _user_json(user: User) -> dict[str, Any]:
+    return {"id": user.id, "username": user.username, "roles": user.roles,
+            "disabled": user.disabled, "created_at": user.created_at.isoformat(),
+            "mfa_enabled": mfa_service.is_enabled(db.session, user.id)}
+
+
+def _user(user_id: int) -> User:
+    user = db.session.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+@bp.get("/users")
+def list_users() -> Response:
+    """Users, searched by name, paged."""
+    args = _query(UserQuerySchema())
+    stmt = select(User).order_by(User.id)
+    if args["q"]:
+        stmt = stmt.where(User.username.contains(args["q"].lower(), autoescape=True))
+    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
+    rows = db.session.scalars(stmt.limit(args["per_page"])
+                              .offset((args["page"] - 1) * args["per_page"]))
+    return jsonify(users=[_user_json(u) for u in rows], total=total, page=args["page"],
+                   per_page=args["per_page"])
+
+
+@bp.post("/users")
+def create_user() -> tuple[Response, int]:
+    body = load_json(UserCreateSchema())
+    try:
+        user = user_service.create_user(db.session, body["username"], body["password"],
+                                        body["roles"], state.now())
+    except user_service.UsernameTaken:
+        raise Conflict("This username is taken.") from None
+    except user_service.UserError as exc:
+        field = "password" if isinstance(exc, user_service.WeakPassword) else "username"
+        raise ValidationFailed(details={field: [str(exc)]}) from None
+    audit("USER_CREATED", user_id=user.id, actor_id=current_principal().user_id)
+    return jsonify(_user_json(user)), 201
+
+
+@bp.patch("/users/<int:user_id>")
+def update_user(user_id: int) -> Response:
+    """Disable/enable (disabling ends every session at once) and set roles."""
+    body = load_json(UserUpdateSchema())
+    user = _user(user_id)
+    actor = current_principal().user_id
+    if "roles" in body:
+        user.roles = sorted(set(body["roles"]))
+    if "disabled" in body:
+        user.disabled = body["disabled"]
+    db.session.commit()
+    if body.get("disabled"):
+        revoke_user_tokens(user.id, reason="user_disabled", actor_id=actor)
+    elif "roles" in body:  # tokens carry roles: make the user pick up the new ones
+        revoke_user_tokens(user.id, reason="roles_changed", actor_id=actor)
+    audit("USER_UPDATED", user_id=user.id, actor_id=actor,
+          details={k: body[k] for k in ("disabled", "roles") if k in body})
+    return jsonify(_user_json(user))
+
+
+@bp.post("/users/<int:user_id>/revoke-tokens")
+def revoke_tokens(user_id: int) -> Response:
+    """Every token and session of that user, now."""
+    user = _user(user_id)
+    revoke_user_tokens(user.id, reason="admin", actor_id=current_principal().user_id)
+    return jsonify(revoked=True, user_id=user.id)
+
+
+def _session_json(sess: AuthSession) -> dict[str, Any]:
+    return {"id": sess.id, "user_id": sess.user_id, "client_id": sess.client_id,
+            "created_at": sess.created_at.isoformat(),
+            "last_used_at": sess.last_used_at.isoformat(), "ip": sess.ip,
+            "user_agent": sess.user_agent, "acr": sess.acr}
+
+
+@bp.get("/users/<int:user_id>/sessions")
+def user_sessions(user_id: int) -> Response:
+    user = _user(user_id)
+    rows = session_service.live_sessions(db.session, user.id, state.now(), session_limits())
+    return jsonify(sessions=[_session_json(s) for s in rows])
+
+
+@bp.delete("/sessions/<session_id>")
+def end_session(session_id: str) -> Response:
+    sess = db.session.get(AuthSession, session_id)
+    if sess is None or sess.revoked_at is not None:
+        raise NotFound("No such session.")
+    revoke_session(sess, reason="admin", actor_id=current_principal().user_id)
+    return jsonify(ended=session_id)
+
+
+@bp.post("/tokens/revoke")
+def revoke_token() -> Response:
+    """Revoke one access token by its jti, for as long as any access token can live."""
+    body = load_json(TokenRevokeSchema())
+    s = state.settings()
+    now = state.now()
+    revocations().revoke_jti(body["jti"], now + s.access_token_ttl + s.clock_skew_leeway, now,
+                             "admin")
+    audit("TOKEN_REVOKED", actor_id=current_principal().user_id, reason="admin",
+          details={"jti": body["jti"]})
+    return jsonify(revoked=body["jti"])
+
+
+def _key_json(row: SigningKey) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    return {"kid": row.kid, "alg": row.alg, "state": row.state,
+            "created_at": when(row.created_at), "activated_at": when(row.activated_at),
+            "retired_at": when(row.retired_at), "expired_at": when(row.expired_at),
+            "revoked_at": when(row.revoked_at)}
+
+
+@bp.get("/keys")
+def list_keys() -> Response:
+    return jsonify(keys=[_key_json(row) for row in keyops.list_signing_keys()])
+
+
+@bp.post("/keys/rotate")
+def rotate_keys() -> Response:
+    body = load_json(RotateSchema()) if request.content_length else {"force": False}
+    try:
+        result = keyops.rotate_signing_keys(force=body["force"])
+    except key_service.KeyError_ as exc:
+        raise Conflict(str(exc)) from None
+    audit("KEY_ROTATED", actor_id=current_principal().user_id, kid=result.active_kid,
+          details={"retired": result.retired_kid, "standby": result.standby_kid})
+    return jsonify(active_kid=result.active_kid, retired_kid=result.retired_kid,
+                   standby_kid=result.standby_kid)
+
+
+@bp.post("/keys/<kid>/revoke")
+def revoke_key(kid: str) -> Response:
+    try:
+        row = keyops.revoke_signing_key(kid)
+    except key_service.UnknownKey:
+        raise NotFound("No such live key.") from None
+    audit("KEY_REVOKED", actor_id=current_principal().user_id, kid=kid)
+    return jsonify(_key_json(row))
+
+
+def _migration_json() -> dict[str, Any]:
+    usage = migration.legacy_usage(db.session)
+    until = state.settings().legacy_accept_until
+    return {
+        "phase": snapshot().phase,
+        "legacy_accept_until": until.isoformat() if until else None,
+        "legacy_usage": [{"day": u.day.isoformat(), "count": u.count} for u in usage],
+        "last_legacy_token_at": max((u.last_seen_at for u in usage), default=None),
+    }
+
+
+@bp.get("/migration")
+def get_migration() -> Response:
+    return jsonify(_migration_json())
+
+
+@bp.put("/migration")
+def set_migration() -> Response:
+    body = load_json(PhaseSchema())
+    try:
+        previous = keyops.set_migration_phase(body["phase"])
+    except ValueError as exc:
+        raise Conflict(str(exc)) from None
+    audit("MIGRATION_PHASE_CHANGED", actor_id=current_principal().user_id,
+          details={"from": previous, "to": body["phase"]})
+    return jsonify(_migration_json())
+
+
+@bp.get("/audit")
+def audit_log() -> Response:
+    """Audit events by user, event and time range, newest first; page with ``before_id``."""
+    args = _query(AuditQuerySchema())
+    rows = audit_service.query(db.session, **args)
+    return jsonify(
+        events=[{"id": e.id, "at": e.at.isoformat(), "event": e.event, "user_id": e.user_id,
+                 "actor_id": e.actor_id, "session_id": e.session_id,
+                 "request_id": e.request_id, "ip": e.ip, "user_agent": e.user_agent,
+                 "result": e.result, "reason": e.reason, "kid": e.kid, "details": e.details}
+                for e in rows],
+        next_before_id=rows[-1].id if len(rows) == args["limit"] else None,
+    )

@@ -2,25 +2,38 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify
+from typing import Any
 
-from app.errors import InvalidToken
+from flask import Blueprint, Response, jsonify
+from sqlalchemy import select
+
+from app import state
+from app.api.schemas import NoteSchema
+from app.errors import InvalidToken, NotFound
 from app.extensions import db
-from app.models import User
+from app.http import load_json
+from app.models import AuthSession, Note, User
 from app.security import current_principal
-from app.security.guards import protect_blueprint
+from app.security.guards import protect_blueprint, require_mfa, require_scopes
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 protect_blueprint(bp)
+
+EXPORT_MAX_AGE = 300  # seconds since the last MFA for the sensitive export (SPEC §8)
+
+
+def _me() -> User:
+    user = db.session.get(User, current_principal().user_id)
+    if user is None:
+        raise InvalidToken("unknown_subject")
+    return user
 
 
 @bp.get("/me")
 def me() -> Response:
     """Who the token says you are."""
     principal = current_principal()
-    user = db.session.get(User, principal.user_id)
-    if user is None:
-        raise InvalidToken("unknown_subject")
+    user = _me()
     return jsonify(
         sub=str(user.id),
         username=user.username,
@@ -32,3 +45,70 @@ def me() -> Response:
         auth_time=principal.auth_time,
         legacy=principal.legacy,
     )
+
+
+def _note_json(note: Note) -> dict[str, Any]:
+    return {"id": note.id, "title": note.title, "body": note.body,
+            "created_at": note.created_at.isoformat()}
+
+
+def _own_note(note_id: int) -> Note:
+    """The caller's note; someone else's is 404, so its existence does not leak."""
+    note = db.session.get(Note, note_id)
+    if note is None or note.user_id != current_principal().user_id:
+        raise NotFound("No such note.")
+    return note
+
+
+@bp.get("/notes")
+@require_scopes("notes:read")
+def list_notes() -> Response:
+    """The caller's notes, newest first."""
+    rows = db.session.scalars(select(Note).where(Note.user_id == current_principal().user_id)
+                              .order_by(Note.id.desc()))
+    return jsonify(notes=[_note_json(n) for n in rows])
+
+
+@bp.post("/notes")
+@require_scopes("notes:write")
+def create_note() -> tuple[Response, int]:
+    """Add a note owned by the caller."""
+    body = load_json(NoteSchema())
+    note = Note(user_id=current_principal().user_id, title=body["title"], body=body["body"],
+                created_at=state.now())
+    db.session.add(note)
+    db.session.commit()
+    return jsonify(_note_json(note)), 201
+
+
+@bp.get("/notes/<int:note_id>")
+@require_scopes("notes:read")
+def get_note(note_id: int) -> Response:
+    return jsonify(_note_json(_own_note(note_id)))
+
+
+@bp.delete("/notes/<int:note_id>")
+@require_scopes("notes:write")
+def delete_note(note_id: int) -> Response:
+    note = _own_note(note_id)
+    db.session.delete(note)
+    db.session.commit()
+    return jsonify(deleted=note_id)
+
+
+@bp.post("/account/export")
+@require_mfa(max_age=EXPORT_MAX_AGE)
+def export_account() -> Response:
+    """Everything we hold about the caller (sensitive: needs a recent MFA)."""
+    user = _me()
+    notes = db.session.scalars(select(Note).where(Note.user_id == user.id))
+    sessions = db.session.scalars(select(AuthSession).where(AuthSession.user_id == user.id))
+    response = jsonify(
+        user={"id": user.id, "username": user.username, "roles": user.roles,
+              "created_at": user.created_at.isoformat()},
+        notes=[_note_json(n) for n in notes],
+        sessions=[{"id": s.id, "created_at": s.created_at.isoformat(), "ip": s.ip,
+                   "user_agent": s.user_agent} for s in sessions],
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -30,7 +30,9 @@ from joserfc.util import urlsafe_b64decode
 from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
 
 __all__ = [
+    "ACCESS_PROFILE",
     "ACCESS_TOKEN_TYPE",
+    "TokenProfile",
     "TokenPolicy",
     "TokenRejected",
     "VerifiedToken",
@@ -61,6 +63,19 @@ class TokenRejected(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+@dataclass(frozen=True)
+class TokenProfile:
+    """What kind of token is expected: its ``typ`` values, claims and audience."""
+
+    types: frozenset[str]
+    required: dict[str, type | tuple[type, ...]]
+    audience: str | None = None  # None: the policy's access-token audience
+    allow_legacy: bool = True
+
+
+ACCESS_PROFILE = TokenProfile(_TYP_ACCEPTED, _REQUIRED_CLAIMS)
 
 
 @dataclass(frozen=True)
@@ -102,9 +117,11 @@ class VerifiedToken:
     token_hash: str | None  # SHA-256 of a legacy token without jti (its revocation handle)
 
 
-def sign_token(signer: SigningMaterial, claims: dict[str, Any]) -> str:
+def sign_token(
+    signer: SigningMaterial, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYPE
+) -> str:
     """Sign ``claims`` as a JWS compact token with the signer's one algorithm."""
-    header = {"alg": signer.alg, "kid": signer.kid, "typ": ACCESS_TOKEN_TYPE}
+    header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
     payload = json.dumps(claims, separators=(",", ":")).encode()
     return jws.serialize_compact(header, payload, signer.key, algorithms=[signer.alg])
 
@@ -229,14 +246,16 @@ def _check_audience(aud: Any, expected: str) -> None:
         raise TokenRejected("bad_audience")
 
 
-def _check_own_claims(header: dict[str, Any], claims: dict[str, Any], policy: TokenPolicy) -> None:
+def _check_own_claims(
+    header: dict[str, Any], claims: dict[str, Any], policy: TokenPolicy, profile: TokenProfile
+) -> None:
     typ = header.get("typ")
-    if not isinstance(typ, str) or typ.lower() not in _TYP_ACCEPTED:
+    if not isinstance(typ, str) or typ.lower() not in profile.types:
         raise TokenRejected("bad_typ")
-    _check_types(claims, _REQUIRED_CLAIMS)
+    _check_types(claims, profile.required)
     if claims["iss"] != policy.issuer:
         raise TokenRejected("bad_issuer")
-    _check_audience(claims["aud"], policy.audience)
+    _check_audience(claims["aud"], profile.audience or policy.audience)
 
 
 def _check_legacy_claims(claims: dict[str, Any], policy: TokenPolicy) -> str:
@@ -293,7 +312,7 @@ class _HeaderCache:
 
 def _verify_uncached(
     token: str | bytes, snapshot: KeyringSnapshot, keyring: Keyring | None, policy: TokenPolicy,
-    now: float, headers: _HeaderCache | None,
+    now: float, headers: _HeaderCache | None, profile: TokenProfile,
 ) -> VerifiedToken:
     head, body, sig_segment = _split(token, policy.max_bytes)
     header = headers.parse(head) if headers is not None else _json_object(head)
@@ -302,8 +321,10 @@ def _verify_uncached(
     claims = _json_object(body)
     signature = _decode_segment(sig_segment)
     key = _check_signature(key, snapshot, head + b"." + body, signature)
-    if not key.legacy or str(header.get("typ", "")).lower() in _TYP_ACCEPTED:
-        _check_own_claims(header, claims, policy)
+    if key.legacy and not profile.allow_legacy:
+        raise TokenRejected("alg_mismatch")
+    if not key.legacy or str(header.get("typ", "")).lower() in profile.types:
+        _check_own_claims(header, claims, policy, profile)
         subject = claims["sub"]
     else:
         subject = _check_legacy_claims(claims, policy)
@@ -381,12 +402,16 @@ def verify_token(
     *,
     keyring: Keyring | None = None,
     cache: VerifiedTokenCache | None = None,
+    profile: TokenProfile = ACCESS_PROFILE,
 ) -> VerifiedToken:
-    """Verify ``token`` (SPEC §3 steps 1-5) or raise TokenRejected with the reason."""
+    """Verify ``token`` (SPEC §3 steps 1-5) or raise TokenRejected with the reason.
+
+    ``cache`` must only ever see one ``profile`` (the app keeps one for access tokens).
+    """
     verified = cache.get(token, snapshot) if cache is not None else None
     if verified is None:
         headers = cache.headers if cache is not None else None
-        verified = _verify_uncached(token, snapshot, keyring, policy, now, headers)
+        verified = _verify_uncached(token, snapshot, keyring, policy, now, headers, profile)
         if cache is not None:
             cache.put(token, verified)
     if verified.legacy and not policy.legacy_allowed_at(now):

@@ -10,10 +10,18 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.passwords import hash_password, password_problems
+from app.core.passwords import (
+    burn_verification,
+    hash_password,
+    needs_rehash,
+    password_problems,
+    verify_password,
+)
 from app.models import User
 
 __all__ = [
+    "change_password",
+    "check_credentials",
     "UserError",
     "UsernameTaken",
     "WeakPassword",
@@ -78,3 +86,32 @@ def create_user(
         session.rollback()
         raise UsernameTaken(f"username {name!r} is taken") from None
     return user
+
+
+def check_credentials(session: Session, username: str, password: str) -> User | None:
+    """The user if ``password`` is right and the account enabled, else None.
+
+    An unknown username runs the same argon2 work as a wrong password, and a
+    disabled account is checked only after the hash, so timing tells nothing.
+    A hash made with older parameters is replaced on success (SPEC §5).
+    """
+    user = find_by_username(session, username)
+    if user is None:
+        burn_verification(password)
+        return None
+    if not verify_password(user.password_hash, password) or user.disabled:
+        return None
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+        session.commit()
+    return user
+
+
+def change_password(session: Session, user: User, new_password: str, now: datetime) -> None:
+    """Set a new password (strength-checked); the caller ends the other sessions."""
+    problems = password_problems(new_password, user.username)
+    if problems:
+        raise WeakPassword("password " + "; ".join(problems))
+    user.password_hash = hash_password(new_password)
+    user.password_changed_at = now
+    session.commit()

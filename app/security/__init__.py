@@ -29,6 +29,7 @@ from app.security.revocation import check_revoked
 __all__ = [
     "Principal",
     "authenticate",
+    "check_csrf",
     "current_principal",
     "init_app",
     "keyring",
@@ -130,7 +131,7 @@ def _read_token() -> tuple[str | None, bool]:
     return (cookie, True) if cookie else (None, False)
 
 
-def _check_csrf() -> None:
+def check_csrf() -> None:
     """Double-submit token and same-origin check for cookie-authenticated writes (SPEC §5)."""
     names = cookie_names(state.settings().cookie_secure)
     expected = request.cookies.get(names.csrf, "")
@@ -159,7 +160,7 @@ def authenticate() -> Principal:
         log.info("token rejected: %s", exc.reason)
         raise InvalidToken(exc.reason) from None
     if via_cookie and request.method not in _SAFE_METHODS:
-        _check_csrf()
+        check_csrf()
     g.tessera_principal = principal
     return principal
 

@@ -9,13 +9,9 @@ from app.core.migration import record_legacy_use
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.extensions import db
 from app.models import User
-from app.security.principal import Principal
+from app.security.principal import DEFAULT_SCOPES, Principal
 
-__all__ = ["legacy_principal", "DEFAULT_SCOPES"]
-
-# A legacy token stood for the whole user in the old system: it gets the scopes
-# of a normal login, and the roles the user has now (never roles from the token).
-DEFAULT_SCOPES = frozenset({"notes:read", "notes:write"})
+__all__ = ["legacy_principal"]
 
 
 def _find_user(subject: str) -> User | None:
@@ -38,7 +34,9 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
         user_id=user.id,
         session_id=None,
         client_id="legacy",
-        scopes=frozenset(scope.split()) if isinstance(scope, str) else DEFAULT_SCOPES,
+        # A legacy token stood for the whole user: the scopes of a normal login and
+        # the roles the user has now (never roles from the token).
+        scopes=frozenset(scope.split() if isinstance(scope, str) else DEFAULT_SCOPES),
         roles=frozenset(user.roles),
         acr="aal1",
         amr=("pwd",),

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["Principal"]
+__all__ = ["DEFAULT_SCOPES", "Principal"]
+
+# What a login grants; the notes API checks these (SPEC §8).
+DEFAULT_SCOPES = ("notes:read", "notes:write")
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,102 @@
-"""Step 6 of SPEC §3: is the token, its session or its user revoked? (wired to core.revocation)"""
+"""Revocation from inside the app (SPEC §6): the settings, the stores and the TTLs.
+
+The rules live in ``app.core.revocation``; this module decides how long each
+revocation must live (as long as anything it revokes could still be
+presented) and wires the per-request check into authentication.
+"""
 
 from __future__ import annotations
 
-from app.core.tokens import VerifiedToken
+from datetime import datetime, timedelta
+
+from flask import Flask, current_app
+
+from app import state
+from app.audit import audit
+from app.core.revocation import RevocationService, RevocationState, StoreUnavailable
+from app.core.tokens import TokenRejected, VerifiedToken
+from app.errors import ServiceUnavailable
+from app.extensions import db, redis_store
+from app.models import AuthSession
 from app.security.principal import Principal
+
+__all__ = [
+    "check_revoked",
+    "init_app",
+    "revocations",
+    "revoke_access_token",
+    "revoke_session",
+    "revoke_user_tokens",
+]
+
+_STATE = "tessera.revocation"
+
+
+def init_app(app: Flask) -> None:
+    """Per-process revocation state (outage flag, rebuild lock) for this app."""
+    app.extensions[_STATE] = RevocationState()
+
+
+def revocations() -> RevocationService:
+    """The revocation service bound to this request's database session and Redis."""
+    return RevocationService(
+        db.session,
+        redis_store.client,
+        state=current_app.extensions[_STATE],
+        fail_mode=state.settings().revocation_fail_mode,
+    )
+
+
+def _margin() -> timedelta:
+    return state.settings().clock_skew_leeway + timedelta(seconds=1)
+
+
+def _user_cutoff_lifetime() -> timedelta:
+    """How long a revoke-all must be remembered: the longest life of any token it covers.
+
+    Access tokens live ACCESS_TOKEN_TTL; a legacy token is assumed to live no longer
+    than a session (SESSION_MAX_AGE), which the README states.
+    """
+    s = state.settings()
+    return max(s.access_token_ttl, s.session_max_age) + _margin()
 
 
 def check_revoked(principal: Principal, verified: VerifiedToken) -> None:
-    """Raise TokenRejected when revoked (to be wired to the revocation service)."""
-    return None
+    """Step 6 of SPEC §3: jti, sid and user in one lookup; raise TokenRejected if revoked."""
+    try:
+        reason = revocations().check(
+            jti=verified.jti, sid=verified.sid, user_id=principal.user_id, iat=verified.iat,
+            token_hash=verified.token_hash, now=state.now(),
+        )
+    except StoreUnavailable:
+        raise ServiceUnavailable("Revocation state cannot be read right now.") from None
+    if reason is not None:
+        raise TokenRejected(reason)
+
+
+def revoke_access_token(principal: Principal, *, reason: str) -> None:
+    """Revoke the presented access token itself, until its ``exp``."""
+    expires_at = datetime.fromtimestamp(principal.exp, state.now().tzinfo) + _margin()
+    service = revocations()
+    if principal.jti:
+        service.revoke_jti(principal.jti, expires_at, state.now(), reason)
+    elif principal.token_hash:
+        service.revoke_token_hash(principal.token_hash, expires_at, state.now(), reason)
+    audit("TOKEN_REVOKED", user_id=principal.user_id, session_id=principal.session_id,
+          reason=reason, details={"jti": principal.jti} if principal.jti else None)
+
+
+def revoke_session(sess: AuthSession, *, reason: str, actor_id: int | None = None) -> None:
+    """End ``sess``: its refresh tokens and every access token it issued."""
+    now = state.now()
+    expires_at = max(sess.expires_at, now + state.settings().access_token_ttl) + _margin()
+    revocations().revoke_session(sess.id, expires_at, now, reason)
+    audit("SESSION_REVOKED", user_id=sess.user_id, session_id=sess.id, reason=reason,
+          actor_id=actor_id)
+
+
+def revoke_user_tokens(user_id: int, *, reason: str, actor_id: int | None = None) -> None:
+    """Every session and token of ``user_id``, issued before now (SPEC §6)."""
+    now = state.now()
+    revocations().revoke_user(user_id, now, now + _user_cutoff_lifetime(), reason)
+    audit("USER_TOKENS_REVOKED", user_id=user_id, actor_id=actor_id, reason=reason)

@@ -14,6 +14,7 @@ class Reply:
     status: int
     headers: dict[str, str]
     body: bytes
+    set_cookies: list[str]
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -30,6 +31,8 @@ def call(method: str, url: str, *, headers: dict[str, str] | None = None,
     request = urllib.request.Request(url, data=data, method=method, headers=all_headers)
     try:
         with urllib.request.urlopen(request, timeout=timeout) as response:
-            return Reply(response.status, dict(response.headers), response.read())
+            return Reply(response.status, dict(response.headers), response.read(),
+                         response.headers.get_all("Set-Cookie") or [])
     except urllib.error.HTTPError as error:
-        return Reply(error.code, dict(error.headers), error.read())
+        return Reply(error.code, dict(error.headers), error.read(),
+                     error.headers.get_all("Set-Cookie") or [])

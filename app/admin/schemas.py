@@ -1,0 +1,48 @@
+"""Bodies and query strings of the admin API."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+from marshmallow import Schema, fields, validate
+
+_ROLE = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_:-]{0,31}$"))
+
+
+class UserCreateSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=2, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=256))
+    roles = fields.List(_ROLE, load_default=list, validate=validate.Length(max=16))
+
+
+class UserUpdateSchema(Schema):
+    disabled = fields.Boolean()
+    roles = fields.List(_ROLE, validate=validate.Length(max=16))
+
+
+class UserQuerySchema(Schema):
+    q = fields.String(load_default=None, validate=validate.Length(max=64))
+    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
+    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+
+
+class TokenRevokeSchema(Schema):
+    jti = fields.String(required=True, validate=validate.Length(min=1, max=128))
+
+
+class RotateSchema(Schema):
+    force = fields.Boolean(load_default=False)
+
+
+class PhaseSchema(Schema):
+    phase = fields.String(required=True,
+                          validate=validate.OneOf(["legacy", "dual", "asymmetric"]))
+
+
+class AuditQuerySchema(Schema):
+    user_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    event = fields.String(load_default=None, validate=validate.Length(max=40))
+    since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1))

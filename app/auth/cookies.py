@@ -1,0 +1,48 @@
+"""The session cookies of SPEC §5, set and cleared in one place."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+
+from flask import Response
+
+from app import state
+from app.security.cookies import cookie_names
+
+__all__ = ["clear_session_cookies", "set_access_cookie", "set_session_cookies"]
+
+
+def set_access_cookie(response: Response, access_token: str) -> None:
+    """The access token cookie alone (step-up renews it without touching the session)."""
+    s = state.settings()
+    response.set_cookie(cookie_names(s.cookie_secure).access, access_token,
+                        max_age=int(s.access_token_ttl.total_seconds()), path="/",
+                        httponly=True, secure=s.cookie_secure, samesite="Strict")
+    response.headers["Cache-Control"] = "no-store"
+
+
+def set_session_cookies(
+    response: Response, *, access_token: str, refresh_token: str, session_expires_at: datetime
+) -> None:
+    """Access (Path=/), refresh (Path=/auth) and CSRF cookies, all SameSite=Strict."""
+    s = state.settings()
+    names = cookie_names(s.cookie_secure)
+    refresh_age = max(1, int((session_expires_at - state.now()).total_seconds()))
+    common = {"secure": s.cookie_secure, "samesite": "Strict"}
+    set_access_cookie(response, access_token)
+    response.set_cookie(names.refresh, refresh_token, max_age=refresh_age, path="/auth",
+                        httponly=True, **common)
+    # Readable by JavaScript on purpose: the page echoes it in X-CSRF-Token.
+    response.set_cookie(names.csrf, secrets.token_urlsafe(32), max_age=refresh_age, path="/",
+                        httponly=False, **common)
+
+
+def clear_session_cookies(response: Response) -> None:
+    """Expire all three cookies on the paths they were set on."""
+    s = state.settings()
+    names = cookie_names(s.cookie_secure)
+    common = {"secure": s.cookie_secure, "samesite": "Strict"}
+    response.delete_cookie(names.access, path="/", httponly=True, **common)
+    response.delete_cookie(names.refresh, path="/auth", httponly=True, **common)
+    response.delete_cookie(names.csrf, path="/", **common)

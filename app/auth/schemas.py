@@ -1,0 +1,32 @@
+"""Request bodies of the auth area; unknown fields are refused (marshmallow's RAISE)."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+_USERNAME = fields.String(required=True, validate=validate.Length(min=1, max=64))
+_PASSWORD = validate.Length(min=1, max=256)
+
+
+class LoginSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=_PASSWORD)
+
+
+class RegisterSchema(Schema):
+    username = fields.String(required=True, validate=validate.Length(min=2, max=64))
+    password = fields.String(required=True, validate=_PASSWORD)
+
+
+class PasswordChangeSchema(Schema):
+    current_password = fields.String(required=True, validate=_PASSWORD)
+    new_password = fields.String(required=True, validate=_PASSWORD)
+
+
+class MfaVerifySchema(Schema):
+    mfa_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
+class EmptySchema(Schema):
+    """Routes that take no body still refuse unknown fields when one is sent."""

@@ -1,0 +1,201 @@
+"""Login sessions and rotating refresh tokens (SPEC §5).
+
+A refresh token is 256 random bits, stored only as its SHA-256, bound to one
+session. Every refresh consumes the presented token with one conditional
+UPDATE (the database decides which of two concurrent refreshes wins) and
+issues the next one. The winner's new token is also stored sealed under a key
+derived from the consumed token, so that within ``REFRESH_REUSE_GRACE`` a
+second tab presenting that same consumed token can be handed the session's
+current token — and nobody else can, since only the hash of the consumed
+token is stored. Any other reuse of a consumed token revokes the session.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from app.core.crypto import SealError, seal, sha256_hex, unseal
+from app.models import AuthSession, RefreshToken, User
+
+__all__ = [
+    "RefreshFailed",
+    "RefreshResult",
+    "ReuseDetected",
+    "SessionLimits",
+    "live_sessions",
+    "new_session",
+    "rotate_refresh_token",
+]
+
+_SUCCESSOR = "refresh-successor"
+
+
+class RefreshFailed(Exception):
+    """The refresh token cannot be used; ``reason`` is for logs and audit."""
+
+    def __init__(self, reason: str, session_id: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.session_id = session_id
+
+
+class ReuseDetected(RefreshFailed):
+    """A consumed token came back outside the grace window: the session must die."""
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_age: timedelta
+    idle_timeout: timedelta
+    reuse_grace: timedelta
+
+
+@dataclass(frozen=True)
+class RefreshResult:
+    session: AuthSession
+    user: User
+    refresh_token: str  # the session's current token (new, or the winner's during grace)
+    rotated: bool  # False when the grace path handed back the current token
+
+
+def _successor_key(consumed_token: str) -> bytes:
+    """A key only a holder of the consumed token can derive."""
+    hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"tessera refresh successor")
+    return hkdf.derive(consumed_token.encode())
+
+
+def _mint(session_id: str, now: datetime) -> tuple[str, RefreshToken]:
+    token = secrets.token_urlsafe(32)  # 256 bits
+    return token, RefreshToken(session_id=session_id, token_hash=sha256_hex(token), created_at=now)
+
+
+def new_session(
+    db: Session,
+    user: User,
+    *,
+    now: datetime,
+    limits: SessionLimits,
+    client_id: str = "web",
+    user_agent: str = "",
+    ip: str = "",
+    acr: str = "aal1",
+    amr: list[str] | None = None,
+    auth_time: datetime | None = None,
+) -> tuple[AuthSession, str]:
+    """Create a session and its first refresh token (committed); return both."""
+    sess = AuthSession(
+        id=secrets.token_urlsafe(16),
+        user_id=user.id,
+        client_id=client_id,
+        created_at=now,
+        last_used_at=now,
+        expires_at=now + limits.max_age,
+        user_agent=user_agent[:512],
+        ip=ip[:64],
+        acr=acr,
+        amr=amr or ["pwd"],
+        auth_time=auth_time or now,
+    )
+    db.add(sess)
+    db.flush()
+    token, row = _mint(sess.id, now)
+    db.add(row)
+    db.commit()
+    return sess, token
+
+
+def _usable_session(db: Session, session_id: str, now: datetime, limits: SessionLimits) -> AuthSession:
+    sess = db.get(AuthSession, session_id)
+    if sess is None or sess.revoked_at is not None:
+        raise RefreshFailed("session_revoked", session_id)
+    if now >= sess.expires_at:
+        raise RefreshFailed("session_expired", session_id)
+    if now - sess.last_used_at >= limits.idle_timeout:
+        raise RefreshFailed("session_idle", session_id)
+    return sess
+
+
+def rotate_refresh_token(
+    db: Session, presented: str, now: datetime, limits: SessionLimits
+) -> RefreshResult:
+    """Consume ``presented`` and return the session's next token (see module docstring)."""
+    row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(presented))).first()
+    if row is None:
+        raise RefreshFailed("unknown_token")
+    sess = _usable_session(db, row.session_id, now, limits)
+    user = db.get(User, sess.user_id)
+    if user is None or user.disabled:
+        raise RefreshFailed("user_disabled", sess.id)
+    if row.consumed_at is None:
+        result = _consume(db, row, sess, user, presented, now)
+        if result is not None:
+            return result
+        db.rollback()  # lost the race: read the winner's work
+        row = db.scalars(select(RefreshToken).where(RefreshToken.id == row.id)).one()
+    return _grace_or_reuse(db, row, sess, user, presented, now, limits)
+
+
+def _consume(
+    db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime
+) -> RefreshResult | None:
+    token, successor = _mint(sess.id, now)
+    won = db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.id == row.id, RefreshToken.consumed_at.is_(None))
+        .values(consumed_at=now,
+                successor_sealed=seal(_successor_key(presented), token.encode(), _SUCCESSOR))
+        .execution_options(synchronize_session=False)
+    ).rowcount == 1  # type: ignore[attr-defined]
+    if not won:
+        return None
+    # Older consumed tokens no longer need their sealed successor: the grace path
+    # serves only the immediately previous token.
+    db.execute(
+        update(RefreshToken)
+        .where(RefreshToken.session_id == sess.id, RefreshToken.id != row.id,
+               RefreshToken.successor_sealed.is_not(None))
+        .values(successor_sealed=None)
+        .execution_options(synchronize_session=False)
+    )
+    db.add(successor)
+    sess.last_used_at = now
+    db.commit()
+    return RefreshResult(sess, user, token, rotated=True)
+
+
+def _grace_or_reuse(
+    db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime,
+    limits: SessionLimits,
+) -> RefreshResult:
+    assert row.consumed_at is not None
+    if now - row.consumed_at <= limits.reuse_grace and row.successor_sealed is not None:
+        try:
+            current = unseal(_successor_key(presented), row.successor_sealed, _SUCCESSOR).decode()
+        except SealError:
+            current = None
+        if current is not None and _is_unconsumed(db, current):
+            return RefreshResult(sess, user, current, rotated=False)
+    raise ReuseDetected("refresh_token_reused", sess.id)
+
+
+def _is_unconsumed(db: Session, token: str) -> bool:
+    row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
+    return row is not None and row.consumed_at is None
+
+
+def live_sessions(db: Session, user_id: int, now: datetime, limits: SessionLimits) -> list[AuthSession]:
+    """The user's sessions that are neither revoked nor expired, most recently used first."""
+    stmt = (
+        select(AuthSession)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > now, AuthSession.last_used_at > now - limits.idle_timeout)
+        .order_by(AuthSession.last_used_at.desc())
+    )
+    return list(db.scalars(stmt))

@@ -1,0 +1,52 @@
+"""Minting access tokens for sessions, with the app's settings and current signer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import state
+from app.core.sessions import SessionLimits
+from app.core.tokens import access_claims, sign_token
+from app.errors import ServiceUnavailable
+from app.models import AuthSession, User
+from app.security import snapshot
+from app.security.principal import DEFAULT_SCOPES
+
+__all__ = ["DEFAULT_SCOPES", "access_token_for", "session_limits"]
+
+
+
+def session_limits() -> SessionLimits:
+    """The session lifetimes of SPEC §5 from the settings."""
+    s = state.settings()
+    return SessionLimits(s.session_max_age, s.session_idle_timeout, s.refresh_reuse_grace)
+
+
+def access_token_for(
+    user: User, sess: AuthSession, *, asymmetric: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """Sign an access token for ``sess``: its acr, amr and original auth_time (SPEC §3, §7).
+
+    ``asymmetric`` forces the ES256/RS256 key even in the ``legacy`` phase (the
+    legacy exchange must hand out a new-world token).
+    """
+    current = snapshot()
+    signer = current.signer if asymmetric else current.current_signer()
+    if signer is None:
+        raise ServiceUnavailable("No signing key is available.")
+    s = state.settings()
+    claims = access_claims(
+        issuer=s.issuer,
+        audience=s.access_audience,
+        user_id=user.id,
+        session_id=sess.id,
+        client_id=sess.client_id,
+        scope=" ".join(DEFAULT_SCOPES),
+        roles=sorted(user.roles),
+        auth_time=int(sess.auth_time.timestamp()),
+        amr=list(sess.amr),
+        acr=sess.acr,
+        now=int(state.now().timestamp()),
+        ttl=int(s.access_token_ttl.total_seconds()),
+    )
+    return sign_token(signer, claims), claims

@@ -13,6 +13,7 @@ from app.extensions import db
 __all__ = ["audit", "init_app"]
 
 _SAMPLER = "tessera.audit.sampler"
+_SAMPLED = frozenset({"TOKEN_INVALID", "LEGACY_TOKEN_ACCEPTED"})
 
 
 def init_app(app: Any) -> None:
@@ -30,8 +31,8 @@ def audit(event: str, *, commit: bool = True, **fields: Any) -> None:
             fields.setdefault("user_id", principal.user_id)
             fields.setdefault("session_id", principal.session_id)
     store = True
-    if event == "TOKEN_INVALID":
-        store = current_app.extensions[_SAMPLER].should_store(fields.get("reason") or "")
+    if event in _SAMPLED:  # high volume: logged always, stored sampled (SPEC §9)
+        store = current_app.extensions[_SAMPLER].should_store(f"{event}:{fields.get('reason')}")
     record(db.session, AuditRecord(event=event, **fields), state.now(), store=store)
     if commit and store:
         db.session.commit()

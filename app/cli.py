@@ -12,6 +12,7 @@ from app import state
 from app.cli_keys import keys_cli, migration_cli
 from app.core import users as user_service
 from app.extensions import db
+from app.security.revocation import revocations
 
 users_cli = AppGroup("users", help="Create and manage users.")
 
@@ -47,7 +48,17 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
     _create(username, ("admin",), _read_password(password_stdin))
 
 
+revocations_cli = AppGroup("revocations", help="The revocation store.")
+
+
+@revocations_cli.command("purge")
+def purge_command() -> None:
+    """Delete revocations that outlived everything they revoke."""
+    removed = revocations().purge(state.now())
+    click.echo(f"purged {removed} expired revocation(s)")
+
+
 def init_app(app: Flask) -> None:
     """Attach the CLI groups to ``app``."""
-    for group in (users_cli, keys_cli, migration_cli):
+    for group in (users_cli, keys_cli, migration_cli, revocations_cli):
         app.cli.add_command(group)

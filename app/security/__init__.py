@@ -14,6 +14,7 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import state
+from app.audit import audit
 from app.core import keys as key_service
 from app.core.crypto import SealError, constant_time_equal
 from app.core.keyring import Keyring, KeyringSnapshot, KeyringUnavailable, build_snapshot
@@ -158,6 +159,7 @@ def authenticate() -> Principal:
         check_revoked(principal, verified)
     except TokenRejected as exc:
         log.info("token rejected: %s", exc.reason)
+        audit("TOKEN_INVALID", result="failure", reason=exc.reason)
         raise InvalidToken(exc.reason) from None
     if via_cookie and request.method not in _SAFE_METHODS:
         check_csrf()

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from flask import Blueprint, current_app, g, request
 
 from app import state
+from app.audit import audit
 from app.errors import Forbidden, InsufficientScope, StepUpRequired
 from app.security import Principal, authenticate
 
@@ -46,9 +47,15 @@ def protect_blueprint(bp: Blueprint, *, roles: tuple[str, ...] = ()) -> None:
         principal = authenticate()
         missing = [role for role in roles if not principal.has_role(role)]
         if missing:
+            _denied(f"role:{missing[0]}")
             raise Forbidden(f"This needs the role {missing[0]}.")
 
     bp.before_request(guard)
+
+
+def _denied(reason: str) -> None:
+    audit("AUTHZ_DENIED", result="failure", reason=reason,
+          details={"endpoint": request.endpoint or ""})
 
 
 def _authenticated() -> Principal:
@@ -77,6 +84,7 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
             principal = _authenticated()
             for scope in scopes:
                 if not principal.has_scope(scope):
+                    _denied(f"scope:{scope}")
                     raise InsufficientScope(scope)
             return view(*args, **kwargs)
 
@@ -94,6 +102,7 @@ def require_roles(*roles: str) -> Callable[[F], F]:
             principal = _authenticated()
             for role in roles:
                 if not principal.has_role(role):
+                    _denied(f"role:{role}")
                     raise Forbidden(f"This needs the role {role}.")
             return view(*args, **kwargs)
 
@@ -112,6 +121,7 @@ def require_mfa(*, max_age: int) -> Callable[[F], F]:
             now = state.now().timestamp()
             fresh = principal.auth_time is not None and now - principal.auth_time <= max_age
             if principal.acr != "aal2" or not fresh:
+                _denied("step_up_required")
                 raise StepUpRequired(max_age)
             return view(*args, **kwargs)
 

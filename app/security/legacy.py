@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from app import state
+from app.audit import audit
 from app.core.migration import record_legacy_use
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.extensions import db
@@ -28,6 +29,7 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
     if user.disabled:
         raise TokenRejected("user_disabled")
     record_legacy_use(db.session, state.now())
+    audit("LEGACY_TOKEN_ACCEPTED", user_id=user.id, kid=verified.kid)
     claims = verified.claims
     scope = claims.get("scope")
     return Principal(

@@ -17,7 +17,7 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import audit, cli, errors, http, models, security, state  # models: registers tables
+from app import audit, cli, errors, http, models, ratelimit, security, state  # models: tables
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
@@ -57,6 +57,7 @@ def create_app(
     errors.init_app(app)
     http.init_app(app)
     _register_blueprints(app)
+    ratelimit.init_app(app)  # wraps registered views, so after the blueprints
     cli.init_app(app)
     return app
 

@@ -151,6 +151,19 @@ def _optional_kek(raw: Any) -> bytes | None:
     return key
 
 
+def _rate_limit(raw: Any) -> str:
+    """A flask-limiter rate string such as ``10/minute`` or ``5 per second; 100/hour``."""
+    from limits import parse_many  # flask-limiter's own parser
+
+    if not isinstance(raw, str):
+        raise ValueError(f"expected a rate such as 10/minute, got {raw!r}")
+    try:
+        parse_many(raw)
+    except ValueError:
+        raise ValueError(f"expected a rate such as 10/minute, got {raw!r}") from None
+    return raw
+
+
 def _setting(default: Any, parse: Callable[[Any], Any], doc: str, *, secret: bool = False) -> Any:
     # Secrets are left out of repr() so that logging the settings cannot leak them.
     return field(
@@ -250,6 +263,20 @@ class Settings:
     )
     # MFA (SPEC §7)
     mfa_token_ttl: timedelta = _setting(300, _seconds, "Lifetime of the login MFA token, seconds.")
+    # Rate limits (SPEC §9): flask-limiter rate strings
+    ratelimit_login_per_ip: str = _setting(
+        "10/minute", _rate_limit, "Failed logins per client address."
+    )
+    ratelimit_login_per_username: str = _setting(
+        "10/minute", _rate_limit, "Failed logins per username (any address)."
+    )
+    ratelimit_mfa: str = _setting(
+        "5/minute", _rate_limit, "MFA code attempts per user and per address (verify, step-up)."
+    )
+    ratelimit_refresh: str = _setting("30/minute", _rate_limit, "Refreshes per address.")
+    ratelimit_exchange: str = _setting(
+        "10/minute", _rate_limit, "Legacy exchanges and registrations per address."
+    )
     # HTTP
     max_content_length: int = _setting(65536, _positive_int, "Largest request body, bytes.")
     trusted_proxies: int = _setting(

@@ -18,6 +18,7 @@ from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, Validati
 from app.extensions import db
 from app.http import load_json
 from app.models import AuthSession, User
+from app.ratelimit import limit
 from app.security import authenticate, check_csrf, current_principal
 from app.security.cookies import cookie_names
 from app.security.guards import require_auth
@@ -97,11 +98,16 @@ def mfa_verify() -> Response:
     except TokenRejected as exc:
         raise InvalidToken(exc.reason) from None
     issued = datetime.fromtimestamp(challenge.auth_time, UTC)
+    with limit(state.settings().ratelimit_mfa, f"user:{challenge.user_id}", "mfa-user"):
+        return _complete_mfa_login(challenge, issued, body["code"])
+
+
+def _complete_mfa_login(challenge: MfaChallenge, issued: datetime, code: str) -> Response:
     if _challenge_spent(challenge, issued):
         raise InvalidToken("mfa_token_spent", "This login attempt has ended; log in again.")
     user = db.session.get(User, challenge.user_id)
     method = None if user is None or user.disabled else mfa_service.verify_second_factor(
-        db.session, _kek(), challenge.user_id, body["code"], state.now())
+        db.session, _kek(), challenge.user_id, code, state.now())
     if user is None or method is None:
         audit("MFA_FAILURE", user_id=challenge.user_id, result="failure",
               reason="login_bad_code")

@@ -13,6 +13,7 @@ from app.extensions import db
 from app.http import load_json
 from app.mfa.schemas import CodeSchema
 from app.models import AuthSession, User
+from app.ratelimit import limit
 from app.security import current_principal
 from app.security.guards import require_auth, require_mfa
 from app.security.issuing import access_token_for
@@ -83,8 +84,9 @@ def step_up() -> Response:
     body = load_json(CodeSchema())
     principal = current_principal()
     user = _user()
-    method = mfa_service.verify_second_factor(db.session, _kek(), user.id, body["code"],
-                                              state.now())
+    with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
+        method = mfa_service.verify_second_factor(db.session, _kek(), user.id, body["code"],
+                                                  state.now())
     if method is None:
         audit("MFA_FAILURE", user_id=user.id, result="failure", reason="step_up_bad_code")
         raise Unauthorized(_BAD_CODE)

@@ -17,7 +17,8 @@ from typing import Any
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from app import audit, cli, errors, http, models, ratelimit, security, state  # models: tables
+# `models` is imported for its side effect: every table joins the metadata Alembic reads.
+from app import audit, cli, errors, headers, http, metrics, models, ratelimit, security, state
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
@@ -51,11 +52,13 @@ def create_app(
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
 
+    metrics.init_app(app)
     security.init_app(app)
     revocation.init_app(app)
     audit.init_app(app)
     errors.init_app(app)
     http.init_app(app)
+    headers.init_app(app)
     _register_blueprints(app)
     ratelimit.init_app(app)  # wraps registered views, so after the blueprints
     cli.init_app(app)

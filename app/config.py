@@ -277,6 +277,13 @@ class Settings:
     ratelimit_exchange: str = _setting(
         "10/minute", _rate_limit, "Legacy exchanges and registrations per address."
     )
+    # Operations
+    metrics_token: str | None = _setting(
+        None,
+        _optional_text,
+        "Bearer token that may read `/metrics`; unset means loopback callers only.",
+        secret=True,
+    )
     # HTTP
     max_content_length: int = _setting(65536, _positive_int, "Largest request body, bytes.")
     trusted_proxies: int = _setting(

@@ -22,6 +22,7 @@ from flask_limiter import Limiter, RequestLimit
 
 from app import state
 from app.audit import audit
+from app.metrics import metrics
 
 __all__ = ["client_ip", "init_app", "limit"]
 
@@ -45,6 +46,7 @@ def _failed(response: Response) -> bool:
 
 
 def _on_breach(limit: RequestLimit) -> None:
+    metrics().rate_limited.labels(request.endpoint or "").inc()
     audit("RATE_LIMITED", result="failure", reason=request.endpoint or "",
           details={"limit": str(limit.limit)})
 

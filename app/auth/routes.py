@@ -17,6 +17,7 @@ from app.core import users as user_service
 from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.http import load_json
+from app.metrics import metrics
 from app.models import AuthSession, User
 from app.ratelimit import limit
 from app.security import authenticate, check_csrf, current_principal
@@ -75,16 +76,19 @@ def login() -> Response:
     body = load_json(LoginSchema())
     user = user_service.check_credentials(db.session, body["username"], body["password"])
     if user is None:
+        metrics().logins.labels("failure").inc()
         audit("LOGIN_FAILURE", result="failure", reason="bad_credentials",
               details={"username": body["username"][:64]})
         raise Unauthorized(_LOGIN_FAILED)
     if mfa_service.is_enabled(db.session, user.id):
+        metrics().logins.labels("mfa_required").inc()
         token = issue_mfa_token(user)
         audit("LOGIN_SUCCESS", user_id=user.id, reason="mfa_required")
         response = jsonify(mfa_required=True, mfa_token=token)
         response.headers["Cache-Control"] = "no-store"
         return response
     sess, refresh_token = start_session(user)
+    metrics().logins.labels("success").inc()
     audit("LOGIN_SUCCESS", user_id=user.id, session_id=sess.id)
     return session_response(user, sess, refresh_token)
 
@@ -182,6 +186,7 @@ def refresh() -> Response:
 
 def _revoke_reused_session(session_id: str | None) -> None:
     db.session.rollback()
+    metrics().refresh_reuse.inc()
     sess = db.session.get(AuthSession, session_id) if session_id else None
     if sess is not None:
         revoke_session(sess, reason="refresh_reuse")

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, Response, jsonify
+import ipaddress
+
+from flask import Blueprint, Response, jsonify, request
 import redis
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.core.crypto import SealError
+from app import state
+from app.core.crypto import SealError, constant_time_equal
+from app.errors import Forbidden
+from app.metrics import render
 from app.core.keyring import KeyringUnavailable
 from app.extensions import db, redis_store
 from app.security import snapshot
@@ -22,6 +27,26 @@ log = logging.getLogger(__name__)
 def healthz() -> Response:
     """The process is alive; checks nothing else."""
     return jsonify(status="ok")
+
+
+@bp.get("/metrics")
+def prometheus_metrics() -> Response:
+    """Prometheus text format; METRICS_TOKEN bearer, or loopback callers when unset."""
+    token = state.settings().metrics_token
+    if token is not None:
+        offered = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
+        if not offered or not constant_time_equal(offered, token):
+            raise Forbidden("Metrics need the metrics token.")
+    elif not _loopback(request.remote_addr):
+        raise Forbidden("Metrics are served to loopback callers only.")
+    return render()
+
+
+def _loopback(address: str | None) -> bool:
+    try:
+        return address is not None and ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
 
 
 @bp.get("/readyz")

@@ -22,6 +22,7 @@ from app.core.migration import effective_phase, stored_phase
 from app.core.tokens import TokenPolicy, TokenRejected, VerifiedToken, VerifiedTokenCache, verify_token
 from app.errors import CsrfFailed, InvalidToken
 from app.extensions import db
+from app.metrics import metrics
 from app.security.cookies import cookie_names
 from app.security.legacy import legacy_principal
 from app.security.principal import Principal
@@ -159,12 +160,21 @@ def authenticate() -> Principal:
         check_revoked(principal, verified)
     except TokenRejected as exc:
         log.info("token rejected: %s", exc.reason)
+        _count_rejection(exc.reason)
         audit("TOKEN_INVALID", result="failure", reason=exc.reason)
         raise InvalidToken(exc.reason) from None
     if via_cookie and request.method not in _SAFE_METHODS:
         check_csrf()
+    metrics().verifications.labels("valid", "ok").inc()
     g.tessera_principal = principal
     return principal
+
+
+def _count_rejection(reason: str) -> None:
+    counters = metrics()
+    counters.verifications.labels("invalid", reason).inc()
+    if reason == "unknown_kid":
+        counters.unknown_kids.inc()
 
 
 def _principal(verified: VerifiedToken, via_cookie: bool) -> Principal:

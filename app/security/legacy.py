@@ -9,6 +9,7 @@ from app.audit import audit
 from app.core.migration import record_legacy_use
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.extensions import db
+from app.metrics import metrics
 from app.models import User
 from app.security.principal import DEFAULT_SCOPES, Principal
 
@@ -29,6 +30,7 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
     if user.disabled:
         raise TokenRejected("user_disabled")
     record_legacy_use(db.session, state.now())
+    metrics().legacy_accepted.inc()
     audit("LEGACY_TOKEN_ACCEPTED", user_id=user.id, kid=verified.kid)
     claims = verified.claims
     scope = claims.get("scope")

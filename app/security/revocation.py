@@ -34,7 +34,9 @@ _STATE = "tessera.revocation"
 
 def init_app(app: Flask) -> None:
     """Per-process revocation state (outage flag, rebuild lock) for this app."""
-    app.extensions[_STATE] = RevocationState()
+    counters = app.extensions["tessera.metrics"]
+    app.extensions[_STATE] = RevocationState(
+        on_fallback=lambda why: counters.store_fallbacks.labels(why).inc())
 
 
 def revocations() -> RevocationService:

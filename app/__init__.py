@@ -18,7 +18,19 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # `models` is imported for its side effect: every table joins the metadata Alembic reads.
-from app import audit, cli, errors, headers, http, metrics, models, ratelimit, security, state
+from app import (
+    audit,
+    cli,
+    errors,
+    headers,
+    http,
+    metrics,
+    models,
+    openapi,
+    ratelimit,
+    security,
+    state,
+)
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
@@ -61,6 +73,7 @@ def create_app(
     headers.init_app(app)
     _register_blueprints(app)
     ratelimit.init_app(app)  # wraps registered views, so after the blueprints
+    openapi.init_app(app)
     cli.init_app(app)
     return app
 

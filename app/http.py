@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Flask, Response, g, request
 from marshmallow import Schema
+from werkzeug.routing import IntegerConverter, Map
 
 from app.errors import UnsupportedMediaType, ValidationFailed
 
@@ -50,7 +51,15 @@ def load_json(schema: Schema) -> Any:
     return schema.load(body)
 
 
+class DatabaseIdConverter(IntegerConverter):
+    """``<id:name>``: a positive integer that fits a 64-bit column; anything else is a 404."""
+
+    def __init__(self, map: Map) -> None:  # noqa: A002 - werkzeug's parameter name
+        super().__init__(map, min=1, max=2**63 - 1)
+
+
 def init_app(app: Flask) -> None:
-    """Give every request an id and echo it on every response."""
+    """Give every request an id and echo it on every response; the ``id`` URL converter."""
+    app.url_map.converters["id"] = DatabaseIdConverter
     app.before_request(_start_request)
     app.after_request(_echo_request_id)

@@ -99,7 +99,7 @@ def create_user() -> tuple[Response, int]:
     return jsonify(_user_json(user)), 201
 
 
-@bp.patch("/users/<int:user_id>")
+@bp.patch("/users/<id:user_id>")
 def update_user(user_id: int) -> Response:
     """Disable/enable (disabling ends every session at once) and set roles."""
     body = load_json(UserUpdateSchema())
@@ -119,7 +119,7 @@ def update_user(user_id: int) -> Response:
     return jsonify(_user_json(user))
 
 
-@bp.post("/users/<int:user_id>/revoke-tokens")
+@bp.post("/users/<id:user_id>/revoke-tokens")
 def revoke_tokens(user_id: int) -> Response:
     """Every token and session of that user, now."""
     user = _user(user_id)
@@ -134,7 +134,7 @@ def _session_json(sess: AuthSession) -> dict[str, Any]:
             "user_agent": sess.user_agent, "acr": sess.acr}
 
 
-@bp.get("/users/<int:user_id>/sessions")
+@bp.get("/users/<id:user_id>/sessions")
 def user_sessions(user_id: int) -> Response:
     user = _user(user_id)
     rows = session_service.live_sessions(db.session, user.id, state.now(), session_limits())

@@ -81,13 +81,13 @@ def create_note() -> tuple[Response, int]:
     return jsonify(_note_json(note)), 201
 
 
-@bp.get("/notes/<int:note_id>")
+@bp.get("/notes/<id:note_id>")
 @require_scopes("notes:read")
 def get_note(note_id: int) -> Response:
     return jsonify(_note_json(_own_note(note_id)))
 
 
-@bp.delete("/notes/<int:note_id>")
+@bp.delete("/notes/<id:note_id>")
 @require_scopes("notes:write")
 def delete_note(note_id: int) -> Response:
     note = _own_note(note_id)

@@ -36,7 +36,7 @@ def _token(app, username: str) -> str:  # type: ignore[no-untyped-def]
 
 
 def _sample_path(rule) -> str:  # type: ignore[no-untyped-def]
-    return re.sub(r"<(?:int:)?([^>]+)>", lambda m: "1" if "int:" in m.group(0) else "x", rule.rule)
+    return re.sub(r"<(?:\w+:)?([^>]+)>", lambda m: "1" if "id:" in m.group(0) else "x", rule.rule)
 
 
 def _guarded_rules(app):  # type: ignore[no-untyped-def]

@@ -67,7 +67,7 @@ def _routes(app):  # type: ignore[no-untyped-def]
     for rule in app.url_map.iter_rules():
         if rule.endpoint == "static":
             continue
-        path = re.sub(r"<(?:int:)?[^>]+>", "1", rule.rule)
+        path = re.sub(r"<(?:\w+:)?[^>]+>", "1", rule.rule)
         for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
             yield method, path
 

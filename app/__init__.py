@@ -34,6 +34,7 @@ from app import (
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
+from app.oauth import routes as oauth_routes
 from app.security import revocation
 
 __all__ = ["create_app", "ConfigError"]
@@ -157,9 +158,11 @@ def _register_blueprints(app: Flask) -> None:
     from app.api.routes import bp as api_bp
     from app.auth.routes import bp as auth_bp
     from app.mfa.routes import bp as mfa_bp
+    from app.oauth.routes import bp as oauth_bp
     from app.ops.routes import bp as ops_bp
     from app.web.routes import bp as web_bp
     from app.wellknown.routes import bp as wellknown_bp
 
-    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, web_bp):
+    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp, web_bp):
         app.register_blueprint(blueprint)
+    oauth_routes.init_app(app)

@@ -11,6 +11,7 @@ from flask.cli import AppGroup
 from app import state
 from app.cli_keys import keys_cli, migration_cli
 from app.core import users as user_service
+from app.core.clients import ClientError, create_client
 from app.extensions import db
 from app.security.revocation import revocations
 
@@ -49,6 +50,20 @@ def create_admin_command(username: str, password_stdin: bool) -> None:
 
 
 revocations_cli = AppGroup("revocations", help="The revocation store.")
+clients_cli = AppGroup("clients", help="Service clients of /oauth/introspect and /oauth/revoke.")
+
+
+@clients_cli.command("create")
+@click.argument("name")
+def create_client_command(name: str) -> None:
+    """Register a service client; its secret is printed once and stored hashed."""
+    try:
+        client, secret = create_client(db.session, name, state.now())
+    except ClientError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"client_id:     {client.client_id}")
+    click.echo(f"client_secret: {secret}")
+    click.echo("(the secret is not stored in clear and cannot be shown again)")
 
 
 @revocations_cli.command("purge")
@@ -60,5 +75,5 @@ def purge_command() -> None:
 
 def init_app(app: Flask) -> None:
     """Attach the CLI groups to ``app``."""
-    for group in (users_cli, keys_cli, migration_cli, revocations_cli):
+    for group in (users_cli, keys_cli, migration_cli, revocations_cli, clients_cli):
         app.cli.add_command(group)

@@ -44,7 +44,7 @@ QUERY_STRINGS: dict[str, type[Schema]] = {
     "admin.audit_log": admin_schemas.AuditQuerySchema,
 }
 # Routes whose caller needs no token (everything under /api and /admin needs one).
-_ANONYMOUS = {"ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
+_ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
               "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
@@ -93,6 +93,8 @@ def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[
                 "schema": {"$ref": "#/components/schemas/Error"}}}} for code, text in _ERRORS.items()},
         },
     }
+    if endpoint.startswith("oauth."):
+        _as_oauth(operation)
     if endpoint in REQUEST_BODIES:
         operation["requestBody"] = {"required": True, "content": {"application/json": {
             "schema": REQUEST_BODIES[endpoint]}}}
@@ -103,6 +105,25 @@ def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[
     return operation
 
 
+_TOKEN_FORM = {
+    "type": "object",
+    "required": ["token"],
+    "properties": {"token": {"type": "string"},
+                   "token_type_hint": {"type": "string",
+                                       "enum": ["access_token", "refresh_token"]}},
+}
+
+
+def _as_oauth(operation: dict[str, Any]) -> None:
+    """RFC 7009/7662 endpoints: form bodies, client authentication, OAuth error bodies."""
+    operation["requestBody"] = {"required": True, "content": {
+        "application/x-www-form-urlencoded": {"schema": _TOKEN_FORM}}}
+    operation["security"] = [{"client_basic": []}]
+    oauth_error = {"description": "OAuth error (RFC 6749 §5.2).", "content": {
+        "application/json": {"schema": {"type": "object", "required": ["error"]}}}}
+    operation["responses"]["400"] = operation["responses"]["401"] = oauth_error
+
+
 def build_spec(app: Flask) -> dict[str, Any]:
     """The document for ``app``'s current URL map."""
     spec = APISpec(title="Tessera", version="1", openapi_version="3.1.0",
@@ -110,6 +131,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
     spec.components.schema("Error", _ERROR_SCHEMA)
     spec.components.security_scheme("bearer", {"type": "http", "scheme": "bearer",
                                                "bearerFormat": "JWT"})
+    spec.components.security_scheme("client_basic", {"type": "http", "scheme": "basic"})
     spec.components.security_scheme("cookie", {"type": "apiKey", "in": "cookie",
                                                "name": "__Host-access_token"})
     for rule in sorted(app.url_map.iter_rules(), key=lambda r: r.rule):

@@ -33,6 +33,7 @@ __all__ = [
     "authenticate",
     "check_csrf",
     "current_principal",
+    "inspect_access_token",
     "init_app",
     "keyring",
     "snapshot",
@@ -168,6 +169,18 @@ def authenticate() -> Principal:
     metrics().verifications.labels("valid", "ok").inc()
     g.tessera_principal = principal
     return principal
+
+
+def inspect_access_token(token: str) -> VerifiedToken | None:
+    """The verified token if it would be accepted right now (every check of SPEC §3), else None."""
+    sec = _ext()
+    try:
+        verified = verify_token(token, sec.keyring.current(), sec.policy,
+                                state.now().timestamp(), keyring=sec.keyring, cache=sec.cache)
+        check_revoked(_principal(verified, False), verified)
+    except TokenRejected:
+        return None
+    return verified
 
 
 def _count_rejection(reason: str) -> None:

@@ -26,6 +26,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.core.revocation_mirror import RevocationMirror
 from app.models import AuthSession, Revocation
 
 __all__ = [
@@ -41,9 +42,9 @@ log = logging.getLogger(__name__)
 PREFIX = "tessera:rev:"
 EPOCH_KEY = PREFIX + "epoch"
 REBUILD_LOCK = PREFIX + "rebuild"
-_REDIS_KIND = {"jti": "jti", "sid": "sid", "tokenhash": "th", "user": "user"}
+_REDIS_KIND = {"jti": "jti", "sid": "sid", "tokenhash": "th", "user": "user", "kid": "kid"}
 _REASONS = {"jti": "token_revoked", "tokenhash": "token_revoked", "sid": "session_revoked",
-            "user": "user_revoked"}
+            "user": "user_revoked", "kid": "key_revoked"}
 
 
 class StoreUnavailable(Exception):
@@ -70,6 +71,8 @@ class RevocationState:
     lock: threading.Lock = field(default_factory=threading.Lock)
     fallbacks: int = 0
     on_fallback: Callable[[str], None] | None = None
+    # Local copy of the Redis keys, kept exact by invalidations (SPEC §10); None: off.
+    mirror: RevocationMirror | None = None
 
     def mark_down(self, why: str) -> None:
         with self.lock:
@@ -123,6 +126,14 @@ class RevocationService:
                           reason: str = "") -> None:
         """Refuse a legacy token without ``jti``, named by its SHA-256."""
         self._write([("tokenhash", token_hash, None)], expires_at, now, reason)
+
+    def revoke_kid(self, kid: str, expires_at: datetime, now: datetime, reason: str = "") -> None:
+        """Refuse every token signed by ``kid`` at once, on every worker.
+
+        The keyring drops a revoked key within KEYRING_REFRESH; this entry makes
+        the per-request check refuse its tokens before that (SPEC §4 "at once").
+        """
+        self._write([("kid", kid, None)], expires_at, now, reason)
 
     def revoke_session(self, sid: str, expires_at: datetime, now: datetime,
                        reason: str = "") -> None:
@@ -189,9 +200,10 @@ class RevocationService:
     # --- checking
 
     def check(self, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
-              token_hash: str | None, now: datetime) -> str | None:
-        """None if the token may be used, else ``token_revoked``/``session_revoked``/``user_revoked``."""
-        lookup = _lookup(jti, sid, user_id, iat, token_hash)
+              token_hash: str | None, now: datetime, kid: str | None = None) -> str | None:
+        """None if the token may be used, else ``token_revoked``, ``session_revoked``,
+        ``user_revoked`` or ``key_revoked``."""
+        lookup = _lookup(jti, sid, user_id, iat, token_hash, kid)
         if self._redis is not None:
             found = self._check_redis(lookup, now)
             if found is not _DB:
@@ -201,6 +213,13 @@ class RevocationService:
     def _check_redis(self, lookup: _Lookup, now: datetime) -> str | None | object:
         assert self._redis is not None
         keys = [EPOCH_KEY] + [redis_key(kind, value) for kind, value in lookup.pairs]
+        mirror = self._state.mirror if not self._state.dirty else None
+        generation = -1
+        if mirror is not None:
+            known = mirror.lookup(keys)
+            if known is not None and known[0] is not None:
+                return self._verdict_from(lookup, known)  # steady state: no round trip
+            generation = mirror.begin_read()
         try:
             values = self._redis.mget(keys)  # the one round trip of SPEC §6
         except redis.RedisError as exc:
@@ -221,6 +240,13 @@ class RevocationService:
         if values[0] is None:
             self.rebuild(now)
             return _DB
+        if mirror is not None:
+            mirror.store(keys, values, generation)
+        return self._verdict_from(lookup, values)
+
+    @staticmethod
+    def _verdict_from(lookup: _Lookup, values: list[Any]) -> str | None:
+        """Apply the rules to MGET-shaped values: [epoch, one value per lookup pair]."""
         return _verdict(lookup, [(kind, _parse(raw)) for (kind, _), raw
                                  in zip(lookup.pairs, values[1:]) if raw is not None])
 
@@ -283,8 +309,10 @@ def _parse(raw: Any) -> int:
 
 
 def _lookup(jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
-            token_hash: str | None) -> _Lookup:
+            token_hash: str | None, kid: str | None) -> _Lookup:
     pairs: list[tuple[str, str]] = []
+    if kid:
+        pairs.append(("kid", kid))
     if jti:
         pairs.append(("jti", jti))
     if token_hash:

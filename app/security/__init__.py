@@ -184,6 +184,8 @@ def inspect_access_token(token: str) -> VerifiedToken | None:
 
 
 def _count_rejection(reason: str) -> None:
+    if reason == "key_revoked":  # revoked by another worker: reload before the refresh is due
+        _ext().keyring.invalidate()
     counters = metrics()
     counters.verifications.labels("invalid", reason).inc()
     if reason == "unknown_kid":

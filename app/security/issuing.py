@@ -9,7 +9,9 @@ from app.core.sessions import SessionLimits
 from app.core.tokens import access_claims, sign_token
 from app.errors import ServiceUnavailable
 from app.models import AuthSession, User
-from app.security import snapshot
+from app.core.keyring import SigningMaterial
+from app.security import keyring, snapshot
+from app.security.revocation import revocations
 from app.security.principal import DEFAULT_SCOPES
 
 __all__ = ["DEFAULT_SCOPES", "access_token_for", "session_limits"]
@@ -22,6 +24,16 @@ def session_limits() -> SessionLimits:
     return SessionLimits(s.session_max_age, s.session_idle_timeout, s.refresh_reuse_grace)
 
 
+def _signer(asymmetric: bool) -> SigningMaterial | None:
+    current = snapshot()
+    return current.signer if asymmetric else current.current_signer()
+
+
+def _revoked_elsewhere(kid: str) -> bool:
+    return revocations().check(jti=None, sid=None, user_id=None, iat=None, token_hash=None,
+                               now=state.now(), kid=kid) is not None
+
+
 def access_token_for(
     user: User, sess: AuthSession, *, asymmetric: bool = False
 ) -> tuple[str, dict[str, Any]]:
@@ -30,9 +42,12 @@ def access_token_for(
     ``asymmetric`` forces the ES256/RS256 key even in the ``legacy`` phase (the
     legacy exchange must hand out a new-world token).
     """
-    current = snapshot()
-    signer = current.signer if asymmetric else current.current_signer()
-    if signer is None:
+    signer = _signer(asymmetric)
+    if signer is not None and _revoked_elsewhere(signer.kid):
+        # Another worker revoked this key moments ago; our keyring has not reloaded yet.
+        keyring().invalidate()
+        signer = _signer(asymmetric)
+    if signer is None or _revoked_elsewhere(signer.kid):
         raise ServiceUnavailable("No signing key is available.")
     s = state.settings()
     claims = access_claims(

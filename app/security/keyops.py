@@ -11,6 +11,7 @@ from app.core.crypto import SealError
 from app.extensions import db
 from app.models import SigningKey
 from app.security import keyring
+from app.security.revocation import revocations
 
 __all__ = [
     "check_kek",
@@ -78,9 +79,12 @@ def rotate_signing_keys(*, force: bool = False, if_due: bool = False) -> key_ser
 
 def revoke_signing_key(kid: str) -> SigningKey:
     """Emergency revocation of ``kid``; this worker stops accepting it at once."""
-    row = key_service.revoke_key(
-        db.session, _kek(), state.settings().signing_algorithm, kid, state.now()
-    )
+    now = state.now()
+    row = key_service.revoke_key(db.session, _kek(), state.settings().signing_algorithm, kid, now)
+    # Its tokens live at most ACCESS_TOKEN_TTL; every worker refuses them from now on.
+    s = state.settings()
+    revocations().revoke_kid(kid, now + s.access_token_ttl + s.clock_skew_leeway * 2, now,
+                             "key_revoked")
     keyring().invalidate()
     return row
 

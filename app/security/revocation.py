@@ -13,7 +13,8 @@ from flask import Flask, current_app
 
 from app import state
 from app.audit import audit
-from app.core.revocation import RevocationService, RevocationState, StoreUnavailable
+from app.core.revocation import PREFIX, RevocationService, RevocationState, StoreUnavailable
+from app.core.revocation_mirror import RevocationMirror
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.errors import ServiceUnavailable
 from app.extensions import db, redis_store
@@ -35,8 +36,12 @@ _STATE = "tessera.revocation"
 def init_app(app: Flask) -> None:
     """Per-process revocation state (outage flag, rebuild lock) for this app."""
     counters = app.extensions["tessera.metrics"]
+    client = app.extensions["tessera.redis"]
+    mirror = None
+    if client is not None:  # connections open lazily, in the worker that checks first
+        mirror = RevocationMirror(client.connection_pool.connection_kwargs, PREFIX)
     app.extensions[_STATE] = RevocationState(
-        on_fallback=lambda why: counters.store_fallbacks.labels(why).inc())
+        on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror)
 
 
 def revocations() -> RevocationService:
@@ -68,7 +73,7 @@ def check_revoked(principal: Principal, verified: VerifiedToken) -> None:
     try:
         reason = revocations().check(
             jti=verified.jti, sid=verified.sid, user_id=principal.user_id, iat=verified.iat,
-            token_hash=verified.token_hash, now=state.now(),
+            token_hash=verified.token_hash, now=state.now(), kid=verified.kid,
         )
     except StoreUnavailable:
         raise ServiceUnavailable("Revocation state cannot be read right now.") from None

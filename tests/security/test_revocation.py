@@ -75,17 +75,43 @@ def test_revoked_token_session_user_are_refused_next_request(store) -> None:  # 
     assert bob.me(bob_token).status_code == 200  # other users unaffected
 
 
-def test_one_redis_round_trip_per_check(make_app, redis_url, redis_server) -> None:  # type: ignore[no-untyped-def]
+def _delta(stats, before) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    after = _calls(stats)
+    return {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
+
+
+def test_one_redis_round_trip_per_check_then_none(make_app, redis_url, redis_server) -> None:  # type: ignore[no-untyped-def]
     app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False)
     make_user(app, "alice")
     auth, token = _login(app)
-    assert auth.me(token).status_code == 200  # warm: epoch present, keyring loaded
+    assert auth.me(token).status_code == 200  # first check: finds Redis empty, rebuilds it
     stats = redis_server.client()  # one connection, so its own set-up is not counted
     before = _calls(stats)
     assert auth.me(token).status_code == 200
-    after = _calls(stats)
-    delta = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
-    assert delta == {"cmdstat_mget": 1}
+    assert _delta(stats, before) == {"cmdstat_mget": 1}  # one round trip, kept by the mirror
+    before = _calls(stats)
+    for _ in range(5):
+        assert auth.me(token).status_code == 200
+    assert _delta(stats, before) == {}  # steady state: no round trip at all (SPEC §10)
+    # A revocation invalidates the mirror: the very next check is refused.
+    other = AuthActions(app.test_client())
+    assert other.client.post("/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
+                             ).status_code == 200
+    assert auth.me(token).status_code == 401
+
+
+def test_mirror_is_honoured_across_processes_with_warm_caches(make_app, redis_url) -> None:  # type: ignore[no-untyped-def]
+    """Two apps (two mirrors) on one Redis: a revocation through one reaches the other at once."""
+    first = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False)
+    second = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False, keys=False)
+    make_user(first, "alice")
+    auth, token = _login(first)
+    reader = AuthActions(second.test_client())
+    for _ in range(3):
+        assert reader.me(token).status_code == 200  # warm: verified-token cache and mirror
+    assert len(second.extensions["tessera.revocation"].mirror) > 0
+    assert auth.logout().status_code == 200
+    assert reader.me(token).status_code == 401
 
 
 def test_redis_killed_then_back_empty(make_app, redis_url, redis_server, caplog) -> None:  # type: ignore[no-untyped-def]

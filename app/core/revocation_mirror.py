@@ -1,0 +1,172 @@
+"""A per-process mirror of the revocation keys, kept exact by Redis (SPEC §10).
+
+Redis 7.0's server-assisted client-side caching in broadcast mode tells this
+process about every change to a key under ``tessera:rev:``: one connection
+subscribes to ``__redis__:invalidate``, another turns ``CLIENT TRACKING on
+REDIRECT <subscriber> BCAST PREFIX tessera:rev:`` on. Redis queues the
+invalidation while it executes the write, before the writer gets its reply.
+
+Before every lookup the request thread drains whatever invalidations have
+arrived (a non-blocking poll, no round trip), so a revocation whose call has
+returned is honoured by the next check here. A value read by ``MGET`` is kept
+only if no invalidation arrived while the read was in flight. When either
+connection fails, the mirror empties itself and stays off until tracking is
+set up again; the checks then go to Redis (or the database) as before.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+
+__all__ = ["RevocationMirror"]
+
+log = logging.getLogger(__name__)
+_CHANNEL = "__redis__:invalidate"
+_MISSING = object()
+
+
+class RevocationMirror:
+    """Known values of revocation keys (``None``: known absent), exact while ``live``."""
+
+    def __init__(self, connection_kwargs: dict[str, Any], prefix: str,
+                 max_keys: int = 200_000, retry_seconds: float = 1.0) -> None:
+        self._kwargs = {k: v for k, v in connection_kwargs.items()
+                        if k in ("host", "port", "db", "username", "password",
+                                 "socket_timeout", "socket_connect_timeout")}
+        self._prefix = prefix
+        self._max = max_keys
+        self._retry = retry_seconds
+        self._values: OrderedDict[str, bytes | None] = OrderedDict()
+        self._lock = threading.Lock()
+        self._subscriber: redis.Connection | None = None
+        self._tracker: redis.Connection | None = None
+        self._next_attempt = 0.0
+        self.generation = 0  # bumped by every invalidation: guards reads in flight
+
+    @property
+    def live(self) -> bool:
+        return self._subscriber is not None
+
+    # --- tracking set-up and tear-down
+
+    def _connect(self) -> None:
+        # RESP2 on purpose: invalidations then arrive as plain pub/sub messages,
+        # which a raw connection reads like any reply (and Redis 7.0 speaks it).
+        subscriber = redis.Connection(**self._kwargs, protocol=2)
+        tracker = redis.Connection(**self._kwargs, protocol=2)
+        try:
+            subscriber.send_command("CLIENT", "ID")
+            client_id = subscriber.read_response()
+            subscriber.send_command("SUBSCRIBE", _CHANNEL)
+            subscriber.read_response()  # the subscribe confirmation
+            tracker.send_command("CLIENT", "TRACKING", "on", "REDIRECT", client_id, "BCAST",
+                                 "PREFIX", self._prefix)
+            if tracker.read_response() not in (b"OK", "OK"):
+                raise redis.ResponseError("CLIENT TRACKING refused")
+        except (redis.RedisError, OSError):
+            subscriber.disconnect()
+            tracker.disconnect()
+            raise
+        self._subscriber, self._tracker = subscriber, tracker
+        log.info("revocation mirror: tracking %s* via client %s", self._prefix, client_id)
+
+    def _drop(self, why: str) -> None:
+        """Forget everything and stop trusting the mirror until tracking is back."""
+        was_live = self.live
+        for connection in (self._subscriber, self._tracker):
+            if connection is not None:
+                connection.disconnect()
+        self._subscriber = self._tracker = None
+        self._values.clear()
+        self.generation += 1
+        self._next_attempt = time.monotonic() + self._retry
+        if was_live:
+            log.warning("revocation mirror off (%s); checks go to the store", why)
+
+    def _ensure(self) -> bool:
+        if self.live:
+            return True
+        if time.monotonic() < self._next_attempt:
+            return False
+        try:
+            self._connect()
+        except (redis.RedisError, OSError) as exc:
+            self._drop(type(exc).__name__)
+            return False
+        self._values.clear()
+        self.generation += 1
+        return True
+
+    # --- invalidations
+
+    def _drain(self) -> None:
+        """Apply every invalidation that has arrived; never blocks."""
+        subscriber, tracker = self._subscriber, self._tracker
+        if subscriber is None or tracker is None:
+            return
+        try:
+            if tracker.can_read(timeout=0):
+                # The tracking connection never gets replies it did not ask for:
+                # anything readable means it broke, and tracking with it.
+                raise redis.ConnectionError("tracking connection closed")
+            while subscriber.can_read(timeout=0):
+                self._apply(subscriber.read_response())
+        except (redis.RedisError, OSError) as exc:
+            self._drop(type(exc).__name__)
+
+    def _apply(self, message: Any) -> None:
+        if not isinstance(message, list) or len(message) < 3 or message[0] not in (b"message", "message"):
+            return
+        keys = message[2]
+        self.generation += 1
+        if keys is None:  # FLUSHALL / FLUSHDB: everything is gone
+            self._values.clear()
+            return
+        for key in keys:
+            self._values.pop(key.decode() if isinstance(key, bytes) else str(key), None)
+
+    # --- the two calls the revocation check makes
+
+    def lookup(self, keys: Sequence[str]) -> list[bytes | None] | None:
+        """The values of ``keys`` if every one is known and the mirror is live, else None."""
+        with self._lock:
+            if not self._ensure():
+                return None
+            self._drain()
+            if not self.live:
+                return None
+            found = []
+            for key in keys:
+                value = self._values.get(key, _MISSING)
+                if value is _MISSING:
+                    return None
+                self._values.move_to_end(key)
+                found.append(value)  # type: ignore[arg-type]
+            return found
+
+    def begin_read(self) -> int:
+        """Call before sending the MGET whose result may be stored."""
+        with self._lock:
+            return self.generation if self.live else -1
+
+    def store(self, keys: Sequence[str], values: Sequence[bytes | None], generation: int) -> None:
+        """Keep what an MGET returned, unless an invalidation may have raced it."""
+        with self._lock:
+            self._drain()
+            if generation < 0 or generation != self.generation or not self.live:
+                return
+            for key, value in zip(keys, values):
+                self._values[key] = value
+                self._values.move_to_end(key)
+            while len(self._values) > self._max:
+                self._values.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._values)

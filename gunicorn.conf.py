@@ -10,7 +10,7 @@ bind = os.environ.get("TESSERA_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("TESSERA_WORKERS", "1"))
 threads = int(os.environ.get("TESSERA_THREADS", "4"))
 worker_class = "gthread"
-accesslog = os.environ.get("TESSERA_ACCESS_LOG", "-")
+accesslog = os.environ.get("TESSERA_ACCESS_LOG", "-") or None  # "" turns it off
 timeout = 30
 
 # Prometheus multiprocess mode: workers write samples to files in this directory,

@@ -35,7 +35,7 @@ def _start_request() -> None:
 
 
 def _echo_request_id(response: Response) -> Response:
-    response.headers["X-Request-ID"] = request_id()
+    response.headers.add("X-Request-ID", request_id())  # nothing else sets it
     return response
 
 

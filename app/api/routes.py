@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, jsonify
+from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import select
 
 from app import state
@@ -29,14 +29,29 @@ def _me() -> User:
     return user
 
 
+_USERNAMES = "tessera.usernames"
+_USERNAMES_MAX = 100_000
+
+
+def _username(user_id: int) -> str:
+    """Usernames never change once created, so each worker remembers them (bounded)."""
+    names: dict[int, str] = current_app.extensions.setdefault(_USERNAMES, {})
+    name = names.get(user_id)
+    if name is None:
+        name = _me().username
+        if len(names) >= _USERNAMES_MAX:
+            names.clear()
+        names[user_id] = name
+    return name
+
+
 @bp.get("/me")
 def me() -> Response:
     """Who the token says you are."""
     principal = current_principal()
-    user = _me()
     return jsonify(
-        sub=str(user.id),
-        username=user.username,
+        sub=str(principal.user_id),
+        username=_username(principal.user_id),
         roles=sorted(principal.roles),
         scope=" ".join(sorted(principal.scopes)),
         sid=principal.session_id,

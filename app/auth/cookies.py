@@ -31,11 +31,12 @@ def set_session_cookies(
     refresh_age = max(1, int((session_expires_at - state.now()).total_seconds()))
     common = {"secure": s.cookie_secure, "samesite": "Strict"}
     set_access_cookie(response, access_token)
-    response.set_cookie(names.refresh, refresh_token, max_age=refresh_age, path="/auth",
-                        httponly=True, **common)
     # Readable by JavaScript on purpose: the page echoes it in X-CSRF-Token.
     response.set_cookie(names.csrf, secrets.token_urlsafe(32), max_age=refresh_age, path="/",
                         httponly=False, **common)
+    # Last, so that clients keeping only the last Set-Cookie (wrk scripts) keep this one.
+    response.set_cookie(names.refresh, refresh_token, max_age=refresh_age, path="/auth",
+                        httponly=True, **common)
 
 
 def clear_session_cookies(response: Response) -> None:

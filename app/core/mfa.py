@@ -1,30 +1,50 @@
 """TOTP second factor and recovery codes (SPEC §7).
 
 TOTP is RFC 6238 through pyotp: SHA-1, 6 digits, 30 s steps, one step of
-drift either way. Secrets are sealed under the key-encryption key. A time
-step once accepted for a user is refused again: a conditional UPDATE on the
-highest accepted step lets the database settle races between processes.
-Recovery codes carry 80 bits, are stored as SHA-256 and are spent by a
-conditional UPDATE as well.
+drift either way. Secrets are 160-bit, sealed under the key-encryption key
+with the purpose ``totp:<user_id>``. A time step once accepted for a user is
+refused again, and so is any earlier one: a conditional UPDATE on the highest
+accepted step lets the database settle races between processes. Recovery
+codes carry 80 bits, are stored only as SHA-256 of their normalised form and
+are spent by a conditional UPDATE as well.
+
+Every function that writes commits its own work and rolls back on failure.
+Nothing here logs a secret or a code. Errors::
+
+    MfaError (ValueError)
+    ├── InvalidCode           the confirmation code is wrong or already used
+    ├── MfaAlreadyEnabled     enrolment started while MFA is on
+    ├── MfaNotEnabled         recovery codes asked for while MFA is off
+    └── NoPendingEnrollment   confirmation without a pending enrolment
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import io
 import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import pyotp
 import segno
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import Result, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.core.crypto import seal, sha256_hex, unseal
 from app.models import RecoveryCode, TotpCredential
 
 __all__ = [
+    "DIGEST",
+    "DIGITS",
+    "DRIFT_STEPS",
+    "PERIOD",
+    "RECOVERY_CODES",
     "Enrollment",
     "InvalidCode",
     "MfaAlreadyEnabled",
@@ -35,6 +55,7 @@ __all__ = [
     "confirm_enrollment",
     "disable",
     "is_enabled",
+    "qr_svg",
     "regenerate_recovery_codes",
     "remaining_recovery_codes",
     "use_recovery_code",
@@ -42,11 +63,13 @@ __all__ = [
     "verify_totp",
 ]
 
+DIGEST = hashlib.sha1  # RFC 6238's default; what every authenticator app assumes
 DIGITS = 6
 PERIOD = 30
 DRIFT_STEPS = 1
 RECOVERY_CODES = 10
-_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"  # base32, 5 bits a character
+_RECOVERY_LENGTH = 16  # base32 characters: 80 bits
+_RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 
 class MfaError(ValueError):
@@ -54,26 +77,43 @@ class MfaError(ValueError):
 
 
 class InvalidCode(MfaError):
-    pass
+    """The code is wrong, malformed or was already used."""
 
 
 class MfaAlreadyEnabled(MfaError):
-    pass
+    """The user already has a confirmed TOTP credential."""
 
 
 class MfaNotEnabled(MfaError):
-    pass
+    """The user has no confirmed TOTP credential."""
 
 
 class NoPendingEnrollment(MfaError):
-    pass
+    """There is no pending (unconfirmed) enrolment to confirm."""
 
 
 @dataclass(frozen=True)
 class Enrollment:
+    """A pending enrolment, shown to the user once: the secret, its URI and QR code."""
+
     secret: str
     uri: str
     qr_svg: str
+
+
+@contextmanager
+def _transaction(session: Session) -> Iterator[None]:
+    """Commit what the block wrote, or roll all of it back and re-raise."""
+    try:
+        yield
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+
+
+def _rowcount(result: Result[Any]) -> int:
+    return int(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult for DML
 
 
 def _purpose(user_id: int) -> str:
@@ -81,7 +121,7 @@ def _purpose(user_id: int) -> str:
 
 
 def _totp(secret: str) -> pyotp.TOTP:
-    return pyotp.TOTP(secret, digits=DIGITS, interval=PERIOD)  # SHA-1 by default (RFC 6238)
+    return pyotp.TOTP(secret, digits=DIGITS, digest=DIGEST, interval=PERIOD)
 
 
 def _credential(session: Session, user_id: int) -> TotpCredential | None:
@@ -96,25 +136,46 @@ def is_enabled(session: Session, user_id: int) -> bool:
 
 def begin_enrollment(session: Session, kek: bytes, user_id: int, username: str,
                      issuer_name: str, now: datetime) -> Enrollment:
-    """Store a new pending secret (replacing a pending one) and return it with its URI and QR."""
-    credential = _credential(session, user_id)
-    if credential is not None and credential.confirmed_at is not None:
+    """Store a new pending secret, replacing a pending one; raise MfaAlreadyEnabled if on."""
+    if is_enabled(session, user_id):
         raise MfaAlreadyEnabled("MFA is already enabled")
-    secret = pyotp.random_base32(32)  # 160 bits
-    sealed = seal(kek, secret.encode(), _purpose(user_id))
-    if credential is None:
-        session.add(TotpCredential(user_id=user_id, secret_encrypted=sealed, created_at=now,
-                                   last_used_step=0))
-    else:
-        credential.secret_encrypted, credential.created_at = sealed, now
-        credential.last_used_step = 0
-    session.commit()
+    secret = pyotp.random_base32(32)  # 32 base32 characters: 160 bits (RFC 4226 §4 R6)
+    _store_pending(session, user_id, seal(kek, secret.encode(), _purpose(user_id)), now)
     uri = _totp(secret).provisioning_uri(name=username, issuer_name=issuer_name)
-    return Enrollment(secret, uri, qr_svg(uri))
+    return Enrollment(secret=secret, uri=uri, qr_svg=qr_svg(uri))
+
+
+def _replace_pending(session: Session, user_id: int, sealed: bytes, now: datetime) -> bool:
+    # Conditional, so a credential confirmed meanwhile is never overwritten.
+    result = session.execute(
+        update(TotpCredential)
+        .where(TotpCredential.user_id == user_id, TotpCredential.confirmed_at.is_(None))
+        .values(secret_encrypted=sealed, created_at=now, last_used_step=0)
+        .execution_options(synchronize_session=False)
+    )
+    return _rowcount(result) == 1
+
+
+def _store_pending(session: Session, user_id: int, sealed: bytes, now: datetime) -> None:
+    """Replace the pending credential or insert one; the primary key settles a race."""
+    with _transaction(session):
+        if _replace_pending(session, user_id, sealed, now):
+            return
+        session.add(TotpCredential(user_id=user_id, secret_encrypted=sealed, created_at=now,
+                                   confirmed_at=None, last_used_step=0))
+        try:
+            session.flush()
+        except IntegrityError:
+            session.rollback()  # a concurrent enrolment inserted first, or no such user
+            if _replace_pending(session, user_id, sealed, now):
+                return
+            if _credential(session, user_id) is None:
+                raise
+            raise MfaAlreadyEnabled("MFA is already enabled") from None
 
 
 def qr_svg(uri: str) -> str:
-    """The URI as an SVG QR code, embeddable in a page (no XML declaration)."""
+    """The URI as an SVG QR code, embeddable in a page (no XML declaration, no script)."""
     buffer = io.BytesIO()
     segno.make(uri, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, svgns=True)
     return buffer.getvalue().decode()
@@ -122,49 +183,70 @@ def qr_svg(uri: str) -> str:
 
 def _matching_step(secret: str, code: str, now: datetime) -> int | None:
     """The time step within the drift window whose code is ``code``, if any."""
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")  # pyotp would read it as local time
     if len(code) != DIGITS or not code.isascii() or not code.isdigit():
         return None
     totp = _totp(secret)
-    current = int(now.timestamp()) // PERIOD
-    for step in range(current - DRIFT_STEPS, current + DRIFT_STEPS + 1):
-        if hmac.compare_digest(totp.at(step * PERIOD), code):
-            return step
+    current = totp.timecode(now)
+    for offset in range(-DRIFT_STEPS, DRIFT_STEPS + 1):
+        if hmac.compare_digest(totp.at(now, counter_offset=offset), code):
+            return current + offset
     return None
 
 
-def _accept_step(session: Session, user_id: int, step: int) -> bool:
-    """Record ``step`` as used unless it (or a later one) already was: replay protection."""
-    result = session.execute(
-        update(TotpCredential)
-        .where(TotpCredential.user_id == user_id, TotpCredential.last_used_step < step)
-        .values(last_used_step=step)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+def _accept_step(session: Session, user_id: int, sealed: bytes, step: int) -> bool:
+    """Record ``step`` as used unless it or a later one already was (replay protection).
+
+    The WHERE clause is the whole check, so two processes racing on one code
+    cannot both win; ``sealed`` pins the secret the code was checked against.
+    """
+    with _transaction(session):
+        result = session.execute(
+            update(TotpCredential)
+            .where(TotpCredential.user_id == user_id,
+                   TotpCredential.secret_encrypted == sealed,
+                   TotpCredential.last_used_step < step)
+            .values(last_used_step=step)
+            .execution_options(synchronize_session=False)
+        )
+    return _rowcount(result) == 1
 
 
 def _check_code(session: Session, kek: bytes, credential: TotpCredential, code: str,
                 now: datetime) -> bool:
-    secret = unseal(kek, credential.secret_encrypted, _purpose(credential.user_id)).decode()
-    step = _matching_step(secret, code.strip(), now)
-    return step is not None and _accept_step(session, credential.user_id, step)
+    """Whether ``code`` is valid for the credential now, spending its step if so."""
+    user_id, sealed = credential.user_id, credential.secret_encrypted
+    secret = unseal(kek, sealed, _purpose(user_id)).decode()
+    step = _matching_step(secret, code, now)
+    return step is not None and _accept_step(session, user_id, sealed, step)
 
 
 def confirm_enrollment(session: Session, kek: bytes, user_id: int, code: str,
                        now: datetime) -> list[str]:
-    """Switch MFA on with a valid code; return 10 new recovery codes (shown once)."""
+    """Switch MFA on with a valid code; return 10 new recovery codes in clear (shown once)."""
     credential = _credential(session, user_id)
     if credential is None or credential.confirmed_at is not None:
-        raise NoPendingEnrollment("no pending enrollment")
+        raise NoPendingEnrollment("no pending enrolment")
+    sealed = credential.secret_encrypted
     if not _check_code(session, kek, credential, code, now):
         raise InvalidCode("invalid code")
-    credential.confirmed_at = now
-    return regenerate_recovery_codes(session, user_id, now)
+    with _transaction(session):
+        # Only the secret whose code was just checked is switched on, with its codes at once.
+        result = session.execute(
+            update(TotpCredential)
+            .where(TotpCredential.user_id == user_id, TotpCredential.confirmed_at.is_(None),
+                   TotpCredential.secret_encrypted == sealed)
+            .values(confirmed_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if _rowcount(result) != 1:
+            raise NoPendingEnrollment("the enrolment changed meanwhile")
+        return _replace_recovery_codes(session, user_id)
 
 
 def verify_totp(session: Session, kek: bytes, user_id: int, code: str, now: datetime) -> bool:
-    """A valid, never-used TOTP code of a confirmed credential."""
+    """Whether ``code`` (exactly 6 ASCII digits) is valid and unused for a confirmed credential."""
     credential = _credential(session, user_id)
     if credential is None or credential.confirmed_at is None:
         return False
@@ -172,58 +254,74 @@ def verify_totp(session: Session, kek: bytes, user_id: int, code: str, now: date
 
 
 def _normalize(code: str) -> str:
+    """How users type recovery codes: any case, with or without dashes and spaces."""
     return code.strip().lower().replace("-", "").replace(" ", "")
 
 
 def use_recovery_code(session: Session, user_id: int, code: str, now: datetime) -> bool:
     """Spend one recovery code; each works once, whoever races for it."""
-    result = session.execute(
-        update(RecoveryCode)
-        .where(RecoveryCode.user_id == user_id, RecoveryCode.code_hash == sha256_hex(_normalize(code)),
-               RecoveryCode.used_at.is_(None))
-        .values(used_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    session.commit()
-    return result.rowcount == 1  # type: ignore[attr-defined,no-any-return]
+    with _transaction(session):
+        result = session.execute(
+            update(RecoveryCode)
+            .where(RecoveryCode.user_id == user_id,
+                   RecoveryCode.code_hash == sha256_hex(_normalize(code)),
+                   RecoveryCode.used_at.is_(None))
+            .values(used_at=now)
+            .execution_options(synchronize_session=False)
+        )
+    return _rowcount(result) == 1
 
 
 def verify_second_factor(session: Session, kek: bytes, user_id: int, code: str,
                          now: datetime) -> str | None:
-    """``"totp"`` or ``"recovery"`` for an accepted code, else None."""
+    """``"totp"`` or ``"recovery"`` for an accepted code, else None (MFA off included)."""
     if not is_enabled(session, user_id):
         return None
     if verify_totp(session, kek, user_id, code, now):
         return "totp"
-    if len(_normalize(code)) == 16 and use_recovery_code(session, user_id, code, now):
+    if len(_normalize(code)) == _RECOVERY_LENGTH and use_recovery_code(session, user_id, code, now):
         return "recovery"
     return None
 
 
-def _new_code() -> str:
-    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(16))  # 80 bits
-    return "-".join(raw[i:i + 4] for i in range(0, 16, 4))
+def _new_recovery_code() -> str:
+    raw = "".join(secrets.choice(_RECOVERY_ALPHABET) for _ in range(_RECOVERY_LENGTH))
+    return "-".join(raw[i:i + 4] for i in range(0, _RECOVERY_LENGTH, 4))
 
 
-def regenerate_recovery_codes(session: Session, user_id: int, now: datetime) -> list[str]:
-    """Replace every recovery code with 10 new ones; returns them in clear, once."""
-    codes = [_new_code() for _ in range(RECOVERY_CODES)]
+def _replace_recovery_codes(session: Session, user_id: int) -> list[str]:
+    """Swap the user's codes for new ones inside the caller's transaction."""
+    codes = [_new_recovery_code() for _ in range(RECOVERY_CODES)]
     session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-    session.add_all(RecoveryCode(user_id=user_id, code_hash=sha256_hex(_normalize(c)))
-                    for c in codes)
-    session.commit()
+    session.add_all(RecoveryCode(user_id=user_id, code_hash=sha256_hex(_normalize(code)))
+                    for code in codes)
     return codes
 
 
+def regenerate_recovery_codes(session: Session, user_id: int, now: datetime) -> list[str]:
+    """Replace every recovery code with 10 new ones, returned in clear once.
+
+    Raises MfaNotEnabled without a confirmed credential. ``now`` is accepted
+    for symmetry with the other writers; the codes carry no timestamp.
+    """
+    if not is_enabled(session, user_id):
+        raise MfaNotEnabled("MFA is not enabled")
+    with _transaction(session):
+        return _replace_recovery_codes(session, user_id)
+
+
 def remaining_recovery_codes(session: Session, user_id: int) -> int:
-    """Unused recovery codes of the user."""
+    """How many of the user's recovery codes are unused."""
     stmt = select(func.count()).select_from(RecoveryCode).where(
         RecoveryCode.user_id == user_id, RecoveryCode.used_at.is_(None))
     return int(session.scalar(stmt) or 0)
 
 
 def disable(session: Session, user_id: int) -> None:
-    """Turn MFA off: the credential and every recovery code go."""
-    session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-    session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))
-    session.commit()
+    """Turn MFA off: the credential (pending or confirmed) and every recovery code go.
+
+    Idempotent: disabling a user without MFA does nothing.
+    """
+    with _transaction(session):
+        session.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
+        session.execute(delete(TotpCredential).where(TotpCredential.user_id == user_id))

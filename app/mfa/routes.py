@@ -118,7 +118,10 @@ def disable() -> Response:
 def regenerate_recovery_codes() -> Response:
     """Ten new recovery codes; the old ones stop working (needs a recent step-up)."""
     user = _user()
-    codes = mfa_service.regenerate_recovery_codes(db.session, user.id, state.now())
+    try:
+        codes = mfa_service.regenerate_recovery_codes(db.session, user.id, state.now())
+    except mfa_service.MfaNotEnabled:
+        raise Conflict("MFA is off; there are no recovery codes to renew.") from None
     response = jsonify(recovery_codes=codes)
     response.headers["Cache-Control"] = "no-store"
     return response

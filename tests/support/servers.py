@@ -82,9 +82,12 @@ class RedisServer:
 class AppServer:
     """Tessera under gunicorn in its own process(es), configured through the environment."""
 
-    def __init__(self, env: Mapping[str, str], workers: int = 1, threads: int = 4) -> None:
+    def __init__(self, env: Mapping[str, str], workers: int = 1, threads: int = 4,
+                 wsgi: str = "wsgi:app") -> None:
         self.port = free_port()
-        self.env = {**os.environ, **env, "TESSERA_BIND": f"127.0.0.1:{self.port}",
+        self.wsgi = wsgi
+        self.env = {**os.environ, "TESSERA_ACCESS_LOG": "", **env,
+                    "TESSERA_BIND": f"127.0.0.1:{self.port}",
                     "TESSERA_WORKERS": str(workers), "TESSERA_THREADS": str(threads)}
         self.process: subprocess.Popen[bytes] | None = None
         self.log_path = Path(tempfile.mkstemp(prefix="tessera-gunicorn-", suffix=".log")[1])
@@ -97,7 +100,7 @@ class AppServer:
         gunicorn = Path(sys.executable).parent / "gunicorn"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [str(gunicorn), "-c", "gunicorn.conf.py", "--access-logfile", "/dev/null", "wsgi:app"],
+                [str(gunicorn), "-c", "gunicorn.conf.py", self.wsgi],
                 cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True,
             )

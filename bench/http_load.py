@@ -1,0 +1,218 @@
+"""HTTP speed on loopback with wrk, in one run, under one gunicorn configuration (issue 10).
+
+Starts its own redis-server, a Tessera with REDIS_URL, a Tessera without it
+(embedded revocation store), and the flask-jwt-extended reference app, all
+with the same gunicorn settings; drives each endpoint with wrk; prints rates,
+latency p50/p99 and the ratios; writes bench/results/http.json.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from http.cookies import SimpleCookie
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from cryptography.hazmat.primitives import serialization  # noqa: E402
+from cryptography.hazmat.primitives.asymmetric import ec  # noqa: E402
+
+from tests.support.http import call  # noqa: E402
+from tests.support.servers import AppServer, RedisServer  # noqa: E402
+
+DURATION = os.environ.get("BENCH_DURATION", "6s")
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "8")
+WORKERS, THREADS = 2, 2
+PASSWORD = "correct horse battery staple at speed"
+KEK = base64.urlsafe_b64encode(b"h" * 32).decode()
+FRESH_TOKENS = 20_000
+
+
+def wrk(url: str, script: str | None = None, *, connections: str = CONNECTIONS,
+        threads: str = "2", env: dict[str, str] | None = None) -> dict[str, float]:
+    """Run wrk; return requests/s and latency p50/p99 in milliseconds."""
+    command = ["wrk", "-t", threads, "-c", connections, "-d", DURATION, "--latency", url]
+    if script:
+        command += ["-s", str(ROOT / "bench" / "wrk" / script)]
+    out = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **(env or {})}, check=True).stdout
+    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if non_2xx:
+        raise RuntimeError(f"{url}: {non_2xx.group(1)} error responses\n{out}")
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    return {"rate": round(rate, 1), "p50_ms": _percentile(out, "50%"),
+            "p99_ms": _percentile(out, "99%")}
+
+
+def _percentile(out: str, label: str) -> float:
+    match = re.search(rf"^\s+{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
+    assert match, out
+    value, unit = float(match.group(1)), match.group(2)
+    return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
+
+
+def _prepare_database(tmp: Path) -> str:
+    """A migrated SQLite database with signing keys and the bench user."""
+    url = f"sqlite:///{tmp}/bench.db"
+    env = {**os.environ, "FLASK_APP": "wsgi", "TESSERA_DATABASE_URL": url,
+           "TESSERA_KEY_ENCRYPTION_KEY": KEK, "TESSERA_INSTANCE_PATH": str(tmp)}
+    flask = str(Path(sys.executable).parent / "flask")
+    for args, stdin in ((["db", "upgrade"], None), (["keys", "ensure"], None),
+                        (["users", "create", "bench", "--password-stdin"], PASSWORD + "\n")):
+        subprocess.run([flask, *args], cwd=ROOT, env=env, input=stdin, text=True, check=True,
+                       capture_output=True, timeout=120)
+    return url
+
+
+def _tessera(url: str, tmp: Path, redis_url: str | None) -> AppServer:
+    env = {"TESSERA_DATABASE_URL": url, "TESSERA_KEY_ENCRYPTION_KEY": KEK,
+           "TESSERA_ISSUER": "http://127.0.0.1", "TESSERA_COOKIE_SECURE": "false",
+           "TESSERA_INSTANCE_PATH": str(tmp), "TESSERA_ACCESS_LOG": "",
+           "TESSERA_RATELIMIT_REFRESH": "100000000/minute",
+           "TESSERA_RATELIMIT_LOGIN_PER_IP": "100000000/minute"}
+    if redis_url:
+        env["TESSERA_REDIS_URL"] = redis_url
+    return AppServer(env, workers=WORKERS, threads=THREADS).start()
+
+
+def _reference(tmp: Path, redis_url: str) -> AppServer:
+    key = ec.generate_private_key(ec.SECP256R1())
+    (tmp / "ref.pem").write_bytes(key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    (tmp / "ref.pub").write_bytes(key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    env = {"BENCH_PRIVATE_KEY": str(tmp / "ref.pem"), "BENCH_PUBLIC_KEY": str(tmp / "ref.pub"),
+           "BENCH_REDIS_URL": redis_url, "TESSERA_ACCESS_LOG": ""}
+    return AppServer(env, workers=WORKERS, threads=THREADS,
+                     wsgi="bench.reference_app:app").start()
+
+
+def _login(server: AppServer) -> tuple[str, str, str]:
+    reply = call("POST", server.url + "/auth/login",
+                 json_body={"username": "bench", "password": PASSWORD})
+    assert reply.status == 200, reply.body
+    jar: SimpleCookie = SimpleCookie()
+    for value in reply.set_cookies:
+        jar.load(value)
+    return reply.json()["access_token"], jar["refresh_token"].value, jar["csrf_token"].value
+
+
+def _fresh_tokens(url: str, tmp: Path, sid_source: str) -> Path:
+    """Many valid tokens of one real session, each with its own jti (first-seen tokens)."""
+    from app import create_app, state
+    from app.core.tokens import access_claims, sign_token
+    from app.security import snapshot
+
+    claims = json.loads(base64.urlsafe_b64decode(sid_source.split(".")[1] + "=="))
+    app = create_app({"DATABASE_URL": url, "KEY_ENCRYPTION_KEY": KEK,
+                      "ISSUER": "http://127.0.0.1"}, instance_path=str(tmp))
+    path = tmp / "fresh.txt"
+    with app.app_context():
+        signer = snapshot().current_signer()
+        s = state.settings()
+        now = int(time.time())
+        lines = [sign_token(signer, access_claims(
+            issuer=s.issuer, audience=s.access_audience, user_id=int(claims["sub"]),
+            session_id=claims["sid"], client_id="web", scope=claims["scope"], roles=[],
+            auth_time=now, amr=["pwd"], acr="aal1", now=now, ttl=900))
+            for _ in range(FRESH_TOKENS)]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def _argon2_ms() -> float:
+    from app.core.passwords import hash_password, verify_password
+
+    stored = hash_password(PASSWORD)
+    samples = []
+    for _ in range(15):
+        start = time.perf_counter()
+        verify_password(stored, PASSWORD)
+        samples.append((time.perf_counter() - start) * 1000)
+    return round(statistics.median(samples), 3)
+
+
+def main() -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    redis_server = RedisServer()
+    redis_server.start()
+    servers: list[AppServer] = []
+    try:
+        url = _prepare_database(tmp)
+        with_redis = _tessera(url, tmp, redis_server.url)
+        servers.append(with_redis)
+        without_redis = _tessera(url, tmp, None)
+        servers.append(without_redis)
+        reference = _reference(tmp, redis_server.url)
+        servers.append(reference)
+        return _measure(with_redis, without_redis, reference, url, tmp)
+    finally:
+        for server in servers:
+            server.stop()
+        redis_server.stop()
+
+
+def _measure(with_redis: AppServer, without_redis: AppServer, reference: AppServer,
+             url: str, tmp: Path) -> dict[str, Any]:
+    token, refresh, csrf = _login(with_redis)
+    pairs = [_login(with_redis)[1:] for _ in range(2)]
+    (tmp / "refresh.txt").write_text("\n".join(f"{r} {c}" for r, c in pairs) + "\n")
+    fresh = _fresh_tokens(url, tmp, token)
+    ref_token = call("POST", reference.url + "/mint").json()["access_token"]
+    me = "/api/me"
+    results: dict[str, Any] = {
+        "unauthenticated": wrk(with_redis.url + "/healthz"),
+        "me_reused_redis": wrk(with_redis.url + me, "bearer.lua", env={"BENCH_TOKEN": token}),
+        "me_fresh_redis": wrk(with_redis.url + me, "fresh_tokens.lua",
+                              env={"BENCH_TOKENS_FILE": str(fresh)}),
+        "me_reused_db": wrk(without_redis.url + me, "bearer.lua", env={"BENCH_TOKEN": token}),
+        "me_fresh_db": wrk(without_redis.url + me, "fresh_tokens.lua",
+                           env={"BENCH_TOKENS_FILE": str(fresh)}),
+        "jwks": wrk(with_redis.url + "/.well-known/jwks.json"),
+        "reference_unauthenticated": wrk(reference.url + "/healthz"),
+        "reference_me": wrk(reference.url + me, "bearer.lua", env={"BENCH_TOKEN": ref_token}),
+        "login": wrk(with_redis.url + "/auth/login", "login.lua", connections="1", threads="1",
+                     env={"BENCH_PASSWORD": PASSWORD}),
+        "refresh": wrk(with_redis.url, "refresh.lua", connections="2",
+                       env={"BENCH_REFRESH_FILE": str(tmp / "refresh.txt")}),
+        "argon2id_ms": _argon2_ms(),
+    }
+    unauth = results["unauthenticated"]["rate"]
+    results["ratios"] = {
+        "me_reused_redis_vs_unauthenticated": round(results["me_reused_redis"]["rate"] / unauth, 3),
+        "me_reused_redis_vs_reference": round(
+            results["me_reused_redis"]["rate"] / results["reference_me"]["rate"], 2),
+        "jwks_vs_unauthenticated": round(results["jwks"]["rate"] / unauth, 3),
+        "login_p50_vs_argon2id": round(results["login"]["p50_ms"] / results["argon2id_ms"], 2),
+        "me_reused_db_vs_unauthenticated": round(results["me_reused_db"]["rate"] / unauth, 3),
+        "me_fresh_redis_vs_unauthenticated": round(results["me_fresh_redis"]["rate"] / unauth, 3),
+    }
+    return results
+
+
+if __name__ == "__main__":
+    figures = main()
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "http.json").write_text(json.dumps(figures, indent=2) + "\n")
+    for name, value in figures.items():
+        if isinstance(value, dict) and "rate" in value:
+            print(f"{name:<26} {value['rate']:>10,.0f}/s  p50 {value['p50_ms']:>8.3f} ms"
+                  f"  p99 {value['p99_ms']:>8.3f} ms")
+    print(f"{'argon2id verify':<26} {figures['argon2id_ms']:>10.3f} ms (median)")
+    goals = {"me_reused_redis_vs_unauthenticated": ">= 0.75",
+             "me_reused_redis_vs_reference": ">= 2.0", "jwks_vs_unauthenticated": ">= 0.95",
+             "login_p50_vs_argon2id": "<= 1.3"}
+    for name, ratio in figures["ratios"].items():
+        print(f"{name:<40} {ratio:>7}  {('goal ' + goals[name]) if name in goals else ''}")

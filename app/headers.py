@@ -1,8 +1,10 @@
-"""Security headers on every response (SPEC §9, issue 8)."""
+"""Headers on every response: security (SPEC §9, issue 8) and the request id."""
 
 from __future__ import annotations
 
 from flask import Flask, Response, request
+
+from app.http import request_id
 
 __all__ = ["CSP", "init_app"]
 
@@ -26,6 +28,7 @@ _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
 def _secure(response: Response) -> Response:
     headers = response.headers
     headers.extend(_FIXED)
+    headers.add("X-Request-ID", request_id())
     if request.is_secure:
         headers.add(*_HSTS)
     # An auth service caches nothing by default: tokens, sessions, user data.

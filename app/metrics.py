@@ -70,12 +70,8 @@ def render() -> Response:
     return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
 
 
-def _start_timer() -> None:
-    g.tessera_started = time.perf_counter()
-
-
 def _observe(response: Response) -> Response:
-    started = g.get("tessera_started")
+    started = g.get("request_started")  # set by app.http when the request began
     if started is not None:
         metrics().latency.labels(request.endpoint or "unmatched", request.method).observe(
             time.perf_counter() - started)
@@ -86,5 +82,4 @@ def init_app(app: Flask) -> None:
     if _EXT in app.extensions:
         raise RuntimeError("metrics are already set up on this app")
     app.extensions[_EXT] = Metrics(CollectorRegistry(auto_describe=True))
-    app.before_request(_start_timer)
     app.after_request(_observe)

@@ -111,7 +111,8 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
 
     They cost about 70 µs per request, on every route, while only the views
     above are limited; those views' own wrappers check their limits, and the
-    hooks still add Retry-After and apply ``deduct_when`` where it matters.
+    hooks (moved to the limited views' blueprints) still add Retry-After and
+    apply ``deduct_when`` where it matters.
     """
 
     def before(hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -123,10 +124,14 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
     def teardown(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return lambda exc: hook(exc) if request.endpoint in endpoints else None
 
+    blueprints = {endpoint.split(".", 1)[0] for endpoint in endpoints}
     for registry, wrap in ((app.before_request_funcs, before), (app.after_request_funcs, after),
                            (app.teardown_request_funcs, teardown)):
         hooks = registry.get(None, [])
-        registry[None] = [wrap(h) if _owned_by(h, limiter) else h for h in hooks]
+        owned = [h for h in hooks if _owned_by(h, limiter)]
+        registry[None] = [h for h in hooks if not _owned_by(h, limiter)]
+        for name in blueprints:  # blueprint-scoped: other areas never call them
+            registry.setdefault(name, []).extend(wrap(h) for h in owned)
 
 
 @contextmanager

@@ -89,7 +89,7 @@ def login() -> Response:
         return response
     sess, refresh_token = start_session(user)
     metrics().logins.labels("success").inc()
-    audit("LOGIN_SUCCESS", user_id=user.id, session_id=sess.id)
+    audit("LOGIN_SUCCESS", user_id=user.id, session_id=sess.id, commit=False)  # with the next
     return session_response(user, sess, refresh_token)
 
 

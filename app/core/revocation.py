@@ -118,6 +118,11 @@ class RevocationService:
         self._state = state
         self._fail_mode = fail_mode
 
+    @property
+    def state(self) -> RevocationState:
+        """The per-process state (outage flag, mirror) this service keeps."""
+        return self._state
+
     # --- writing
 
     def revoke_jti(self, jti: str, expires_at: datetime, now: datetime, reason: str = "") -> None:

@@ -115,6 +115,8 @@ class VerifiedToken:
     exp: float
     nbf: float | None
     token_hash: str | None  # SHA-256 of a legacy token without jti (its revocation handle)
+    # What the caller derived from the claims, kept with the cached token (opaque here).
+    derived: Any = None
 
 
 def sign_token(

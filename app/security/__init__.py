@@ -194,7 +194,16 @@ def _count_rejection(reason: str) -> None:
 
 def _principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
     if verified.legacy and "sid" not in verified.claims:
-        return legacy_principal(verified, via_cookie)
+        return legacy_principal(verified, via_cookie)  # reads the user: never cached
+    cached = verified.derived
+    if cached is not None and cached.via_cookie == via_cookie:
+        return cached  # type: ignore[no-any-return]
+    principal = _claims_principal(verified, via_cookie)
+    verified.derived = principal  # built from the claims alone, so it lives with them
+    return principal
+
+
+def _claims_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
     claims = verified.claims
     if not claims["sub"].isdigit():
         raise TokenRejected("bad_claim_type")

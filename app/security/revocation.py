@@ -17,7 +17,7 @@ from app.core.revocation import PREFIX, RevocationService, RevocationState, Stor
 from app.core.revocation_mirror import RevocationMirror
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.errors import ServiceUnavailable
-from app.extensions import db, redis_store
+from app.extensions import db
 from app.models import AuthSession
 from app.security.principal import Principal
 
@@ -34,24 +34,23 @@ _STATE = "tessera.revocation"
 
 
 def init_app(app: Flask) -> None:
-    """Per-process revocation state (outage flag, rebuild lock) for this app."""
+    """Per-process revocation state (outage flag, mirror) and this app's service."""
     counters = app.extensions["tessera.metrics"]
     client = app.extensions["tessera.redis"]
     mirror = None
     if client is not None:  # connections open lazily, in the worker that checks first
         mirror = RevocationMirror(client.connection_pool.connection_kwargs, PREFIX)
-    app.extensions[_STATE] = RevocationState(
+    revocation_state = RevocationState(
         on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror)
+    # db.session is the scoped-session proxy: one service serves every request and thread.
+    app.extensions[_STATE] = RevocationService(
+        db.session, client, state=revocation_state,
+        fail_mode=app.extensions["tessera.settings"].revocation_fail_mode)
 
 
 def revocations() -> RevocationService:
-    """The revocation service bound to this request's database session and Redis."""
-    return RevocationService(
-        db.session,
-        redis_store.client,
-        state=current_app.extensions[_STATE],
-        fail_mode=state.settings().revocation_fail_mode,
-    )
+    """This app's revocation service (over the request's database session and Redis)."""
+    return current_app.extensions[_STATE]  # type: ignore[no-any-return]
 
 
 def _margin() -> timedelta:

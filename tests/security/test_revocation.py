@@ -111,7 +111,7 @@ def test_mirror_is_honoured_across_processes_with_warm_caches(make_app, redis_ur
     reader = AuthActions(second.test_client())
     for _ in range(3):
         assert reader.me(token).status_code == 200  # warm: verified-token cache and mirror
-    assert len(second.extensions["tessera.revocation"].mirror) > 0
+    assert len(second.extensions["tessera.revocation"].state.mirror) > 0
     assert auth.logout().status_code == 200
     assert reader.me(token).status_code == 401
 

@@ -62,7 +62,8 @@ def create_app(
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
     redis_store.init_app(app, settings.redis_url)
-    if settings.trusted_proxies:
+    headers.init_app(app)  # WSGI middleware: wrapped by ProxyFix below, so it sees the
+    if settings.trusted_proxies:  # client's scheme
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=settings.trusted_proxies, x_proto=settings.trusted_proxies
         )
@@ -73,7 +74,6 @@ def create_app(
     audit.init_app(app)
     errors.init_app(app)
     http.init_app(app)
-    headers.init_app(app)
     _register_blueprints(app)
     ratelimit.init_app(app)  # wraps registered views, so after the blueprints
     openapi.init_app(app)

@@ -1,20 +1,27 @@
-"""Headers on every response: security (SPEC §9, issue 8) and the request id."""
+"""Headers on every response: security (SPEC §9, issue 8) and the request id.
+
+They are added at the WSGI edge, to the plain list of header tuples that
+goes to the server, after Flask has built the response: every response gets
+them (errors included) at a fraction of the cost of werkzeug's validated
+``Headers`` API, which used to be a fifth of an authenticated request.
+"""
 
 from __future__ import annotations
 
-from flask import Flask, Response, request
+from collections.abc import Callable, Iterable
+from typing import Any
 
-from app.http import request_id
+from flask import Flask
 
-__all__ = ["CSP", "init_app"]
+__all__ = ["CSP", "REQUEST_ID_KEY", "init_app"]
 
 # No inline script or style anywhere: pages load /static files only.
 CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
 )
-# Set by nothing else in the app, so they are added without looking first
-# (one extend is a third of the cost of six setdefaults, on every response).
+# Where app.http leaves the request id for this layer (the WSGI environ outlives g).
+REQUEST_ID_KEY = "tessera.request_id"
 _FIXED = [
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
@@ -23,20 +30,34 @@ _FIXED = [
     ("Cross-Origin-Opener-Policy", "same-origin"),
 ]
 _HSTS = ("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+_NO_STORE = ("Cache-Control", "no-store")
+
+StartResponse = Callable[..., Any]
 
 
-def _secure(response: Response) -> Response:
-    headers = response.headers
-    headers.extend(_FIXED)
-    headers.add("X-Request-ID", request_id())
-    if request.is_secure:
-        headers.add(*_HSTS)
-    # An auth service caches nothing by default: tokens, sessions, user data.
-    # Public documents (JWKS, metadata, OpenAPI) set their own Cache-Control.
-    if "Cache-Control" not in headers:
-        headers.add("Cache-Control", "no-store")
-    return response
+class ResponseHeaders:
+    """WSGI middleware adding the fixed headers, the request id and a default no-store."""
+
+    def __init__(self, app: Callable[[dict[str, Any], StartResponse], Iterable[bytes]]) -> None:
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        def start(status: str, headers: list[tuple[str, str]], *args: Any) -> Any:
+            # An auth service caches nothing by default: tokens, sessions, user data.
+            # Public documents (JWKS, metadata, OpenAPI) set their own Cache-Control.
+            if not any(name.lower() == "cache-control" for name, _ in headers):
+                headers.append(_NO_STORE)
+            headers.extend(_FIXED)
+            if environ.get("wsgi.url_scheme") == "https":
+                headers.append(_HSTS)
+            request_id = environ.get(REQUEST_ID_KEY)
+            if request_id:
+                headers.append(("X-Request-ID", request_id))
+            return start_response(status, headers, *args)
+
+        return self.app(environ, start)
 
 
 def init_app(app: Flask) -> None:
-    app.after_request(_secure)
+    """Wrap the WSGI app (inside ProxyFix, so the scheme is the client's)."""
+    app.wsgi_app = ResponseHeaders(app.wsgi_app)  # type: ignore[method-assign]

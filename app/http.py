@@ -12,6 +12,7 @@ from marshmallow import Schema
 from werkzeug.routing import IntegerConverter, Map
 
 from app.errors import UnsupportedMediaType, ValidationFailed
+from app.headers import REQUEST_ID_KEY
 
 __all__ = ["init_app", "load_json", "request_id"]
 
@@ -26,8 +27,9 @@ def request_id() -> str:
 
 def _assign_request_id() -> str:
     offered = request.headers.get("X-Request-ID", "")
-    g.request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
-    return str(g.request_id)
+    rid = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    g.request_id = request.environ[REQUEST_ID_KEY] = rid  # app.headers echoes it
+    return rid
 
 
 def _start_request() -> None:
@@ -59,4 +61,4 @@ class DatabaseIdConverter(IntegerConverter):
 def init_app(app: Flask) -> None:
     """Give every request an id and echo it on every response; the ``id`` URL converter."""
     app.url_map.converters["id"] = DatabaseIdConverter
-    app.before_request(_start_request)  # the id is echoed by app.headers
+    app.before_request(_start_request)  # app.headers echoes the id on the response

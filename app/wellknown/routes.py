@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, request
 
 from app import state
 from app.security import snapshot
@@ -12,15 +12,27 @@ bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
 
 @bp.get("/jwks.json")
 def jwks() -> Response:
-    """Public keys (standby, active, retired); the body is built once per keyring load."""
+    """Public keys (standby, active, retired); body and headers built once per keyring load."""
     current = snapshot()
-    if request.if_none_match.contains_weak(current.jwks_etag):
-        response = Response(status=304)
-    else:
-        response = Response(current.jwks_body, mimetype="application/jwk-set+json")
-    response.set_etag(current.jwks_etag)
-    response.headers["Cache-Control"] = f"public, max-age={state.settings().jwks_max_age}"
-    return response
+    headers = _jwks_headers(current.jwks_etag)
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(
+            current.jwks_etag):
+        return Response(status=304, headers=headers[1:])
+    return Response(current.jwks_body, headers=headers)
+
+
+def _jwks_headers(etag: str) -> list[tuple[str, str]]:
+    cached: dict[str, list[tuple[str, str]]] = current_app.extensions.setdefault(
+        "tessera.jwks_headers", {})
+    headers = cached.get(etag)
+    if headers is None:
+        cached.clear()  # one keyring state at a time
+        headers = cached[etag] = [
+            ("Content-Type", "application/jwk-set+json"),
+            ("ETag", f'"{etag}"'),
+            ("Cache-Control", f"public, max-age={state.settings().jwks_max_age}"),
+        ]
+    return headers
 
 
 def _base() -> str:

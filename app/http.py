@@ -13,6 +13,7 @@ from werkzeug.routing import IntegerConverter, Map
 
 from app.errors import UnsupportedMediaType, ValidationFailed
 from app.headers import REQUEST_ID_KEY
+from app.models.base import MAX_INTEGER_ID
 
 __all__ = ["init_app", "load_json", "request_id"]
 
@@ -52,10 +53,10 @@ def load_json(schema: Schema) -> Any:
 
 
 class DatabaseIdConverter(IntegerConverter):
-    """``<id:name>``: a positive integer that fits a 64-bit column; anything else is a 404."""
+    """``<id:name>``: a positive integer that fits an Integer key column; anything else is a 404."""
 
     def __init__(self, map: Map) -> None:  # noqa: A002 - werkzeug's parameter name
-        super().__init__(map, min=1, max=2**63 - 1)
+        super().__init__(map, min=1, max=MAX_INTEGER_ID)
 
 
 def init_app(app: Flask) -> None:

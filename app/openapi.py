@@ -20,6 +20,7 @@ from app.admin import schemas as admin_schemas
 from app.api.schemas import NoteSchema
 from app.auth import schemas as auth_schemas
 from app.mfa.schemas import CodeSchema
+from app.models.base import MAX_INTEGER_ID
 
 __all__ = ["build_spec", "init_app"]
 
@@ -73,7 +74,7 @@ _ERROR_SCHEMA = {
 def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     params = []
     for converter, name in re.findall(r"<(?:(\w+):)?(\w+)>", rule):
-        kind = ({"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+        kind = ({"type": "integer", "minimum": 1, "maximum": MAX_INTEGER_ID}
                 if converter in ("int", "id") else {"type": "string", "maxLength": 128})
         params.append({"in": "path", "name": name, "required": True, "schema": kind})
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule), params

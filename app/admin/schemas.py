@@ -6,6 +6,8 @@ from datetime import UTC
 
 from marshmallow import Schema, fields, validate
 
+from app.models.base import MAX_INTEGER_ID
+
 _ROLE = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_:-]{0,31}$"))
 
 
@@ -40,9 +42,9 @@ class PhaseSchema(Schema):
 
 
 class AuditQuerySchema(Schema):
-    user_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    user_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INTEGER_ID))
     event = fields.String(load_default=None, validate=validate.Length(max=40))
     since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1))
+    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INTEGER_ID))

@@ -180,6 +180,18 @@ def test_admin_changes_need_a_recent_step_up_when_the_admin_has_mfa(app) -> None
     assert auth.client.get("/admin/api/users", headers=bearer(admin)).status_code == 200  # reads
 
 
+@pytest.mark.parametrize("huge", [2**31, 2**63 - 2, 10**30])
+def test_ids_beyond_the_key_column_are_client_errors(app, huge: int) -> None:
+    """PostgreSQL's Integer keys are 32-bit: a larger id must not reach the database."""
+    client = app.test_client()
+    alice, admin = _token(app, "alice"), _token(app, "root")
+    assert client.get(f"/api/notes/{huge}", headers=bearer(alice)).status_code == 404
+    assert client.get(f"/admin/api/users/{huge}/sessions", headers=bearer(admin)).status_code == 404
+    for field in ("user_id", "before_id"):
+        answer = client.get(f"/admin/api/audit?{field}={huge}", headers=bearer(admin))
+        assert answer.status_code == 400 and field in answer.get_json()["details"]
+
+
 def test_audit_query_filters_and_pages(app) -> None:  # type: ignore[no-untyped-def]
     admin = _token(app, "root")
     for _ in range(3):

@@ -25,7 +25,9 @@ REQUEST_ID_KEY = "tessera.request_id"
 _FIXED = [
     ("Content-Security-Policy", CSP),
     ("X-Content-Type-Options", "nosniff"),
-    ("Referrer-Policy", "no-referrer"),
+    # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on
+    # form posts, and the CSRF origin check needs the real one. Other sites get nothing.
+    ("Referrer-Policy", "same-origin"),
     ("X-Frame-Options", "DENY"),
     ("Cross-Origin-Opener-Policy", "same-origin"),
 ]

@@ -36,8 +36,8 @@ def client_ip() -> str:
 
 
 def _username_key() -> str:
-    body = request.get_json(silent=True)
-    name = body.get("username") if isinstance(body, dict) else None
+    body = request.get_json(silent=True) if request.is_json else request.form
+    name = body.get("username") if hasattr(body, "get") else None
     digest = hashlib.sha256(str(name).strip().lower().encode()).hexdigest()[:32]
     return f"user:{digest}"
 
@@ -52,17 +52,29 @@ def _on_breach(limit: RequestLimit) -> None:
           details={"limit": str(limit.limit)})
 
 
-def _route_limits() -> list[tuple[str, Callable[[], str], Callable[[], str], Any]]:
-    """(endpoint, limit setting, key function, deduct_when) for every route limit."""
+def _route_limits() -> list[tuple[str, str, Callable[[], str], Callable[[], str], Any]]:
+    """(endpoint, counter, limit setting, key function, deduct_when) for every route limit.
+
+    A JSON route and its web page share one counter, so that the pages are no
+    way around the API's limits.
+    """
     s = state.settings()
     return [
-        ("auth.login", lambda: s.ratelimit_login_per_ip, client_ip, _failed),
-        ("auth.login", lambda: s.ratelimit_login_per_username, _username_key, _failed),
-        ("auth.mfa_verify", lambda: s.ratelimit_mfa, client_ip, None),
-        ("mfa.step_up", lambda: s.ratelimit_mfa, client_ip, None),
-        ("auth.refresh", lambda: s.ratelimit_refresh, client_ip, None),
-        ("auth.exchange", lambda: s.ratelimit_exchange, client_ip, None),
-        ("auth.register", lambda: s.ratelimit_exchange, client_ip, None),
+        (endpoint, counter, setting, key_func, deduct_when)
+        for endpoints, counter, setting, key_func, deduct_when in [
+            (("auth.login", "web.login"), "login", lambda: s.ratelimit_login_per_ip,
+             client_ip, _failed),
+            (("auth.login", "web.login"), "login", lambda: s.ratelimit_login_per_username,
+             _username_key, _failed),
+            (("auth.mfa_verify", "web.login_mfa"), "mfa-verify", lambda: s.ratelimit_mfa,
+             client_ip, None),
+            (("mfa.step_up", "web.step_up"), "step-up", lambda: s.ratelimit_mfa, client_ip, None),
+            (("auth.refresh", "web.resume"), "refresh", lambda: s.ratelimit_refresh,
+             client_ip, None),
+            (("auth.exchange",), "exchange", lambda: s.ratelimit_exchange, client_ip, None),
+            (("auth.register",), "register", lambda: s.ratelimit_exchange, client_ip, None),
+        ]
+        for endpoint in endpoints
     ]
 
 
@@ -86,17 +98,23 @@ def init_app(app: Flask) -> None:
     app.extensions[_EXT] = limiter
     with app.app_context():
         policies = _route_limits()
-        for endpoint, limit_value, key_func, deduct_when in policies:
+        for endpoint, counter, limit_value, key_func, deduct_when in policies:
             view = app.view_functions[endpoint]
-            app.view_functions[endpoint] = limiter.limit(
-                limit_value, key_func=key_func, deduct_when=deduct_when,
-                scope=f"{endpoint}:{key_func.__name__}",
+            app.view_functions[endpoint] = limiter.shared_limit(
+                limit_value, f"{counter}:{key_func.__name__}", key_func=key_func,
+                deduct_when=deduct_when, methods=_submissions(app, endpoint),
             )(view)
     _hooks_only_for(app, limiter, {endpoint for endpoint, *_ in policies} | _IN_VIEW_LIMITS)
 
 
+def _submissions(app: Flask, endpoint: str) -> list[str] | None:
+    """Count a form page's posts, not its views: POST when the route takes it, else all."""
+    methods = set().union(*(rule.methods or () for rule in app.url_map.iter_rules(endpoint)))
+    return ["POST"] if "POST" in methods else None
+
+
 # Views that call ``limit()`` themselves (the key needs the body or the principal).
-_IN_VIEW_LIMITS = frozenset({"auth.mfa_verify", "mfa.step_up"})
+_IN_VIEW_LIMITS = frozenset({"auth.mfa_verify", "mfa.step_up", "web.login_mfa", "web.step_up"})
 
 
 def _owned_by(hook: Any, limiter: Limiter) -> bool:
@@ -138,5 +156,5 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
 def limit(limit_value: str, key: str, scope: str) -> Iterator[None]:
     """A limit inside a view, where the key needs the request's principal or body."""
     limiter: Limiter = current_app.extensions[_EXT]
-    with limiter.limit(limit_value, key_func=lambda: key, scope=scope):
+    with limiter.shared_limit(limit_value, scope, key_func=lambda: key):
         yield

@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 
 ensure_venv test
 ensure_apt redis-server redis-server
+ensure_apt chromium chromium  # the web page tests drive it through Playwright
 
 log "test suite on SQLite"
 "$VENV/bin/python" -m pytest "$@"

@@ -8,6 +8,7 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
 from app import state
+from app.admin import actions
 from app.admin.schemas import (
     AuditQuerySchema,
     PhaseSchema,
@@ -19,38 +20,27 @@ from app.admin.schemas import (
 )
 from app.audit import audit
 from app.core import audit as audit_service
-from app.core import keys as key_service
-from app.core import migration
 from app.core import mfa as mfa_service
+from app.core import migration
 from app.core import sessions as session_service
 from app.core import users as user_service
-from app.errors import Conflict, NotFound, StepUpRequired, ValidationFailed
+from app.errors import Conflict, NotFound, ValidationFailed
 from app.extensions import db
 from app.http import load_json
 from app.models import AuthSession, SigningKey, User
 from app.security import current_principal, keyops, snapshot
 from app.security.guards import protect_blueprint
 from app.security.issuing import session_limits
-from app.security.revocation import revocations, revoke_session, revoke_user_tokens
+from app.security.revocation import revocations
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/api")
 protect_blueprint(bp, roles=("admin",))
 
-STEP_UP_MAX_AGE = 300  # seconds: how recent an admin's MFA must be for a change
-
 
 @bp.before_request
 def _step_up_for_changes() -> None:
-    """An admin with MFA on must have stepped up recently to change anything."""
-    if request.method in ("GET", "HEAD", "OPTIONS") or request.endpoint is None:
-        return
-    principal = current_principal()
-    if not mfa_service.is_enabled(db.session, principal.user_id):
-        return
-    fresh = principal.auth_time is not None and \
-        state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE
-    if principal.acr != "aal2" or not fresh:
-        raise StepUpRequired(STEP_UP_MAX_AGE)
+    if request.method not in ("GET", "HEAD", "OPTIONS") and request.endpoint is not None:
+        actions.require_recent_step_up()
 
 
 def _query(schema: Any) -> Any:
@@ -103,19 +93,8 @@ def create_user() -> tuple[Response, int]:
 def update_user(user_id: int) -> Response:
     """Disable/enable (disabling ends every session at once) and set roles."""
     body = load_json(UserUpdateSchema())
-    user = _user(user_id)
-    actor = current_principal().user_id
-    if "roles" in body:
-        user.roles = sorted(set(body["roles"]))
-    if "disabled" in body:
-        user.disabled = body["disabled"]
-    db.session.commit()
-    if body.get("disabled"):
-        revoke_user_tokens(user.id, reason="user_disabled", actor_id=actor)
-    elif "roles" in body:  # tokens carry roles: make the user pick up the new ones
-        revoke_user_tokens(user.id, reason="roles_changed", actor_id=actor)
-    audit("USER_UPDATED", user_id=user.id, actor_id=actor,
-          details={k: body[k] for k in ("disabled", "roles") if k in body})
+    user = actions.update_user_account(_user(user_id), disabled=body.get("disabled"),
+                                       roles=body.get("roles"))
     return jsonify(_user_json(user))
 
 
@@ -123,7 +102,7 @@ def update_user(user_id: int) -> Response:
 def revoke_tokens(user_id: int) -> Response:
     """Every token and session of that user, now."""
     user = _user(user_id)
-    revoke_user_tokens(user.id, reason="admin", actor_id=current_principal().user_id)
+    actions.revoke_all_tokens(user)
     return jsonify(revoked=True, user_id=user.id)
 
 
@@ -143,10 +122,7 @@ def user_sessions(user_id: int) -> Response:
 
 @bp.delete("/sessions/<session_id>")
 def end_session(session_id: str) -> Response:
-    sess = db.session.get(AuthSession, session_id)
-    if sess is None or sess.revoked_at is not None:
-        raise NotFound("No such session.")
-    revoke_session(sess, reason="admin", actor_id=current_principal().user_id)
+    actions.end_session(session_id)
     return jsonify(ended=session_id)
 
 
@@ -181,24 +157,14 @@ def list_keys() -> Response:
 @bp.post("/keys/rotate")
 def rotate_keys() -> Response:
     body = load_json(RotateSchema()) if request.content_length else {"force": False}
-    try:
-        result = keyops.rotate_signing_keys(force=body["force"])
-    except key_service.KeyError_ as exc:
-        raise Conflict(str(exc)) from None
-    audit("KEY_ROTATED", actor_id=current_principal().user_id, kid=result.active_kid,
-          details={"retired": result.retired_kid, "standby": result.standby_kid})
+    result = actions.rotate_keys(force=body["force"])
     return jsonify(active_kid=result.active_kid, retired_kid=result.retired_kid,
                    standby_kid=result.standby_kid)
 
 
 @bp.post("/keys/<kid>/revoke")
 def revoke_key(kid: str) -> Response:
-    try:
-        row = keyops.revoke_signing_key(kid)
-    except key_service.UnknownKey:
-        raise NotFound("No such live key.") from None
-    audit("KEY_REVOKED", actor_id=current_principal().user_id, kid=kid)
-    return jsonify(_key_json(row))
+    return jsonify(_key_json(actions.revoke_key(kid)))
 
 
 def _migration_json() -> dict[str, Any]:
@@ -220,12 +186,7 @@ def get_migration() -> Response:
 @bp.put("/migration")
 def set_migration() -> Response:
     body = load_json(PhaseSchema())
-    try:
-        previous = keyops.set_migration_phase(body["phase"])
-    except ValueError as exc:
-        raise Conflict(str(exc)) from None
-    audit("MIGRATION_PHASE_CHANGED", actor_id=current_principal().user_id,
-          details={"from": previous, "to": body["phase"]})
+    actions.set_phase(body["phase"])
     return jsonify(_migration_json())
 
 

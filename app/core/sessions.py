@@ -192,9 +192,16 @@ def _is_unconsumed(db: Session, token: str) -> bool:
 
 def live_sessions(db: Session, user_id: int, now: datetime, limits: SessionLimits) -> list[AuthSession]:
     """The user's sessions that are neither revoked nor expired, most recently used first."""
+    return live_sessions_of(db, [user_id], now, limits)
+
+
+def live_sessions_of(
+    db: Session, user_ids: list[int], now: datetime, limits: SessionLimits
+) -> list[AuthSession]:
+    """Live sessions of several users in one query (the admin page), most recent first."""
     stmt = (
         select(AuthSession)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+        .where(AuthSession.user_id.in_(user_ids), AuthSession.revoked_at.is_(None),
                AuthSession.expires_at > now, AuthSession.last_used_at > now - limits.idle_timeout)
         .order_by(AuthSession.last_used_at.desc())
     )

@@ -11,9 +11,9 @@ from app.core import mfa as mfa_service
 from app.errors import Conflict, Unauthorized
 from app.extensions import db
 from app.http import load_json
+from app.mfa import flows
 from app.mfa.schemas import CodeSchema
-from app.models import AuthSession, User
-from app.ratelimit import limit
+from app.models import User
 from app.security import current_principal
 from app.security.guards import require_auth, require_mfa
 from app.security.issuing import access_token_for
@@ -21,13 +21,6 @@ from app.security.issuing import access_token_for
 bp = Blueprint("mfa", __name__, url_prefix="/mfa")
 
 RECENT_STEP_UP = 300  # seconds: turning MFA off or new recovery codes need this fresh a step-up
-_BAD_CODE = "The code is wrong or was already used."
-
-
-def _kek() -> bytes:
-    kek = state.settings().key_encryption_key
-    assert kek is not None
-    return kek
 
 
 def _user() -> User:
@@ -41,20 +34,11 @@ def _user() -> User:
 @require_auth
 def enroll() -> Response:
     """A new pending secret, its otpauth:// URI and a QR code (SVG); shown once."""
-    user = _user()
-    try:
-        enrollment = mfa_service.begin_enrollment(
-            db.session, _kek(), user.id, user.username, _issuer_name(), state.now())
-    except mfa_service.MfaAlreadyEnabled:
-        raise Conflict("MFA is already on; turn it off first.") from None
+    enrollment = flows.begin_enrollment(current_principal())
     response = jsonify(secret=enrollment.secret, otpauth_uri=enrollment.uri,
                        qr_svg=enrollment.qr_svg)
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _issuer_name() -> str:
-    return "Tessera"
 
 
 @bp.post("/totp/confirm")
@@ -62,17 +46,7 @@ def _issuer_name() -> str:
 def confirm() -> Response:
     """Switch MFA on with a valid code; returns 10 single-use recovery codes, once."""
     body = load_json(CodeSchema())
-    user = _user()
-    try:
-        codes = mfa_service.confirm_enrollment(db.session, _kek(), user.id, body["code"],
-                                               state.now())
-    except mfa_service.NoPendingEnrollment:
-        raise Conflict("Start with POST /mfa/totp/enroll.") from None
-    except mfa_service.InvalidCode:
-        audit("MFA_FAILURE", user_id=user.id, result="failure", reason="enroll_bad_code")
-        raise Unauthorized(_BAD_CODE) from None
-    audit("MFA_ENROLLED", user_id=user.id)
-    response = jsonify(recovery_codes=codes)
+    response = jsonify(recovery_codes=flows.confirm_enrollment(current_principal(), body["code"]))
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -82,20 +56,7 @@ def confirm() -> Response:
 def step_up() -> Response:
     """A TOTP or recovery code gives a new aal2 access token with a fresh auth_time."""
     body = load_json(CodeSchema())
-    principal = current_principal()
-    user = _user()
-    with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
-        method = mfa_service.verify_second_factor(db.session, _kek(), user.id, body["code"],
-                                                  state.now())
-    if method is None:
-        audit("MFA_FAILURE", user_id=user.id, result="failure", reason="step_up_bad_code")
-        raise Unauthorized(_BAD_CODE)
-    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
-    if sess is None:
-        raise Unauthorized("Step-up needs a session; log in first.")
-    sess.acr, sess.amr, sess.auth_time = "aal2", ["pwd", "otp"], state.now()
-    db.session.commit()
-    audit("MFA_SUCCESS", user_id=user.id, session_id=sess.id, reason=f"step_up_{method}")
+    user, sess = flows.step_up(current_principal(), body["code"])
     token, claims = access_token_for(user, sess)
     response = jsonify(access_token=token, token_type="Bearer",
                        expires_in=claims["exp"] - claims["iat"])

@@ -139,6 +139,8 @@ def check_csrf() -> None:
     names = cookie_names(state.settings().cookie_secure)
     expected = request.cookies.get(names.csrf, "")
     offered = request.headers.get("X-CSRF-Token", "")
+    if not offered and request.mimetype == "application/x-www-form-urlencoded":
+        offered = request.form.get("csrf_token", "")  # the web pages' forms
     if not expected or not offered or not constant_time_equal(expected, offered):
         raise CsrfFailed()
     origin = request.headers.get("Origin")

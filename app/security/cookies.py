@@ -12,12 +12,14 @@ class CookieNames:
     access: str
     refresh: str
     csrf: str
+    mfa: str  # the web login's pending MFA challenge
 
 
-_SECURE = CookieNames("__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token")
-_PLAIN = CookieNames("access_token", "refresh_token", "csrf_token")
+_SECURE = CookieNames("__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token",
+                      "__Secure-mfa_token")
+_PLAIN = CookieNames("access_token", "refresh_token", "csrf_token", "mfa_token")
 
 
 def cookie_names(secure: bool) -> CookieNames:
-    """``__Host-`` for the access and CSRF cookies, ``__Secure-`` for the refresh cookie."""
+    """``__Host-`` for the Path=/ cookies, ``__Secure-`` for the path-scoped ones."""
     return _SECURE if secure else _PLAIN

@@ -1,7 +1,201 @@
-"""Routes of the `web` area (routes arrive with their issues)."""
+"""The login, MFA challenge and account pages (SPEC §5, §7).
+
+Forms post back and every change redirects (303) to a page that says what
+happened; the two answers that show a secret once (a new TOTP secret, the
+recovery codes) render the page directly instead, so a secret never travels
+in a URL.
+"""
 
 from __future__ import annotations
 
-from flask import Blueprint
+import base64
 
-bp = Blueprint("web", __name__)
+from flask import Response, redirect, request, url_for
+from marshmallow import ValidationError
+
+from app import state
+from app.auth import flows
+from app.auth.cookies import set_access_cookie
+from app.auth.schemas import LoginSchema, PasswordChangeSchema
+from app.core import mfa as mfa_service
+from app.core import sessions as session_service
+from app.errors import Forbidden, InvalidToken, Unauthorized, ValidationFailed
+from app.extensions import db
+from app.mfa import flows as mfa_flows
+from app.mfa.schemas import CodeSchema
+from app.security import check_csrf
+from app.security.cookies import cookie_names
+from app.security.issuing import access_token_for, session_limits
+from app.web import admin  # noqa: F401 - registers the admin pages on the blueprint
+from app.web.pages import Notice, PageUser, bp, form, local_path, page, signed_in, to_login
+
+__all__ = ["bp"]
+
+_MFA_COOKIE_PATH = "/login/mfa"
+Page = Response | tuple[str, int]
+
+
+def _signed_in_response(started: flows.StartedSession, target: str) -> Response:
+    token, _ = flows.issue_tokens(started)
+    response = redirect(target, code=303)
+    flows.set_cookies(response, started, token)
+    return response
+
+
+@bp.get("/")
+def home() -> Response:
+    return redirect(url_for("web.account"), code=303)
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> Page:
+    """The password step; users with MFA go on to the challenge page."""
+    if request.method == "GET":
+        return page("web/login.html")
+    check_csrf()  # login CSRF: the form carries the value of the cookie set with it
+    try:
+        body = form(LoginSchema(), "username", "password")
+    except ValidationError:
+        return page("web/login.html", status=400,
+                    notice=Notice("error", "Enter your username and password."))
+    try:
+        outcome = flows.password_login(body["username"], body["password"])
+    except Unauthorized as exc:
+        return page("web/login.html", status=401, notice=Notice("error", exc.message))
+    if isinstance(outcome, flows.MfaNeeded):
+        response = redirect(url_for("web.login_mfa"), code=303)
+        s = state.settings()
+        response.set_cookie(cookie_names(s.cookie_secure).mfa, outcome.mfa_token,
+                            max_age=int(s.mfa_token_ttl.total_seconds()), path=_MFA_COOKIE_PATH,
+                            httponly=True, secure=s.cookie_secure, samesite="Strict")
+        return response
+    return _signed_in_response(outcome, local_path(request.args.get("next")))
+
+
+def _drop_challenge(response: Response) -> Response:
+    s = state.settings()
+    response.delete_cookie(cookie_names(s.cookie_secure).mfa, path=_MFA_COOKIE_PATH,
+                           httponly=True, secure=s.cookie_secure, samesite="Strict")
+    return response
+
+
+@bp.route("/login/mfa", methods=["GET", "POST"])
+def login_mfa() -> Page:
+    """The second step: a TOTP or recovery code against the challenge kept in a cookie."""
+    challenge = request.cookies.get(cookie_names(state.settings().cookie_secure).mfa)
+    if not challenge:
+        return to_login("mfa_expired", clear=False)
+    if request.method == "GET":
+        return page("web/mfa.html")
+    check_csrf()
+    try:
+        code = form(CodeSchema(), "code")["code"]
+    except ValidationError:
+        return page("web/mfa.html", status=400, notice=Notice("error", "Enter your code."))
+    try:
+        started = flows.complete_mfa_login(challenge, code)
+    except InvalidToken:
+        return _drop_challenge(to_login("mfa_expired", clear=False))
+    except Unauthorized as exc:
+        return page("web/mfa.html", status=401, notice=Notice("error", exc.message))
+    return _drop_challenge(_signed_in_response(started, url_for("web.account")))
+
+
+@bp.get("/auth/resume")
+def resume() -> Response:
+    """Silent refresh for pages: rotate the refresh cookie (sent only under /auth), go back.
+
+    A GET because pages reach it by redirect. SameSite=Strict keeps the cookie
+    off cross-site requests, and a request another site started is refused.
+    """
+    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+        return to_login(clear=False)
+    presented = request.cookies.get(cookie_names(state.settings().cookie_secure).refresh)
+    if not presented:
+        return to_login("expired")
+    try:
+        started = flows.rotate_refresh(presented)
+    except Unauthorized as exc:
+        return to_login("reuse" if exc.details.get("reason") == "refresh_reuse" else "expired")
+    return _signed_in_response(started, local_path(request.args.get("next")))
+
+
+@bp.post("/logout")
+def logout() -> Response:
+    flows.log_out(signed_in().principal)
+    return to_login("logged_out")
+
+
+@bp.post("/account/logout-all")
+def logout_all() -> Response:
+    flows.log_out_everywhere(signed_in().principal)
+    return to_login("everywhere")
+
+
+def _account(me: PageUser, *, notice: Notice | None = None, status: int = 200,
+             **shown_once: object) -> Page:
+    sessions = session_service.live_sessions(db.session, me.principal.user_id, state.now(),
+                                             session_limits())
+    return page("web/account.html", me=me, notice=notice, status=status, sessions=sessions,
+                mfa_enabled=mfa_service.is_enabled(db.session, me.principal.user_id),
+                **shown_once)
+
+
+@bp.get("/account")
+def account() -> Page:
+    """Sessions, two-step verification and password."""
+    return _account(signed_in())
+
+
+@bp.post("/account/sessions/<session_id>/end")
+def end_session(session_id: str) -> Response:
+    flows.end_own_session(signed_in().principal, session_id)
+    return redirect(url_for("web.account", n="session_ended"), code=303)
+
+
+@bp.post("/account/mfa/enroll")
+def mfa_enroll() -> Page:
+    """Show a new secret and its QR code (once); MFA turns on when a code confirms it."""
+    me = signed_in()
+    enrollment = mfa_flows.begin_enrollment(me.principal)
+    qr_src = "data:image/svg+xml;base64," + base64.b64encode(enrollment.qr_svg.encode()).decode()
+    return _account(me, enrollment=enrollment, qr_src=qr_src)
+
+
+@bp.post("/account/mfa/confirm")
+def mfa_confirm() -> Page:
+    me = signed_in()
+    code = form(CodeSchema(), "code")["code"]
+    try:
+        codes = mfa_flows.confirm_enrollment(me.principal, code)
+    except Unauthorized:
+        return _account(me, status=401, notice=Notice(
+            "error", "That code did not match. Set up the authenticator app again."))
+    return _account(me, recovery_codes=codes,
+                    notice=Notice("info", "Two-step verification is on."))
+
+
+@bp.post("/account/step-up")
+def step_up() -> Response:
+    """A code raises this session to aal2 with a fresh auth_time; a new access cookie."""
+    me = signed_in()
+    code = form(CodeSchema(), "code")["code"]
+    user, sess = mfa_flows.step_up(me.principal, code)
+    token, _ = access_token_for(user, sess)
+    response = redirect(url_for("web.account", n="stepped_up"), code=303)
+    set_access_cookie(response, token)
+    return response
+
+
+@bp.post("/account/password")
+def change_password() -> Page:
+    me = signed_in()
+    body = form(PasswordChangeSchema(), "current_password", "new_password")
+    try:
+        flows.change_password(me.principal, body["current_password"], body["new_password"])
+    except Forbidden as exc:
+        return _account(me, status=403, notice=Notice("error", exc.message))
+    except ValidationFailed as exc:
+        reason = exc.details.get("new_password", [exc.message])[0]
+        return _account(me, status=400, notice=Notice("error", str(reason)))
+    return redirect(url_for("web.account", n="password_changed"), code=303)

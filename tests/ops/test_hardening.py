@@ -83,7 +83,7 @@ def test_every_response_has_the_security_headers(app) -> None:  # type: ignore[n
             assert "default-src 'self'" in response.headers["Content-Security-Policy"], path
             assert "frame-ancestors 'none'" in response.headers["Content-Security-Policy"]
             assert response.headers["X-Content-Type-Options"] == "nosniff"
-            assert response.headers["Referrer-Policy"] == "no-referrer"
+            assert response.headers["Referrer-Policy"] == "same-origin"
             assert response.headers["X-Frame-Options"] == "DENY"
             body = response.get_json(silent=True)
             carries_token = isinstance(body, dict) and bool({"access_token", "mfa_token",

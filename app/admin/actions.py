@@ -1,0 +1,104 @@
+"""What an admin can change, audited once here; the admin API and the admin page call these."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from app import state
+from app.audit import audit
+from app.core import keys as key_service
+from app.core import mfa as mfa_service
+from app.errors import Conflict, NotFound, StepUpRequired
+from app.extensions import db
+from app.models import AuthSession, SigningKey, User
+from app.security import current_principal, keyops
+from app.security.revocation import revoke_session, revoke_user_tokens
+
+__all__ = [
+    "STEP_UP_MAX_AGE",
+    "end_session",
+    "require_recent_step_up",
+    "revoke_all_tokens",
+    "revoke_key",
+    "rotate_keys",
+    "set_phase",
+    "update_user_account",
+]
+
+STEP_UP_MAX_AGE = 300  # seconds: how recent an admin's MFA must be for a change
+
+
+def _actor() -> int:
+    return current_principal().user_id
+
+
+def require_recent_step_up() -> None:
+    """An admin with MFA on must have stepped up recently to change anything."""
+    principal = current_principal()
+    if not mfa_service.is_enabled(db.session, principal.user_id):
+        return
+    fresh = principal.auth_time is not None and \
+        state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE
+    if principal.acr != "aal2" or not fresh:
+        raise StepUpRequired(STEP_UP_MAX_AGE)
+
+
+def update_user_account(user: User, *, disabled: bool | None = None,
+                        roles: list[str] | None = None) -> User:
+    """Set roles and/or the disabled flag; the user's tokens end so the change bites now."""
+    changed: dict[str, Any] = {}
+    if roles is not None:
+        user.roles = changed["roles"] = sorted(set(roles))
+    if disabled is not None:
+        user.disabled = changed["disabled"] = disabled
+    db.session.commit()
+    if disabled:
+        revoke_user_tokens(user.id, reason="user_disabled", actor_id=_actor())
+    elif roles is not None:  # tokens carry roles: make the user pick up the new ones
+        revoke_user_tokens(user.id, reason="roles_changed", actor_id=_actor())
+    audit("USER_UPDATED", user_id=user.id, actor_id=_actor(), details=changed)
+    return user
+
+
+def revoke_all_tokens(user: User) -> None:
+    """Every token and session of ``user``, now."""
+    revoke_user_tokens(user.id, reason="admin", actor_id=_actor())
+
+
+def end_session(session_id: str) -> AuthSession:
+    """End any live session."""
+    sess = db.session.get(AuthSession, session_id)
+    if sess is None or sess.revoked_at is not None:
+        raise NotFound("No such session.")
+    revoke_session(sess, reason="admin", actor_id=_actor())
+    return sess
+
+
+def rotate_keys(*, force: bool = False) -> key_service.RotationResult:
+    """Promote the standby key (SPEC §4)."""
+    try:
+        result = keyops.rotate_signing_keys(force=force)
+    except key_service.KeyError_ as exc:
+        raise Conflict(str(exc)) from None
+    audit("KEY_ROTATED", actor_id=_actor(), kid=result.active_kid,
+          details={"retired": result.retired_kid, "standby": result.standby_kid})
+    return result
+
+
+def revoke_key(kid: str) -> SigningKey:
+    """Revoke a live signing key: every token it signed fails from the next request."""
+    try:
+        row = keyops.revoke_signing_key(kid)
+    except key_service.UnknownKey:
+        raise NotFound("No such live key.") from None
+    audit("KEY_REVOKED", actor_id=_actor(), kid=kid)
+    return row
+
+
+def set_phase(phase: str) -> None:
+    """Move the HS256 migration to ``phase``."""
+    try:
+        previous = keyops.set_migration_phase(phase)
+    except ValueError as exc:
+        raise Conflict(str(exc)) from None
+    audit("MIGRATION_PHASE_CHANGED", actor_id=_actor(), details={"from": previous, "to": phase})

@@ -1,0 +1,237 @@
+"""The steps of logging in and out, shared by the JSON API and the web pages.
+
+Each step checks, audits and counts exactly once here; the JSON views and the
+pages only differ in how they answer (a JSON body or a page and a redirect).
+Failures raise the errors of ``app.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from flask import Response, request
+
+from app import state
+from app.audit import audit
+from app.auth.cookies import set_session_cookies
+from app.core import mfa as mfa_service
+from app.core import sessions as session_service
+from app.core import users as user_service
+from app.core.tokens import TokenRejected
+from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
+from app.extensions import db
+from app.metrics import metrics
+from app.models import AuthSession, User
+from app.ratelimit import limit
+from app.security import Principal
+from app.security.issuing import access_token_for, session_limits
+from app.security.mfa_token import (
+    MAX_FAILURES,
+    MfaChallenge,
+    failures_since,
+    issue_mfa_token,
+    read_mfa_token,
+)
+from app.security.revocation import (
+    revocations,
+    revoke_access_token,
+    revoke_session,
+    revoke_user_tokens,
+)
+
+__all__ = [
+    "LOGIN_FAILED",
+    "SESSION_ENDED",
+    "MfaNeeded",
+    "StartedSession",
+    "change_password",
+    "complete_mfa_login",
+    "end_own_session",
+    "issue_tokens",
+    "kek",
+    "log_out",
+    "log_out_everywhere",
+    "password_login",
+    "rotate_refresh",
+    "set_cookies",
+    "start_session",
+]
+
+LOGIN_FAILED = "Wrong username or password."
+SESSION_ENDED = "This session has ended; please log in again."
+BAD_CODE = "The code is wrong or was already used."
+
+
+@dataclass(frozen=True)
+class StartedSession:
+    """A session just created or refreshed, with its new (raw) refresh token."""
+
+    user: User
+    session: AuthSession
+    refresh_token: str
+
+
+@dataclass(frozen=True)
+class MfaNeeded:
+    """The password was right; the second step needs this ``mfa_token``."""
+
+    mfa_token: str
+
+
+def kek() -> bytes:
+    """The key-encryption key (always set once the app has started)."""
+    value = state.settings().key_encryption_key
+    assert value is not None
+    return value
+
+
+def _client() -> dict[str, str]:
+    return {"user_agent": request.headers.get("User-Agent", ""), "ip": request.remote_addr or ""}
+
+
+def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None,
+                  client_id: str = "web") -> StartedSession:
+    """A new session for ``user`` from this request's client."""
+    sess, refresh_token = session_service.new_session(
+        db.session, user, now=state.now(), limits=session_limits(), client_id=client_id,
+        acr=acr, amr=amr, **_client(),
+    )
+    return StartedSession(user, sess, refresh_token)
+
+
+def issue_tokens(started: StartedSession, *,
+                 asymmetric: bool = False) -> tuple[str, dict[str, Any]]:
+    """Mint the session's access token (audited); the caller sets it with ``set_cookies``."""
+    token, claims = access_token_for(started.user, started.session, asymmetric=asymmetric)
+    audit("TOKEN_ISSUED", user_id=started.user.id, session_id=started.session.id,
+          details={"jti": claims["jti"]})
+    return token, claims
+
+
+def set_cookies(response: Response, started: StartedSession, access_token: str) -> None:
+    """The access, refresh and CSRF cookies of ``started`` on ``response``."""
+    set_session_cookies(response, access_token=access_token,
+                        refresh_token=started.refresh_token,
+                        session_expires_at=started.session.expires_at)
+
+
+def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
+    """The password step; users with MFA get a challenge instead of a session (SPEC §7)."""
+    user = user_service.check_credentials(db.session, username, password)
+    if user is None:
+        metrics().logins.labels("failure").inc()
+        audit("LOGIN_FAILURE", result="failure", reason="bad_credentials",
+              details={"username": username[:64]})
+        raise Unauthorized(LOGIN_FAILED)
+    if mfa_service.is_enabled(db.session, user.id):
+        metrics().logins.labels("mfa_required").inc()
+        audit("LOGIN_SUCCESS", user_id=user.id, reason="mfa_required")
+        return MfaNeeded(issue_mfa_token(user))
+    started = start_session(user)
+    metrics().logins.labels("success").inc()
+    audit("LOGIN_SUCCESS", user_id=user.id, session_id=started.session.id, commit=False)
+    return started
+
+
+def complete_mfa_login(mfa_token: str, code: str) -> StartedSession:
+    """Second step of a login: the challenge and a TOTP or recovery code."""
+    try:
+        challenge = read_mfa_token(mfa_token)
+    except TokenRejected as exc:
+        raise InvalidToken(exc.reason) from None
+    issued = datetime.fromtimestamp(challenge.auth_time, UTC)
+    with limit(state.settings().ratelimit_mfa, f"user:{challenge.user_id}", "mfa-user"):
+        if _challenge_spent(challenge, issued):
+            raise InvalidToken("mfa_token_spent", "This login attempt has ended; log in again.")
+        user = db.session.get(User, challenge.user_id)
+        method = None if user is None or user.disabled else mfa_service.verify_second_factor(
+            db.session, kek(), challenge.user_id, code, state.now())
+        if user is None or method is None:
+            audit("MFA_FAILURE", user_id=challenge.user_id, result="failure",
+                  reason="login_bad_code")
+            if failures_since(challenge.user_id, issued) >= MAX_FAILURES:
+                _spend(challenge)
+            raise Unauthorized(BAD_CODE)
+    _spend(challenge)  # single use
+    started = start_session(user, acr="aal2", amr=["pwd", "otp"])
+    audit("MFA_SUCCESS", user_id=user.id, session_id=started.session.id,
+          reason=f"login_{method}")
+    return started
+
+
+def _challenge_spent(challenge: MfaChallenge, issued: datetime) -> bool:
+    spent = revocations().check(jti=challenge.jti, sid=None, user_id=None, iat=None,
+                                token_hash=None, now=state.now())
+    return spent is not None or failures_since(challenge.user_id, issued) >= MAX_FAILURES
+
+
+def _spend(challenge: MfaChallenge) -> None:
+    expires = datetime.fromtimestamp(challenge.exp, UTC) + timedelta(seconds=60)
+    revocations().revoke_jti(challenge.jti, expires, state.now(), "mfa_token_spent")
+
+
+def rotate_refresh(presented: str) -> StartedSession:
+    """Consume ``presented`` and hand out its successor; reuse ends the whole session."""
+    try:
+        result = session_service.rotate_refresh_token(db.session, presented, state.now(),
+                                                      session_limits())
+    except session_service.ReuseDetected as exc:
+        _revoke_reused_session(exc.session_id)
+        raise Unauthorized(SESSION_ENDED, details={"reason": "refresh_reuse"}) from None
+    except session_service.RefreshFailed as exc:
+        db.session.rollback()
+        audit("REFRESH_FAILED", session_id=exc.session_id, result="failure", reason=exc.reason)
+        raise Unauthorized(SESSION_ENDED) from None
+    audit("TOKEN_REFRESHED", user_id=result.user.id, session_id=result.session.id,
+          reason=None if result.rotated else "reuse_grace")
+    return StartedSession(result.user, result.session, result.refresh_token)
+
+
+def _revoke_reused_session(session_id: str | None) -> None:
+    db.session.rollback()
+    metrics().refresh_reuse.inc()
+    sess = db.session.get(AuthSession, session_id) if session_id else None
+    if sess is not None:
+        revoke_session(sess, reason="refresh_reuse")
+    audit("REFRESH_REUSE_DETECTED", user_id=sess.user_id if sess else None,
+          session_id=session_id, result="failure", reason="consumed_token_reused")
+
+
+def log_out(principal: Principal) -> None:
+    """End the caller's session and its access token."""
+    revoke_access_token(principal, reason="logout")
+    if principal.session_id:
+        sess = db.session.get(AuthSession, principal.session_id)
+        if sess is not None:
+            revoke_session(sess, reason="logout")
+
+
+def log_out_everywhere(principal: Principal) -> None:
+    """End every session and token of the caller."""
+    revoke_user_tokens(principal.user_id, reason="logout_all", actor_id=principal.user_id)
+
+
+def end_own_session(principal: Principal, session_id: str) -> None:
+    """End one of the caller's sessions; another user's is reported as missing."""
+    sess = db.session.get(AuthSession, session_id)
+    if sess is None or sess.user_id != principal.user_id or sess.revoked_at is not None:
+        raise NotFound("No such session.")
+    revoke_session(sess, reason="user_ended")
+
+
+def change_password(principal: Principal, current_password: str, new_password: str) -> None:
+    """Check the current password, set the new one, end every other session."""
+    user = db.session.get(User, principal.user_id)
+    if user is None or user_service.check_credentials(
+            db.session, user.username, current_password) is None:
+        raise Forbidden("The current password is wrong.")
+    try:
+        user_service.change_password(db.session, user, new_password, state.now())
+    except user_service.WeakPassword as exc:
+        raise ValidationFailed(details={"new_password": [str(exc)]}) from None
+    for sess in session_service.live_sessions(db.session, user.id, state.now(), session_limits()):
+        if sess.id != principal.session_id:
+            revoke_session(sess, reason="password_changed")
+    audit("PASSWORD_CHANGED", user_id=user.id)

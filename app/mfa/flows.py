@@ -1,0 +1,65 @@
+"""TOTP enrolment and step-up, shared by the JSON API and the web pages (SPEC §7)."""
+
+from __future__ import annotations
+
+from app import state
+from app.audit import audit
+from app.auth.flows import BAD_CODE, kek
+from app.core import mfa as mfa_service
+from app.errors import Conflict, Unauthorized
+from app.extensions import db
+from app.models import AuthSession, User
+from app.ratelimit import limit
+from app.security import Principal
+
+__all__ = ["ISSUER_NAME", "begin_enrollment", "confirm_enrollment", "step_up"]
+
+ISSUER_NAME = "Tessera"  # the issuer label authenticator apps show
+
+
+def _user(principal: Principal) -> User:
+    user = db.session.get(User, principal.user_id)
+    if user is None:
+        raise Unauthorized()
+    return user
+
+
+def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
+    """A new pending secret with its otpauth:// URI and QR code; MFA stays off until confirmed."""
+    user = _user(principal)
+    try:
+        return mfa_service.begin_enrollment(db.session, kek(), user.id, user.username,
+                                            ISSUER_NAME, state.now())
+    except mfa_service.MfaAlreadyEnabled:
+        raise Conflict("MFA is already on; turn it off first.") from None
+
+
+def confirm_enrollment(principal: Principal, code: str) -> list[str]:
+    """Switch MFA on with a valid code; returns the ten recovery codes, to show once."""
+    user = _user(principal)
+    try:
+        codes = mfa_service.confirm_enrollment(db.session, kek(), user.id, code, state.now())
+    except mfa_service.NoPendingEnrollment:
+        raise Conflict("Start the enrolment first.") from None
+    except mfa_service.InvalidCode:
+        audit("MFA_FAILURE", user_id=user.id, result="failure", reason="enroll_bad_code")
+        raise Unauthorized(BAD_CODE) from None
+    audit("MFA_ENROLLED", user_id=user.id)
+    return codes
+
+
+def step_up(principal: Principal, code: str) -> tuple[User, AuthSession]:
+    """A TOTP or recovery code raises the session to aal2 with a fresh auth_time."""
+    user = _user(principal)
+    with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
+        method = mfa_service.verify_second_factor(db.session, kek(), user.id, code, state.now())
+    if method is None:
+        audit("MFA_FAILURE", user_id=user.id, result="failure", reason="step_up_bad_code")
+        raise Unauthorized(BAD_CODE)
+    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
+    if sess is None:
+        raise Unauthorized("Step-up needs a session; log in first.")
+    sess.acr, sess.amr, sess.auth_time = "aal2", ["pwd", "otp"], state.now()
+    db.session.commit()
+    audit("MFA_SUCCESS", user_id=user.id, session_id=sess.id, reason=f"step_up_{method}")
+    return user, sess

@@ -1,0 +1,229 @@
+"""What every web page shares: the blueprint, the signed-in user, form CSRF, notices, errors.
+
+Pages use the JSON API's cookies and services. A page whose access token has
+expired sends the browser through ``/auth/resume`` (where the refresh cookie
+is sent) and back, so a live session never sees a login form. Every failure
+becomes a page with a plain sentence: never JSON, never a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from marshmallow import Schema, ValidationError
+from werkzeug.exceptions import HTTPException
+
+from app import state
+from app.auth.cookies import clear_session_cookies
+from app.errors import InvalidToken, StepUpRequired, TesseraError
+from app.extensions import db
+from app.models import User
+from app.security import Principal, authenticate
+from app.security.cookies import cookie_names
+
+__all__ = [
+    "LoginNeeded",
+    "Notice",
+    "PageUser",
+    "bp",
+    "form",
+    "local_path",
+    "page",
+    "signed_in",
+    "to_login",
+]
+
+log = logging.getLogger("tessera.web")
+
+bp = Blueprint("web", __name__, template_folder="templates", static_folder="static",
+               static_url_path="/web/static")
+
+_DEFAULT_PAGE = "/account"
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str  # "info" or "error"
+    text: str
+
+
+# Messages a redirect may ask for by code (``?n=``): fixed texts, never reflected input.
+NOTICES = {
+    "logged_out": Notice("info", "You are logged out."),
+    "everywhere": Notice("info", "You are logged out on every device."),
+    "expired": Notice("error", "Your session has ended; please log in again."),
+    "reuse": Notice("error", "Your session was ended because an old sign-in token was used "
+                             "again, which can mean it was stolen. Please log in again."),
+    "mfa_expired": Notice("error", "This login attempt has ended; please log in again."),
+    "session_ended": Notice("info", "The session has ended."),
+    "password_changed": Notice("info", "Your password is changed; your other sessions have ended."),
+    "stepped_up": Notice("info", "Thanks, you are confirmed for the next few minutes."),
+    "user_revoked": Notice("info", "Every token and session of that user has ended."),
+    "user_updated": Notice("info", "The user is updated."),
+    "rotated": Notice("info", "The keys are rotated."),
+    "key_revoked": Notice("info", "The key is revoked."),
+    "phase_set": Notice("info", "The migration phase is set."),
+}
+
+
+@dataclass(frozen=True)
+class PageUser:
+    """The signed-in user: who the header names, and the principal the services act for."""
+
+    username: str
+    principal: Principal
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return self.principal.roles
+
+    @property
+    def session_id(self) -> str | None:
+        return self.principal.session_id
+
+    @property
+    def acr(self) -> str:
+        return self.principal.acr
+
+
+class LoginNeeded(Exception):
+    """The page needs a signed-in user and the request's access token did not do."""
+
+
+def signed_in(principal: Principal | None = None) -> PageUser:
+    """The signed-in user, or ``LoginNeeded`` (which the error handler turns into a redirect).
+
+    Authenticating a form post also checks its CSRF token and origin (SPEC §5).
+    """
+    if principal is None:
+        try:
+            principal = authenticate()
+        except InvalidToken:
+            raise LoginNeeded() from None
+    user = db.session.get(User, principal.user_id)
+    if user is None or user.disabled:
+        raise LoginNeeded()
+    return PageUser(user.username, principal)
+
+
+def local_path(target: str | None, default: str = _DEFAULT_PAGE) -> str:
+    """``target`` if it is a path on this site, else ``default``: no open redirects."""
+    if (not target or not target.startswith("/") or target.startswith(("//", "/\\"))
+            or any(ch in target for ch in "\r\n\\")):
+        return default
+    return target
+
+
+def to_login(notice: str | None = None, *, clear: bool = True) -> Response:
+    """Redirect to the login page (with a notice code), dropping the session cookies."""
+    query = f"?{urlencode({'n': notice})}" if notice else ""
+    response = redirect(url_for("web.login") + query, code=303)
+    if clear:
+        clear_session_cookies(response)
+    return response
+
+
+def csrf_value() -> str:
+    """The CSRF cookie's value, made now (and set by ``_set_new_csrf``) when there is none."""
+    if "web_csrf" not in g:
+        current = request.cookies.get(cookie_names(state.settings().cookie_secure).csrf)
+        g.web_csrf = current or secrets.token_urlsafe(32)
+        g.web_csrf_is_new = current is None
+    return str(g.web_csrf)
+
+
+@bp.after_request
+def _set_new_csrf(response: Response) -> Response:
+    """A page that made a CSRF value (e.g. the first login form) sets its cookie."""
+    if g.get("web_csrf_is_new") and not _sets_cookie(response, "csrf"):
+        s = state.settings()
+        response.set_cookie(cookie_names(s.cookie_secure).csrf, g.web_csrf,
+                            max_age=int(s.session_max_age.total_seconds()), path="/",
+                            secure=s.cookie_secure, samesite="Strict")
+    return response
+
+
+def _sets_cookie(response: Response, which: str) -> bool:
+    name = getattr(cookie_names(state.settings().cookie_secure), which)
+    return any(value.startswith(f"{name}=") for value in response.headers.getlist("Set-Cookie"))
+
+
+def form(schema: Schema, *fields: str) -> dict[str, Any]:
+    """Load the form's ``fields`` with the JSON API's schema (same bounds, same errors)."""
+    return schema.load({name: request.form.get(name, "") for name in fields})
+
+
+def page(template: str, *, me: PageUser | None = None, notice: Notice | None = None,
+         status: int = 200, **context: Any) -> tuple[str, int]:
+    """Render ``template`` with what every page needs."""
+    if notice is None:
+        notice = NOTICES.get(request.args.get("n", ""))
+    return render_template(template, me=me, csrf=csrf_value(), notice=notice,
+                           **context), status
+
+
+def _resume_target() -> str:
+    """Where to come back to after a silent refresh: this page, or the form's page."""
+    if request.method == "GET":
+        return request.full_path.rstrip("?")
+    return url_for("web.admin") if (request.endpoint or "").startswith("web.admin") \
+        else url_for("web.account")
+
+
+def _needs_login() -> Response:
+    s = state.settings()
+    if request.cookies.get(cookie_names(s.cookie_secure).csrf):
+        # The CSRF cookie lives as long as the session: try a silent refresh first.
+        return redirect(url_for("web.resume", next=_resume_target()), code=303)
+    return to_login(clear=False)
+
+
+_STEP_UP_TEXT = ("This change needs a fresh confirmation: enter a code from your "
+                 "authenticator app on the Account page, then try again.")
+_TOO_MANY = "Too many attempts. Please wait a minute and try again."
+
+
+def _describe(exc: Exception) -> tuple[int, str]:
+    """The status and the sentence a person sees for ``exc``."""
+    if isinstance(exc, StepUpRequired):
+        return 403, _STEP_UP_TEXT
+    if isinstance(exc, TesseraError):
+        return exc.status, exc.message
+    if isinstance(exc, ValidationError):
+        return 400, "Please fill in every field of the form."
+    if isinstance(exc, HTTPException):
+        status = exc.code or 500
+        texts = {404: "There is no such page.", 405: "This page does not take that request.",
+                 413: "The form is too large.", 429: _TOO_MANY}
+        return status, texts.get(status, "The request could not be handled.")
+    db.session.rollback()
+    log.exception("unhandled error on a page (request_id=%s)", g.get("request_id"))
+    return 500, f"Something went wrong on our side (reference {g.get('request_id')})."
+
+
+@bp.errorhandler(Exception)
+def _error_page(exc: Exception) -> Response | tuple[str, int]:
+    if isinstance(exc, LoginNeeded):
+        return _needs_login()
+    status, text = _describe(exc)
+    template = _FORM_PAGES.get(request.endpoint or "", "web/message.html")
+    return page(template, me=_best_effort_user(), notice=Notice("error", text), status=status)
+
+
+# A refused login step shows its form again, with the reason above it.
+_FORM_PAGES = {"web.login": "web/login.html", "web.login_mfa": "web/mfa.html"}
+
+
+def _best_effort_user() -> PageUser | None:
+    principal = g.get("tessera_principal")
+    if principal is None:
+        return None
+    try:
+        return signed_in(principal)
+    except LoginNeeded:
+        return None

@@ -12,7 +12,13 @@ ensure_apt wrk wrk
 
 log "verification against the raw ECDSA floor"
 "$VENV/bin/python" bench/verify.py
-log "revocation check cost, empty and with 1 million live revocations"
+log "revocation check cost, empty and with 1 million live revocations (SQLite)"
 "$VENV/bin/python" bench/revocation.py
+log "the same on a throw-away PostgreSQL"
+PG_DIR=$(mktemp -d /tmp/tessera-pg.XXXXXX)
+trap 'pg_stop "$PG_DIR"' EXIT
+pg_start "$PG_DIR"
+BENCH_DATABASE_URL=$PG_URL "$VENV/bin/python" bench/revocation.py
+pg_stop "$PG_DIR"
 log "HTTP on loopback (wrk)"
 "$VENV/bin/python" bench/http_load.py

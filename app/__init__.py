@@ -152,7 +152,13 @@ def _apply_flask_config(app: Flask, settings: Settings) -> None:
             "SQLALCHEMY_ENGINE_OPTIONS", {"connect_args": {"timeout": 15}}
         )
     else:
-        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {"pool_pre_ping": True})
+        # No server-side prepared statements: psycopg prepares a query after five
+        # runs, and PostgreSQL may then keep a generic plan made while a table was
+        # small. The revocation lookup kept a sequential scan that way once the
+        # denylist had grown to 1M rows (bench/revocation.py found it); planning
+        # each query with the table's current size costs ~0.1 ms.
+        app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", {
+            "pool_pre_ping": True, "connect_args": {"prepare_threshold": None}})
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

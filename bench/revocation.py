@@ -36,10 +36,10 @@ from sqlalchemy import insert
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from app import create_app  # noqa: E402
-from app.core.revocation import RevocationService, RevocationState, redis_key  # noqa: E402
-from app.extensions import db  # noqa: E402
-from app.models import Revocation  # noqa: E402
+from app import create_app
+from app.core.revocation import RevocationService, RevocationState, redis_key
+from app.extensions import db
+from app.models import Revocation
 
 LIVE_REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "1000000"))
 TOKENS = 2000  # distinct valid tokens checked per round

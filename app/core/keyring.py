@@ -47,6 +47,21 @@ class KeyringUnavailable(Exception):
     """The loader could not read the keys (e.g. the database is down)."""
 
 
+# DER pieces for a P-256 signature whose r and s both have a non-zero first byte (all but
+# ~1 in 128): each is an INTEGER of 32 bytes, or 33 with a 0x00 first when its top bit is set.
+_DER_SEQUENCE = (b"\x30\x44", b"\x30\x45", b"\x30\x46")  # by the number of 0x00 added
+_DER_INTEGER = (b"\x02\x20", b"\x02\x21\x00")  # by the integer's top bit
+
+
+def _es256_der(signature: bytes) -> bytes:
+    """JWS r||s (64 bytes) → the DER cryptography verifies; same bytes as encode_dss_signature."""
+    r, s = signature[:32], signature[32:]
+    if not r[0] or not s[0]:  # a shorter minimal integer: let cryptography encode it
+        return encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
+    high_r, high_s = r[0] >> 7, s[0] >> 7
+    return b"".join((_DER_SEQUENCE[high_r + high_s], _DER_INTEGER[high_r], r, _DER_INTEGER[high_s], s))
+
+
 def _es256_verifier(public_key: ECKey) -> Callable[[bytes, bytes], bool]:
     """ES256 check with the key's operation object and hash parameters built once.
 
@@ -60,9 +75,7 @@ def _es256_verifier(public_key: ECKey) -> Callable[[bytes, bytes], bool]:
     def verify(signing_input: bytes, signature: bytes) -> bool:
         if len(signature) != 64:
             return False
-        der = encode_dss_signature(
-            int.from_bytes(signature[:32], "big"), int.from_bytes(signature[32:], "big")
-        )
+        der = _es256_der(signature)
         try:
             op_key.verify(der, signing_input, algorithm)
         except InvalidSignature:
@@ -87,6 +100,8 @@ class VerificationKey:
     state: str  # standby, active, retired, or "legacy"
     retired_at: datetime | None = None
     _verify: Callable[[bytes, bytes], bool] = field(init=False, repr=False, compare=False)
+    # HS256 (the old system's secrets); derived from alg, stored as it is read per token.
+    legacy: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.alg == "ES256":
@@ -94,10 +109,7 @@ class VerificationKey:
         else:
             verifier = _generic_verifier(self.alg, self.key)
         object.__setattr__(self, "_verify", verifier)
-
-    @property
-    def legacy(self) -> bool:
-        return self.alg == "HS256"
+        object.__setattr__(self, "legacy", self.alg == "HS256")
 
     def verify(self, signing_input: bytes, signature: bytes) -> bool:
         """Check ``signature`` with this key's own algorithm only."""

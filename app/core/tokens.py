@@ -13,19 +13,22 @@ strictness around it.
 
 from __future__ import annotations
 
+import binascii
 import hashlib
+import itertools
 import json
+import math
 import re
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from operator import itemgetter
 from typing import Any
 
 from joserfc import jws
-from joserfc.util import urlsafe_b64decode
 
 from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
 
@@ -45,9 +48,11 @@ __all__ = [
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 _TYP_ACCEPTED = frozenset({"at+jwt", "application/at+jwt"})
-_SEGMENT = re.compile(rb"[A-Za-z0-9_-]+")
 _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NUMBER = (int, float)
+# The types json gives values, bool left out: a bool is never a claim's number or string.
+_JSON_TYPES = (str, int, float, list, dict, type(None))
+_IS_STR = str.__instancecheck__  # isinstance(v, str), callable by map() without a Python frame
 
 # Claim -> required JSON type, for Tessera's own tokens (SPEC §3).
 _REQUIRED_CLAIMS: dict[str, type | tuple[type, ...]] = {
@@ -73,6 +78,30 @@ class TokenProfile:
     required: dict[str, type | tuple[type, ...]]
     audience: str | None = None  # None: the policy's access-token audience
     allow_legacy: bool = True
+    # Derived from ``required`` for _check_types' fast path (not compared, not shown).
+    claim_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(
+        init=False, repr=False, compare=False)
+    claim_shapes: frozenset[tuple[type, ...]] = field(init=False, repr=False, compare=False)
+    string_lists: tuple[str, ...] = field(init=False, repr=False, compare=False)  # lists of str
+
+    def __post_init__(self) -> None:
+        names = tuple(self.required)
+        getter = itemgetter(*names) if len(names) > 1 else (lambda c: tuple(c[n] for n in names))
+        object.__setattr__(self, "claim_values", getter)
+        object.__setattr__(self, "claim_shapes", _accepted_shapes(self.required))
+        object.__setattr__(self, "string_lists", tuple(n for n in ("roles", "amr") if n in self.required))
+
+
+def _accepted_shapes(required: dict[str, Any]) -> frozenset[tuple[type, ...]]:
+    """Every tuple of exact JSON types, one per required claim, that the full check accepts.
+
+    ``type(v)`` in a kind's set implies ``isinstance(v, kind)`` and not bool, so a claim
+    set whose types form one of these shapes passes _first_bad_claim. Empty when too many.
+    """
+    kinds = [frozenset(t for t in _JSON_TYPES if issubclass(t, kind)) for kind in required.values()]
+    if math.prod(map(len, kinds)) > 4096:
+        return frozenset()
+    return frozenset(itertools.product(*kinds))
 
 
 ACCESS_PROFILE = TokenProfile(_TYP_ACCEPTED, _REQUIRED_CLAIMS)
@@ -138,21 +167,41 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+# base64url -> base64 for binascii; "+", "/" and "=" become "!", which strict mode refuses,
+# so one C pass checks the alphabet [A-Za-z0-9_-] (no padding) and decodes.
+_FROM_URLSAFE = bytes.maketrans(b"-_+/=", b"+/!!!")
+_PADDING = (b"", b"=", b"==")  # by -len % 4; 3 is never a valid length
+# Last character allowed when 2 or 1 "=" would pad: unused low bits must be zero (canonical).
+_CANONICAL_LAST = (b"", b"AEIMQUYcgkosw048", b"AQgw")
+
+
 def _decode_segment(segment: bytes) -> bytes:
-    if not _SEGMENT.fullmatch(segment):
+    """Strict base64url: non-empty, no padding, canonical ending (as joserfc's decoder)."""
+    pad = -len(segment) % 4
+    if not segment or pad == 3 or (pad and segment[-1] not in _CANONICAL_LAST[pad]):
         raise TokenRejected("malformed")
     try:
-        return urlsafe_b64decode(segment)  # joserfc refuses padding and non-canonical endings
-    except ValueError:
+        return binascii.a2b_base64(segment.translate(_FROM_URLSAFE) + _PADDING[pad], strict_mode=True)
+    except binascii.Error:
         raise TokenRejected("malformed") from None
 
 
 _STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # built once: hot path
+_SCAN_JSON = _STRICT_JSON.scan_once  # the C scanner decode() wraps
 
 
 def _json_object(segment: bytes) -> dict[str, Any]:
     try:
-        value = _STRICT_JSON.decode(_decode_segment(segment).decode("utf-8"))
+        text = _decode_segment(segment).decode("utf-8")
+        # _STRICT_JSON.decode(text) minus its Python layers: the C scanner's value, when it
+        # starts at 0 and spans the whole text, is exactly decode()'s (no whitespace to
+        # skip), and its errors are decode()'s; anything else goes through decode() itself.
+        try:
+            value, end = _SCAN_JSON(text, 0)
+        except StopIteration:
+            end = -1
+        if end != len(text):
+            value = _STRICT_JSON.decode(text)
     except (ValueError, RecursionError):
         raise TokenRejected("malformed") from None
     if not isinstance(value, dict):
@@ -173,7 +222,9 @@ def _split(token: str | bytes, max_bytes: int) -> tuple[bytes, bytes, bytes]:
 # --- steps 2-4: algorithm, key, kid
 
 
-def _check_header(header: dict[str, Any], snapshot: KeyringSnapshot, until_ok: bool) -> None:
+def _check_header(
+    header: dict[str, Any], snapshot: KeyringSnapshot, policy: TokenPolicy, now: float
+) -> None:
     alg = header.get("alg")
     if not isinstance(alg, str):
         raise TokenRejected("malformed")
@@ -181,7 +232,7 @@ def _check_header(header: dict[str, Any], snapshot: KeyringSnapshot, until_ok: b
         raise TokenRejected("alg_none")
     if alg not in ("ES256", "RS256", "HS256"):
         raise TokenRejected("alg_not_allowed")
-    if alg == "HS256" and (snapshot.phase == "asymmetric" or not until_ok):
+    if alg == "HS256" and (snapshot.phase == "asymmetric" or not policy.legacy_allowed_at(now)):
         raise TokenRejected("legacy_disabled")
     if "crit" in header:  # we implement no extension, so every critical one is unknown
         raise TokenRejected("crit_unsupported")
@@ -220,22 +271,42 @@ def _known_dead(kid: str, snapshot: KeyringSnapshot) -> bool:
 def _check_signature(
     key: VerificationKey | None, snapshot: KeyringSnapshot, signing_input: bytes, sig: bytes
 ) -> VerificationKey:
-    candidates = (key,) if key is not None else snapshot.legacy_keys
-    for candidate in candidates:
+    if key is not None:  # the kid named it: that key alone
+        if key.verify(signing_input, sig):
+            return key
+        raise TokenRejected("bad_signature")
+    for candidate in snapshot.legacy_keys:
         if candidate.verify(signing_input, sig):
             return candidate
     raise TokenRejected("bad_signature")
 
 
-def _check_types(claims: dict[str, Any], required: dict[str, Any]) -> None:
+def _check_types(claims: dict[str, Any], profile: TokenProfile) -> None:
+    if not _types_pass_fast(claims, profile):
+        _first_bad_claim(claims, profile.required)  # decides, and names the first failure's reason
+    for name in profile.string_lists:
+        if not all(map(_IS_STR, claims[name])):
+            raise TokenRejected("bad_claim_type")
+
+
+def _types_pass_fast(claims: dict[str, Any], profile: TokenProfile) -> bool:
+    """Every required claim present with its types an accepted shape: one set lookup.
+
+    True implies _first_bad_claim passes (see _accepted_shapes); False (a missing
+    claim, or a shape not listed) leaves the verdict to _first_bad_claim.
+    """
+    try:
+        return tuple(map(type, profile.claim_values(claims))) in profile.claim_shapes
+    except KeyError:
+        return False
+
+
+def _first_bad_claim(claims: dict[str, Any], required: dict[str, Any]) -> None:
     for name, kind in required.items():
         if name not in claims:
             raise TokenRejected("missing_claim")
         value = claims[name]
         if not isinstance(value, kind) or isinstance(value, bool):
-            raise TokenRejected("bad_claim_type")
-    for name in ("roles", "amr"):
-        if name in required and not all(isinstance(v, str) for v in claims[name]):
             raise TokenRejected("bad_claim_type")
 
 
@@ -254,7 +325,7 @@ def _check_own_claims(
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in profile.types:
         raise TokenRejected("bad_typ")
-    _check_types(claims, profile.required)
+    _check_types(claims, profile)
     if claims["iss"] != policy.issuer:
         raise TokenRejected("bad_issuer")
     _check_audience(claims["aud"], profile.audience or policy.audience)
@@ -318,7 +389,7 @@ def _verify_uncached(
 ) -> VerifiedToken:
     head, body, sig_segment = _split(token, policy.max_bytes)
     header = headers.parse(head) if headers is not None else _json_object(head)
-    _check_header(header, snapshot, policy.legacy_allowed_at(now))
+    _check_header(header, snapshot, policy, now)
     snapshot, key = _find_key(header, snapshot, keyring)
     claims = _json_object(body)
     signature = _decode_segment(sig_segment)
@@ -343,18 +414,19 @@ def _verified(
     token_hash = None
     if not jti:  # a legacy token without jti is revoked by its hash (SPEC §4)
         token_hash = hashlib.sha256(token.encode() if isinstance(token, str) else token).hexdigest()
+    # Positional, in field order: keywords made this call a third slower (hot path).
     return VerifiedToken(
-        claims=claims,
-        kid=key.kid,
-        alg=key.alg,
-        legacy=key.legacy,
-        subject=subject,
-        jti=jti,
-        sid=sid if isinstance(sid, str) else None,
-        iat=int(claims["iat"]) if "iat" in claims else None,
-        exp=float(claims["exp"]),
-        nbf=float(claims["nbf"]) if "nbf" in claims else None,
-        token_hash=token_hash,
+        claims,  # claims
+        key.kid,  # kid
+        key.alg,  # alg
+        key.legacy,  # legacy
+        subject,  # subject
+        jti,  # jti
+        sid if isinstance(sid, str) else None,  # sid
+        int(claims["iat"]) if "iat" in claims else None,  # iat
+        float(claims["exp"]),  # exp
+        float(claims["nbf"]) if "nbf" in claims else None,  # nbf
+        token_hash,  # token_hash
     )
 
 

@@ -114,7 +114,7 @@ def signed_in(principal: Principal | None = None) -> PageUser:
 def local_path(target: str | None, default: str = _DEFAULT_PAGE) -> str:
     """``target`` if it is a path on this site, else ``default``: no open redirects."""
     if (not target or not target.startswith("/") or target.startswith(("//", "/\\"))
-            or any(ch in target for ch in "\r\n\\")):
+            or any(ch <= " " or ch in "\x7f\\" for ch in target)):  # werkzeug strips tabs
         return default
     return target
 

@@ -145,7 +145,6 @@ def _database_uri(app: Flask, settings: Settings) -> str:
 def _apply_flask_config(app: Flask, settings: Settings) -> None:
     app.config["SQLALCHEMY_DATABASE_URI"] = _database_uri(app, settings)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_content_length
-    app.config["JSON_SORT_KEYS"] = False
     if app.config["SQLALCHEMY_DATABASE_URI"].startswith("sqlite"):
         # Several threads and workers share one file: wait for locks instead of failing.
         app.config.setdefault(

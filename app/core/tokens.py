@@ -146,6 +146,7 @@ class VerifiedToken:
     token_hash: str | None  # SHA-256 of a legacy token without jti (its revocation handle)
     # What the caller derived from the claims, kept with the cached token (opaque here).
     derived: Any = None
+    revocation_query: Any = None
 
 
 def sign_token(

@@ -154,13 +154,14 @@ def authenticate() -> Principal:
     if token is None:
         raise InvalidToken("missing_token", "An access token is required.")
     sec = _ext()
+    now = state.now()
     try:
         verified = verify_token(
-            token, sec.keyring.current(), sec.policy, state.now().timestamp(),
+            token, sec.keyring.current(), sec.policy, now.timestamp(),
             keyring=sec.keyring, cache=sec.cache,
         )
         principal = _principal(verified, via_cookie)
-        check_revoked(principal, verified)
+        check_revoked(principal, verified, now)
     except TokenRejected as exc:
         log.info("token rejected: %s", exc.reason)
         _count_rejection(exc.reason)
@@ -176,10 +177,11 @@ def authenticate() -> Principal:
 def inspect_access_token(token: str) -> VerifiedToken | None:
     """The verified token if it would be accepted right now (every check of SPEC §3), else None."""
     sec = _ext()
+    now = state.now()
     try:
         verified = verify_token(token, sec.keyring.current(), sec.policy,
-                                state.now().timestamp(), keyring=sec.keyring, cache=sec.cache)
-        check_revoked(_principal(verified, False), verified)
+                                now.timestamp(), keyring=sec.keyring, cache=sec.cache)
+        check_revoked(_principal(verified, False), verified, now)
     except TokenRejected:
         return None
     return verified

@@ -13,7 +13,13 @@ from flask import Flask, current_app
 
 from app import state
 from app.audit import audit
-from app.core.revocation import PREFIX, RevocationService, RevocationState, StoreUnavailable
+from app.core.revocation import (
+    PREFIX,
+    RevocationQuery,
+    RevocationService,
+    RevocationState,
+    StoreUnavailable,
+)
 from app.core.revocation_mirror import RevocationMirror
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.errors import ServiceUnavailable
@@ -67,17 +73,27 @@ def _user_cutoff_lifetime() -> timedelta:
     return max(s.access_token_ttl, s.session_max_age) + _margin()
 
 
-def check_revoked(principal: Principal, verified: VerifiedToken) -> None:
+def check_revoked(principal: Principal, verified: VerifiedToken, now: datetime) -> None:
     """Step 6 of SPEC §3: jti, sid and user in one lookup; raise TokenRejected if revoked."""
     try:
-        reason = revocations().check(
-            jti=verified.jti, sid=verified.sid, user_id=principal.user_id, iat=verified.iat,
-            token_hash=verified.token_hash, now=state.now(), kid=verified.kid,
-        )
+        reason = revocations().check_query(_query(principal, verified), now)
     except StoreUnavailable:
         raise ServiceUnavailable("Revocation state cannot be read right now.") from None
     if reason is not None:
         raise TokenRejected(reason)
+
+
+def _query(principal: Principal, verified: VerifiedToken) -> RevocationQuery:
+    """The token's revocation query, kept with the cached token (the same every request)."""
+    kept = verified.revocation_query
+    if kept is not None and kept[0] == principal.user_id:  # a legacy user is looked up
+        return kept[1]  # type: ignore[no-any-return]
+    query = RevocationQuery.of(
+        jti=verified.jti, sid=verified.sid, user_id=principal.user_id, iat=verified.iat,
+        token_hash=verified.token_hash, kid=verified.kid,
+    )
+    verified.revocation_query = (principal.user_id, query)
+    return query
 
 
 def revoke_access_token(principal: Principal, *, reason: str) -> None:

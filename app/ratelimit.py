@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import math
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flask import Flask, Response, current_app, request
+from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 
 from app import state
@@ -47,6 +49,12 @@ def _failed(response: Response) -> bool:
 
 
 def _on_breach(limit: RequestLimit) -> None:
+    window = limit.limit.get_expiry()
+    try:
+        seconds = limit.reset_at - time.time()  # one storage read, on refusals only
+    except Exception:  # noqa: BLE001 - the storage died: the window's length is an upper bound
+        seconds = window
+    g.rate_limit_retry_after = max(1, min(window, math.ceil(seconds)))
     metrics().rate_limited.labels(request.endpoint or "").inc()
     audit("RATE_LIMITED", result="failure", reason=request.endpoint or "",
           details={"limit": str(limit.limit)})
@@ -89,7 +97,9 @@ def init_app(app: Flask) -> None:
         storage_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
         if settings.redis_url else {},
         strategy="fixed-window",
-        headers_enabled=True,
+        # No X-RateLimit-* headers: they cost two storage reads on every limited
+        # request; a refusal still says when to come back (Retry-After, below).
+        headers_enabled=False,
         key_prefix="tessera-rl",
         on_breach=_on_breach,
         swallow_errors=True,  # a dead Redis must not take logins down with it
@@ -150,6 +160,16 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
         registry[None] = [h for h in hooks if not _owned_by(h, limiter)]
         for name in blueprints:  # blueprint-scoped: other areas never call them
             registry.setdefault(name, []).extend(wrap(h) for h in owned)
+    for name in blueprints:
+        app.after_request_funcs.setdefault(name, []).append(_retry_after)
+
+
+def _retry_after(response: Response) -> Response:
+    """SPEC §9: a 429 says, in whole seconds, when the refused limit's window ends."""
+    seconds = g.get("rate_limit_retry_after")
+    if response.status_code == 429 and seconds is not None:
+        response.headers["Retry-After"] = str(seconds)
+    return response
 
 
 @contextmanager

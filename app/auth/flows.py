@@ -71,6 +71,8 @@ class StartedSession:
     user: User
     session: AuthSession
     refresh_token: str
+    # Read while the row is loaded: after the commit it would cost a query.
+    expires_at: datetime
 
 
 @dataclass(frozen=True)
@@ -93,17 +95,19 @@ def _client() -> dict[str, str]:
 
 def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None,
                   client_id: str = "web") -> StartedSession:
-    """A new session for ``user`` from this request's client."""
+    """A new session for ``user`` from this request's client (committed by the audit
+    of ``issue_tokens``, in one transaction with it)."""
     sess, refresh_token = session_service.new_session(
         db.session, user, now=state.now(), limits=session_limits(), client_id=client_id,
         acr=acr, amr=amr, **_client(),
     )
-    return StartedSession(user, sess, refresh_token)
+    return StartedSession(user, sess, refresh_token, sess.expires_at)
 
 
 def issue_tokens(started: StartedSession, *,
                  asymmetric: bool = False) -> tuple[str, dict[str, Any]]:
-    """Mint the session's access token (audited); the caller sets it with ``set_cookies``."""
+    """Mint the session's access token and commit it with its audit row (and whatever
+    the flow left uncommitted); the caller sets it with ``set_cookies``."""
     token, claims = access_token_for(started.user, started.session, asymmetric=asymmetric)
     audit("TOKEN_ISSUED", user_id=started.user.id, session_id=started.session.id,
           details={"jti": claims["jti"]})
@@ -114,7 +118,7 @@ def set_cookies(response: Response, started: StartedSession, access_token: str) 
     """The access, refresh and CSRF cookies of ``started`` on ``response``."""
     set_session_cookies(response, access_token=access_token,
                         refresh_token=started.refresh_token,
-                        session_expires_at=started.session.expires_at)
+                        session_expires_at=started.expires_at)
 
 
 def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
@@ -157,7 +161,7 @@ def complete_mfa_login(mfa_token: str, code: str) -> StartedSession:
     _spend(challenge)  # single use
     started = start_session(user, acr="aal2", amr=["pwd", "otp"])
     audit("MFA_SUCCESS", user_id=user.id, session_id=started.session.id,
-          reason=f"login_{method}")
+          reason=f"login_{method}", commit=False)  # issue_tokens commits
     return started
 
 
@@ -185,8 +189,9 @@ def rotate_refresh(presented: str) -> StartedSession:
         audit("REFRESH_FAILED", session_id=exc.session_id, result="failure", reason=exc.reason)
         raise Unauthorized(SESSION_ENDED) from None
     audit("TOKEN_REFRESHED", user_id=result.user.id, session_id=result.session.id,
-          reason=None if result.rotated else "reuse_grace")
-    return StartedSession(result.user, result.session, result.refresh_token)
+          reason=None if result.rotated else "reuse_grace", commit=False)  # issue_tokens commits
+    return StartedSession(result.user, result.session, result.refresh_token,
+                          result.session.expires_at)
 
 
 def _revoke_reused_session(session_id: str | None) -> None:

@@ -30,7 +30,7 @@ def session_response(started: flows.StartedSession, *, asymmetric: bool = False)
     """Access token in the body and as a cookie; refresh and CSRF tokens only as cookies."""
     token, claims = flows.issue_tokens(started, asymmetric=asymmetric)
     response = jsonify(access_token=token, token_type="Bearer",
-                       expires_in=claims["exp"] - claims["iat"], session_id=started.session.id)
+                       expires_in=claims["exp"] - claims["iat"], session_id=claims["sid"])
     flows.set_cookies(response, started, token)
     return response
 
@@ -155,5 +155,5 @@ def exchange() -> Response:
     revoke_access_token(principal, reason="legacy_exchange")
     started = flows.start_session(user, client_id="legacy-exchange")
     audit("LEGACY_TOKEN_EXCHANGED", user_id=user.id, session_id=started.session.id,
-          kid=principal.kid)
+          kid=principal.kid, commit=False)  # committed with the session it starts
     return session_response(started, asymmetric=True)

@@ -89,7 +89,8 @@ def new_session(
     amr: list[str] | None = None,
     auth_time: datetime | None = None,
 ) -> tuple[AuthSession, str]:
-    """Create a session and its first refresh token (committed); return both."""
+    """Create a session and its first refresh token (flushed: the caller commits, with
+    its audit rows, in one transaction); return both."""
     sess = AuthSession(
         id=secrets.token_urlsafe(16),
         user_id=user.id,
@@ -107,7 +108,7 @@ def new_session(
     db.flush()
     token, row = _mint(sess.id, now)
     db.add(row)
-    db.commit()
+    db.flush()
     return sess, token
 
 

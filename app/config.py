@@ -261,6 +261,12 @@ class Settings:
         _one_of("open", "closed"),
         "`open`: fall back to the database when Redis is down; `closed`: answer 503.",
     )
+    revocation_mirror: bool = _setting(
+        True,
+        _boolean,
+        "Keep a per-worker copy of the Redis denylist, invalidated by Redis client tracking, "
+        "so that checks need no round trip (see Speed); `false`: one `MGET` per check.",
+    )
     # MFA (SPEC §7)
     mfa_token_ttl: timedelta = _setting(300, _seconds, "Lifetime of the login MFA token, seconds.")
     # Rate limits (SPEC §9): flask-limiter rate strings

@@ -4,6 +4,11 @@ Starts its own redis-server, a Tessera with REDIS_URL, a Tessera without it
 (embedded revocation store), and the flask-jwt-extended reference app, all
 with the same gunicorn settings; drives each endpoint with wrk; prints rates,
 latency p50/p99 and the ratios; writes bench/results/http.json.
+
+On a machine with two or more cores the servers under test run on CPU 0 and
+wrk and redis-server on CPU 1 (BENCH_PIN=0 turns this off): otherwise the load
+generator competes with the server for the same two cores, and the scheduler's
+placement moves a rate by tens of percent from one run to the next.
 """
 
 from __future__ import annotations
@@ -30,20 +35,26 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from tests.support.http import call
 from tests.support.servers import AppServer, RedisServer
 
-DURATION = os.environ.get("BENCH_DURATION", "3s")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
-CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "8")
+DURATION = os.environ.get("BENCH_DURATION", "2s")
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+LOGIN_ROUNDS = int(os.environ.get("BENCH_LOGIN_ROUNDS", "3"))
+CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "4")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
 THREADS = int(os.environ.get("BENCH_THREADS", "1"))
+PIN = os.environ.get("BENCH_PIN", "1") != "0" and (os.cpu_count() or 1) >= 2
+SERVER_CPUS, LOAD_CPUS = {0}, {1}
 PASSWORD = "correct horse battery staple at speed"
 KEK = base64.urlsafe_b64encode(b"h" * 32).decode()
 FRESH_TOKENS = 20_000
 
 
 def wrk(url: str, script: str | None = None, *, connections: str = CONNECTIONS,
-        threads: str = "2", env: dict[str, str] | None = None) -> dict[str, float]:
+        threads: str = "1", env: dict[str, str] | None = None,
+        duration: str = DURATION) -> dict[str, float]:
     """Run wrk; return requests/s and latency p50/p99 in milliseconds."""
-    command = ["wrk", "-t", threads, "-c", connections, "-d", DURATION, "--latency", url]
+    command = ["wrk", "-t", threads, "-c", connections, "-d", duration, "--latency", url]
+    if PIN:
+        command = ["taskset", "-c", ",".join(map(str, LOAD_CPUS)), *command]
     if script:
         command += ["-s", str(ROOT / "bench" / "wrk" / script)]
     out = subprocess.run(command, capture_output=True, text=True, timeout=120,
@@ -54,6 +65,15 @@ def wrk(url: str, script: str | None = None, *, connections: str = CONNECTIONS,
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     return {"rate": round(rate, 1), "p50_ms": _percentile(out, "50%"),
             "p99_ms": _percentile(out, "99%")}
+
+
+def _pin(pid: int, cpus: set[int]) -> None:
+    """Put ``pid``, its threads and its child processes (gunicorn's workers) on ``cpus``."""
+    for task in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(task), cpus)
+        children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
+        for child in children:
+            _pin(int(child), cpus)
 
 
 def _median(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -139,14 +159,21 @@ def _fresh_tokens(url: str, tmp: Path, sid_source: str) -> Path:
 
 
 def _argon2_ms() -> float:
+    """The median of one argon2id verification, on the servers' CPU when pinned."""
     from app.core.passwords import hash_password, verify_password
 
     stored = hash_password(PASSWORD)
     samples = []
-    for _ in range(15):
-        start = time.perf_counter()
-        verify_password(stored, PASSWORD)
-        samples.append((time.perf_counter() - start) * 1000)
+    before = os.sched_getaffinity(0)
+    if PIN:
+        os.sched_setaffinity(0, SERVER_CPUS)
+    try:
+        for _ in range(15):
+            start = time.perf_counter()
+            verify_password(stored, PASSWORD)
+            samples.append((time.perf_counter() - start) * 1000)
+    finally:
+        os.sched_setaffinity(0, before)
     return round(statistics.median(samples), 3)
 
 
@@ -163,6 +190,10 @@ def main() -> dict[str, Any]:
         servers.append(without_redis)
         reference = _reference(tmp, redis_server.url)
         servers.append(reference)
+        if PIN:
+            _pin(redis_server.process.pid, LOAD_CPUS)  # type: ignore[union-attr]
+            for server in servers:
+                _pin(server.process.pid, SERVER_CPUS)  # type: ignore[union-attr]
         return _measure(with_redis, without_redis, reference, url, tmp)
     finally:
         for server in servers:
@@ -178,36 +209,47 @@ def _measure(with_redis: AppServer, without_redis: AppServer, reference: AppServ
     fresh = _fresh_tokens(url, tmp, token)
     ref_token = call("POST", reference.url + "/mint").json()["access_token"]
     me = "/api/me"
-    # Each compared pair runs back to back within a round (see _paired_ratio).
+    # In this order each compared pair runs back to back (jwks and unauthenticated,
+    # unauthenticated and me_reused_redis, me_reused_redis and reference_me), and
+    # every other round runs backwards, so a drift of the machine's speed within a
+    # round favours neither side of a pair (see _paired_ratio).
     loads: dict[str, tuple[str, str | None, dict[str, str]]] = {
-        "unauthenticated": (with_redis.url + "/healthz", None, {}),
         "jwks": (with_redis.url + "/.well-known/jwks.json", None, {}),
+        "unauthenticated": (with_redis.url + "/healthz", None, {}),
         "me_reused_redis": (with_redis.url + me, "bearer.lua", {"BENCH_TOKEN": token}),
         "reference_me": (reference.url + me, "bearer.lua", {"BENCH_TOKEN": ref_token}),
+        "reference_unauthenticated": (reference.url + "/healthz", None, {}),
         "me_fresh_redis": (with_redis.url + me, "fresh_tokens.lua",
                            {"BENCH_TOKENS_FILE": str(fresh)}),
         "me_reused_db": (without_redis.url + me, "bearer.lua", {"BENCH_TOKEN": token}),
         "me_fresh_db": (without_redis.url + me, "fresh_tokens.lua",
                         {"BENCH_TOKENS_FILE": str(fresh)}),
-        "reference_unauthenticated": (reference.url + "/healthz", None, {}),
     }
-    # Interleaved rounds, median of each: a 2-core machine drifts by tens of percent.
+    for target, script, env in loads.values():  # warm every worker's caches and pools
+        wrk(target, script, env=env, duration="1s")
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in loads}
-    for _ in range(ROUNDS):
-        for name, (target, script, env) in loads.items():
+    for round_ in range(ROUNDS):
+        names = list(loads) if round_ % 2 == 0 else list(reversed(loads))
+        for name in names:
+            target, script, env = loads[name]
             samples[name].append(wrk(target, script, env=env))
     results: dict[str, Any] = {name: _median(runs) for name, runs in samples.items()}
-    results["login"] = wrk(with_redis.url + "/auth/login", "login.lua", connections="1",
-                           threads="1", env={"BENCH_PASSWORD": PASSWORD})
-    results["refresh"] = wrk(with_redis.url, "refresh.lua", connections="2",
+    results["refresh"] = wrk(with_redis.url, "refresh.lua", connections="2", threads="2",
                              env={"BENCH_REFRESH_FILE": str(tmp / "refresh.txt")})
-    results["argon2id_ms"] = _argon2_ms()
+    # Login against one argon2id verification, measured in turns in the same rounds.
+    logins, hashes = [], []
+    for _ in range(LOGIN_ROUNDS):
+        logins.append(wrk(with_redis.url + "/auth/login", "login.lua", connections="1",
+                          duration="3s", env={"BENCH_PASSWORD": PASSWORD}))
+        hashes.append(_argon2_ms())
+    results["login"] = sorted(logins, key=lambda run: run["p50_ms"])[len(logins) // 2]
+    results["argon2id_ms"] = statistics.median(hashes)
     results["ratios"] = {
         name: _paired_ratio(samples, load, base)
         for name, (load, base) in _RATE_RATIOS.items()
     }
-    results["ratios"]["login_p50_vs_argon2id"] = round(
-        results["login"]["p50_ms"] / results["argon2id_ms"], 2)
+    results["ratios"]["login_p50_vs_argon2id"] = round(statistics.median(
+        login["p50_ms"] / argon2 for login, argon2 in zip(logins, hashes)), 3)
     return results
 
 

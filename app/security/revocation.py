@@ -44,14 +44,15 @@ def init_app(app: Flask) -> None:
     counters = app.extensions["tessera.metrics"]
     client = app.extensions["tessera.redis"]
     mirror = None
-    if client is not None:  # connections open lazily, in the worker that checks first
+    settings = app.extensions["tessera.settings"]
+    if client is not None and settings.revocation_mirror:  # opens in the first checking worker
         mirror = RevocationMirror(client.connection_pool.connection_kwargs, PREFIX)
     revocation_state = RevocationState(
         on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror)
     # db.session is the scoped-session proxy: one service serves every request and thread.
     app.extensions[_STATE] = RevocationService(
         db.session, client, state=revocation_state,
-        fail_mode=app.extensions["tessera.settings"].revocation_fail_mode)
+        fail_mode=settings.revocation_fail_mode)
 
 
 def revocations() -> RevocationService:

@@ -102,6 +102,19 @@ def test_one_redis_round_trip_per_check_then_none(make_app, redis_url, redis_ser
     assert auth.me(token).status_code == 401
 
 
+def test_without_the_mirror_every_check_is_one_mget(make_app, redis_url, redis_server) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False, REVOCATION_MIRROR=False)
+    make_user(app, "alice")
+    auth, token = _login(app)
+    assert auth.me(token).status_code == 200  # the first check may rebuild Redis
+    stats = redis_server.client()
+    before = _calls(stats)
+    for _ in range(3):
+        assert auth.me(token).status_code == 200
+    assert _delta(stats, before) == {"cmdstat_mget": 3}
+    assert app.extensions["tessera.revocation"].state.mirror is None
+
+
 def test_mirror_is_honoured_across_processes_with_warm_caches(make_app, redis_url) -> None:  # type: ignore[no-untyped-def]
     """Two apps (two mirrors) on one Redis: a revocation through one reaches the other at once."""
     first = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False)

@@ -186,7 +186,7 @@ def _register_blueprints(app: Flask) -> None:
     from app.mfa.routes import bp as mfa_bp
     from app.oauth.routes import bp as oauth_bp
     from app.ops.routes import bp as ops_bp
-    from app.web.routes import bp as web_bp
+    from app.web import bp as web_bp
     from app.wellknown.routes import bp as wellknown_bp
 
     for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp, web_bp):

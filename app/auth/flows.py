@@ -42,6 +42,7 @@ from app.security.revocation import (
 )
 
 __all__ = [
+    "BAD_CODE",
     "LOGIN_FAILED",
     "SESSION_ENDED",
     "MfaNeeded",

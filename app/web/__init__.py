@@ -1,1 +1,10 @@
-"""The `web` blueprint."""
+"""The `web` blueprint: the shared parts in ``pages``, the pages in ``routes`` and ``admin``.
+
+Both page modules are imported here for their routes: importing the package
+registers every page on ``bp``.
+"""
+
+from app.web import admin, routes
+from app.web.pages import bp
+
+__all__ = ["admin", "bp", "routes"]

@@ -26,7 +26,6 @@ from app.mfa.schemas import CodeSchema
 from app.security import check_csrf
 from app.security.cookies import cookie_names
 from app.security.issuing import access_token_for, session_limits
-from app.web import admin  # noqa: F401 - registers the admin pages on the blueprint
 from app.web.pages import Notice, PageUser, bp, form, local_path, page, signed_in, to_login
 
 __all__ = ["bp"]

@@ -40,7 +40,10 @@ def client_ip() -> str:
 def _username_key() -> str:
     body = request.get_json(silent=True) if request.is_json else request.form
     name = body.get("username") if hasattr(body, "get") else None
-    digest = hashlib.sha256(str(name).strip().lower().encode()).hexdigest()[:32]
+    if not isinstance(name, str):
+        # A fixed key of its own: str(None) would count against a real user named "none".
+        return "user:-"
+    digest = hashlib.sha256(name.strip().lower().encode()).hexdigest()[:32]
     return f"user:{digest}"
 
 

@@ -161,3 +161,18 @@ def test_registration_is_off_by_default(auth, make_app) -> None:  # type: ignore
     assert created.status_code == 201 and created.get_json()["username"] == "bob"
     taken = open_app.test_client().post("/auth/register", json=body)
     assert taken.status_code == 400 and "username" in taken.get_json()["details"]
+
+
+@pytest.mark.parametrize("body", [{"password": PASSWORD}, {"username": None, "password": PASSWORD},
+                                  {"username": ["none"], "password": PASSWORD}])
+def test_bodies_without_a_username_do_not_count_against_a_user_named_none(
+    make_app, body
+) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(COOKIE_SECURE=False, RATELIMIT_LOGIN_PER_USERNAME="2/minute",
+                   RATELIMIT_LOGIN_PER_IP="1000/minute")
+    make_user(app, "none")
+    client = app.test_client()
+    for _ in range(3):
+        assert client.post("/auth/login", json=body).status_code in (400, 429)
+    response = client.post("/auth/login", json={"username": "none", "password": PASSWORD})
+    assert response.status_code == 200, response.get_json()

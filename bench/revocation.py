@@ -9,8 +9,11 @@ Issue 10, acceptance 6: the cost must not grow with the denylist (within
   set BENCH_DATABASE_URL to a migrated PostgreSQL database to measure that).
 
 Each check looks up what a valid token carries (jti, sid, user cutoff) and
-finds nothing: the case every allowed request pays. The denylist holds 1M
-entries (jti, sessions and user cutoffs) in Redis and in the database alike.
+finds nothing: the case every allowed request pays. The full denylist holds 1M
+entries (jti, sessions and user cutoffs) in Redis and in the database alike;
+the empty one is a second Redis and a second database, so that both are
+measured in the same rounds, in turns, and each ratio is the median of
+per-round ratios (a 2-core VM drifts by tens of percent within a minute).
 Prints each rate and ratio and writes bench/results/revocation-<database>.json.
 """
 
@@ -30,8 +33,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import redis
+from flask import Flask
 from flask_migrate import upgrade
-from sqlalchemy import insert
+from sqlalchemy import create_engine, insert, text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -52,6 +56,7 @@ def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
     if binary is None:
         raise SystemExit("redis-server is missing: run `make bench` (it installs it)")
     port = _free_port()
+    tmp.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
          "--dir", str(tmp)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,16 +95,22 @@ def _rate(service: RevocationService, lookups: list[dict[str, object]]) -> float
     return len(lookups) / (time.perf_counter() - start)
 
 
-def _measure(services: dict[str, RevocationService],
-             lookups: list[dict[str, object]]) -> dict[str, float]:
-    """Median checks per second of each path, rounds interleaved so noise hits all alike."""
-    for service in services.values():  # warm: connections, statement cache, the mirror
-        _rate(service, lookups)
-    samples: dict[str, list[float]] = {name: [] for name in services}
-    for _ in range(ROUNDS):
-        for name, service in services.items():
-            samples[name].append(_rate(service, lookups))
-    return {name: statistics.median(values) for name, values in samples.items()}
+def _measure(stores: dict[str, tuple[Flask, dict[str, RevocationService]]],
+             lookups: list[dict[str, object]]) -> dict[str, dict[str, list[float]]]:
+    """Checks per second of each path on each store, in turns (``empty``/``full``
+    alternate who goes first), each in its own app's context."""
+    samples: dict[str, dict[str, list[float]]] = {
+        store: {path: [] for path in services} for store, (_, services) in stores.items()}
+    for round_ in range(-1, ROUNDS):  # round -1 warms connections, statements, the mirrors
+        order = list(stores) if round_ % 2 == 0 else list(reversed(stores))
+        for path in samples[order[0]]:
+            for store in order:
+                app, services = stores[store]
+                with app.app_context():
+                    rate = _rate(services[path], lookups)
+                if round_ >= 0:
+                    samples[store][path].append(rate)
+    return samples
 
 
 def _entries(count: int) -> list[tuple[str, str]]:
@@ -127,43 +138,70 @@ def _fill(client: redis.Redis, entries: list[tuple[str, str]]) -> None:
         db.session.commit()
 
 
-def main() -> dict[str, object]:
-    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-rev-"))
-    redis_process, redis_url = _start_redis(tmp)
-    database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/bench.db"
+def _second_database(url: str, tmp: Path) -> str:
+    """An empty sibling of ``url``: another SQLite file, or another PostgreSQL database."""
+    if not url.startswith("postgres"):
+        return f"sqlite:///{tmp}/empty.db"
+    server = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1),
+                           isolation_level="AUTOCOMMIT")
+    with server.connect() as connection:
+        connection.execute(text("DROP DATABASE IF EXISTS tessera_bench_empty"))
+        connection.execute(text("CREATE DATABASE tessera_bench_empty"))
+    server.dispose()
+    return url.rsplit("/", 1)[0] + "/tessera_bench_empty"
+
+
+def _store(database_url: str, redis_url: str, tmp: Path) -> tuple[Flask, dict[str, RevocationService]]:
+    """A migrated app on its own database and Redis, and its three check paths."""
     kek = base64.urlsafe_b64encode(b"r" * 32).decode()
     app = create_app({"DATABASE_URL": database_url, "KEY_ENCRYPTION_KEY": kek,
                       "REDIS_URL": redis_url}, instance_path=str(tmp))
+    with app.app_context():
+        upgrade(directory=str(ROOT / "migrations"))
+        client = app.extensions["tessera.redis"]
+        return app, {
+            "redis_mirror": app.extensions["tessera.revocation"],
+            "redis_mget": RevocationService(db.session, client, state=RevocationState()),
+            "database": RevocationService(db.session, None, state=RevocationState()),
+        }
+
+
+def main() -> dict[str, object]:
+    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-rev-"))
+    redis_full, redis_full_url = _start_redis(tmp / "full")
+    redis_empty, redis_empty_url = _start_redis(tmp / "empty")
+    database_url = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{tmp}/full.db"
     try:
-        with app.app_context():
-            upgrade(directory=str(ROOT / "migrations"))
-            client = app.extensions["tessera.redis"]
-            services = {
-                "redis_mirror": app.extensions["tessera.revocation"],
-                "redis_mget": RevocationService(db.session, client, state=RevocationState()),
-                "database": RevocationService(db.session, None, state=RevocationState()),
-            }
-            lookups = _lookups()
-            empty = _measure(services, lookups)
+        full_app, full_services = _store(database_url, redis_full_url, tmp)
+        stores = {"empty": _store(_second_database(database_url, tmp), redis_empty_url, tmp),
+                  "full": (full_app, full_services)}
+        with full_app.app_context():
+            client = full_app.extensions["tessera.redis"]
+            # One check first, without the mirror: it finds Redis without its epoch
+            # marker and sets it (a rebuild of nothing), as a running service would have.
+            _rate(full_services["redis_mget"], _lookups()[:1])
             started = time.perf_counter()
             _fill(client, _entries(LIVE_REVOCATIONS))
             fill_seconds = time.perf_counter() - started
-            full = _measure(services, _lookups())  # new tokens: nothing cached from before
             redis_keys = client.dbsize()
+        samples = _measure(stores, _lookups())
     finally:
-        redis_process.terminate()
-        redis_process.wait(timeout=10)
+        for process in (redis_full, redis_empty):
+            process.terminate()
+            process.wait(timeout=10)
         shutil.rmtree(tmp, ignore_errors=True)
+    paths = {}
+    for path in samples["full"]:
+        empty, full = samples["empty"][path], samples["full"][path]
+        paths[path] = {"empty_per_s": round(statistics.median(empty)),
+                       "full_per_s": round(statistics.median(full)),
+                       "cost_ratio": round(statistics.median(e / f for e, f in zip(empty, full)), 3)}
     return {
         "live_revocations": LIVE_REVOCATIONS,
         "redis_keys": redis_keys,
         "database": "postgresql" if database_url.startswith("postgres") else "sqlite",
         "fill_seconds": round(fill_seconds, 1),
-        "paths": {
-            name: {"empty_per_s": round(empty[name]), "full_per_s": round(full[name]),
-                   "cost_ratio": round(empty[name] / full[name], 3)}
-            for name in services
-        },
+        "paths": paths,
     }
 
 

@@ -228,11 +228,20 @@ def end_own_session(principal: Principal, session_id: str) -> None:
 
 
 def change_password(principal: Principal, current_password: str, new_password: str) -> None:
-    """Check the current password, set the new one, end every other session."""
+    """Check the current password, set the new one, end every other session.
+
+    Attempts count against RATELIMIT_LOGIN_PER_USERNAME per user id, so a
+    stolen session cannot guess the password faster than a login could.
+    """
     user = db.session.get(User, principal.user_id)
-    if user is None or user_service.check_credentials(
-            db.session, user.username, current_password) is None:
+    if user is None:
         raise Forbidden("The current password is wrong.")
+    with limit(state.settings().ratelimit_login_per_username, f"user:{user.id}",
+               "password-change"):
+        if user_service.check_credentials(db.session, user.username, current_password) is None:
+            audit("PASSWORD_CHANGE_FAILED", user_id=user.id, session_id=principal.session_id,
+                  result="failure", reason="bad_current_password")
+            raise Forbidden("The current password is wrong.")
     try:
         user_service.change_password(db.session, user, new_password, state.now())
     except user_service.WeakPassword as exc:

@@ -28,7 +28,7 @@ EVENTS = frozenset({
     "REFRESH_REUSE_DETECTED", "TOKEN_REVOKED", "SESSION_REVOKED", "USER_TOKENS_REVOKED",
     "TOKEN_INVALID", "AUTHZ_DENIED", "KEY_ROTATED", "KEY_REVOKED", "LEGACY_TOKEN_ACCEPTED",
     "LEGACY_TOKEN_EXCHANGED", "MIGRATION_PHASE_CHANGED", "RATE_LIMITED",
-    "USER_CREATED", "USER_UPDATED", "PASSWORD_CHANGED",
+    "USER_CREATED", "USER_UPDATED", "PASSWORD_CHANGED", "PASSWORD_CHANGE_FAILED",
 })
 _FORBIDDEN_DETAILS = frozenset({"token", "access_token", "refresh_token", "password", "code",
                                 "secret", "mfa_token", "key"})

@@ -29,6 +29,7 @@ __all__ = [
     "RefreshResult",
     "ReuseDetected",
     "SessionLimits",
+    "is_live",
     "live_sessions",
     "new_session",
     "rotate_refresh_token",
@@ -189,6 +190,12 @@ def _grace_or_reuse(
 def _is_unconsumed(db: Session, token: str) -> bool:
     row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
     return row is not None and row.consumed_at is None
+
+
+def is_live(sess: AuthSession, now: datetime, limits: SessionLimits) -> bool:
+    """Whether ``sess`` is neither revoked nor past its absolute or idle expiry (SPEC §5)."""
+    return (sess.revoked_at is None and now < sess.expires_at
+            and now - sess.last_used_at < limits.idle_timeout)
 
 
 def live_sessions(db: Session, user_id: int, now: datetime, limits: SessionLimits) -> list[AuthSession]:

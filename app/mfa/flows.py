@@ -6,11 +6,13 @@ from app import state
 from app.audit import audit
 from app.auth.flows import BAD_CODE, kek
 from app.core import mfa as mfa_service
+from app.core import sessions as session_service
 from app.errors import Conflict, Unauthorized
 from app.extensions import db
 from app.models import AuthSession, User
 from app.ratelimit import limit
 from app.security import Principal
+from app.security.issuing import session_limits
 
 __all__ = ["ISSUER_NAME", "begin_enrollment", "confirm_enrollment", "step_up"]
 
@@ -48,17 +50,24 @@ def confirm_enrollment(principal: Principal, code: str) -> list[str]:
     return codes
 
 
+def _live_session(principal: Principal, user: User) -> AuthSession:
+    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
+    if sess is None or sess.user_id != user.id or not session_service.is_live(
+            sess, state.now(), session_limits()):
+        raise Unauthorized("Step-up needs a live session; log in again.")
+    return sess
+
+
 def step_up(principal: Principal, code: str) -> tuple[User, AuthSession]:
     """A TOTP or recovery code raises the session to aal2 with a fresh auth_time."""
     user = _user(principal)
+    # The session first: a code (single use) must not be spent on a session that is gone.
+    sess = _live_session(principal, user)
     with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
         method = mfa_service.verify_second_factor(db.session, kek(), user.id, code, state.now())
     if method is None:
         audit("MFA_FAILURE", user_id=user.id, result="failure", reason="step_up_bad_code")
         raise Unauthorized(BAD_CODE)
-    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
-    if sess is None:
-        raise Unauthorized("Step-up needs a session; log in first.")
     sess.acr, sess.amr, sess.auth_time = "aal2", ["pwd", "otp"], state.now()
     db.session.commit()
     audit("MFA_SUCCESS", user_id=user.id, session_id=sess.id, reason=f"step_up_{method}")

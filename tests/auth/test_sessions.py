@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import jwt
 import pytest
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import AuditEvent
 
 from tests.support.actions import AuthActions
 from tests.support.tokens import PASSWORD, bearer, make_user
@@ -206,3 +210,21 @@ def test_exchange_refuses_new_world_tokens(legacy) -> None:  # type: ignore[no-u
     app, _ = legacy("dual")
     auth, access = _logged_in(app)
     assert auth.client.post("/auth/token/exchange", headers=bearer(access)).status_code == 403
+
+
+def test_wrong_current_passwords_are_rate_limited_and_audited(make_app) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(COOKIE_SECURE=False, RATELIMIT_LOGIN_PER_USERNAME="2/minute")
+    make_user(app, "alice")
+    auth, access = _logged_in(app)
+    wrong = {"current_password": "wrong wrong wrong", "new_password": "an entirely new passphrase"}
+    statuses = [auth.client.post("/auth/password", headers=bearer(access), json=wrong).status_code
+                for _ in range(3)]
+    assert statuses == [403, 403, 429]
+    right = auth.client.post("/auth/password", headers=bearer(access),
+                             json={**wrong, "current_password": PASSWORD})
+    assert right.status_code == 429 and int(right.headers["Retry-After"]) > 0
+    with app.app_context():
+        rows = db.session.scalars(
+            select(AuditEvent).where(AuditEvent.event == "PASSWORD_CHANGE_FAILED")).all()
+        assert [(r.result, r.reason) for r in rows] == [("failure", "bad_current_password")] * 2
+        assert all("wrong" not in str(r.details) for r in rows)

@@ -6,13 +6,14 @@ import io
 import json
 from pathlib import Path
 
+import jwt
 import pyotp
 import pytest
 import segno
 from sqlalchemy import select, text
 
 from app.extensions import db
-from app.models import AuditEvent
+from app.models import AuditEvent, User
 from tests.conftest import TEST_KEK
 from tests.support.actions import AuthActions
 from tests.support.http import call
@@ -234,3 +235,20 @@ def test_rfc6238_vectors_with_our_parameters() -> None:
     for vector in vectors:
         totp = pyotp.TOTP(secret, digits=8, interval=30)
         assert totp.at(vector["time"]) == vector["totp"], vector
+
+
+def test_step_up_without_a_live_session_does_not_spend_the_code(make_app, clock) -> None:  # type: ignore[no-untyped-def]
+    legacy_secret = "old-shared-secret-0123456789-abcdef"
+    mfa = _enrolled(make_app, clock, RATELIMIT_MFA="1000/minute", MIGRATION_PHASE="dual",
+                    LEGACY_HS256_SECRETS=[legacy_secret])
+    with mfa.app.app_context():
+        uid = db.session.scalars(select(User.id)).one()
+    legacy = jwt.encode({"sub": str(uid), "exp": 4_102_444_800}, legacy_secret,
+                        algorithm="HS256")  # the old system's token: no session behind it
+    mfa.next_step()
+    code = mfa.code()
+    refused = mfa.auth.client.post("/mfa/step-up", headers=bearer(legacy), json={"code": code})
+    assert refused.status_code == 401
+    assert refused.get_json()["message"] == "Step-up needs a live session; log in again."
+    step = mfa.auth.client.post("/mfa/step-up", headers=bearer(mfa.token), json={"code": code})
+    assert step.status_code == 200, step.get_json()  # the code was still unused

@@ -31,7 +31,7 @@ from app.security import snapshot, token_policy  # noqa: E402
 from app.security.keyops import ensure_signing_keys  # noqa: E402
 
 TOKENS = 2000
-ROUNDS = 5
+ROUNDS = 9
 
 
 def _b64decode(segment: str) -> bytes:

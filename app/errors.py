@@ -48,6 +48,7 @@ __all__ = [
     "RateLimited",
     "ServiceUnavailable",
     "error_response",
+    "http_error_response",
     "init_app",
 ]
 
@@ -193,7 +194,8 @@ def _handle_validation(exc: ValidationError) -> Response:
     return error_response(400, "invalid_request", "The request body is invalid.", messages)
 
 
-def _handle_http(exc: HTTPException) -> Response:
+def http_error_response(exc: HTTPException) -> Response:
+    """werkzeug's HTTP errors (404, 405, 413...) in the JSON shape, keeping their headers."""
     status = exc.code or 500
     kept = {name: value for name, value in exc.get_response().headers.items() if name in _KEPT_HEADERS}
     error = _HTTP_CODES.get(status, "http_error")
@@ -211,5 +213,5 @@ def init_app(app: Flask) -> None:
     """Register the JSON error handlers."""
     app.register_error_handler(TesseraError, _handle_tessera)
     app.register_error_handler(ValidationError, _handle_validation)
-    app.register_error_handler(HTTPException, _handle_http)
+    app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(Exception, _handle_unexpected)

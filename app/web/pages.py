@@ -14,13 +14,24 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, g, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 from marshmallow import Schema, ValidationError
-from werkzeug.exceptions import HTTPException
+from sqlalchemy.exc import SQLAlchemyError
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from app import state
 from app.auth.cookies import clear_session_cookies
-from app.errors import InvalidToken, StepUpRequired, TesseraError
+from app.errors import InvalidToken, StepUpRequired, TesseraError, http_error_response
 from app.extensions import db
 from app.models import User
 from app.security import Principal, authenticate
@@ -44,6 +55,9 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
                static_url_path="/web/static")
 
 _DEFAULT_PAGE = "/account"
+# The JSON areas: their 404s stay JSON whatever the Accept header prefers.
+_API_PATHS = ("/api", "/auth", "/mfa", "/admin/api", "/.well-known", "/oauth", "/healthz",
+              "/readyz", "/metrics", "/openapi.json")
 
 
 @dataclass(frozen=True)
@@ -215,6 +229,47 @@ def _error_page(exc: Exception) -> Response | tuple[str, int]:
     return page(template, me=_best_effort_user(), notice=Notice("error", text), status=status)
 
 
+@bp.app_errorhandler(404)
+@bp.app_errorhandler(405)
+def _routing_error(exc: HTTPException) -> Response:
+    """404 and 405 anywhere: a page for a browser asking for a page, else the JSON error.
+
+    Routing fails before any blueprint is chosen, so the pages' own handler
+    never sees these; the JSON areas keep their JSON errors (SPEC §9).
+    """
+    if not _wants_page(exc):
+        return http_error_response(exc)
+    response = make_response(_error_page(exc))
+    allow = exc.get_response().headers.get("Allow")
+    if allow:
+        response.headers["Allow"] = allow
+    return response
+
+
+def _wants_page(exc: HTTPException) -> bool:
+    if request.blueprint == bp.name:
+        return True
+    if request.accept_mimetypes.best_match(("application/json", "text/html")) != "text/html":
+        return False
+    endpoint = _endpoint_of_refused_method(exc)
+    if endpoint is not None:
+        return endpoint.startswith(f"{bp.name}.")
+    return not any(request.path == area or request.path.startswith(f"{area}/")
+                   for area in _API_PATHS)
+
+
+def _endpoint_of_refused_method(exc: HTTPException) -> str | None:
+    """For a 405, the endpoint its path leads to with a method it takes."""
+    if not isinstance(exc, MethodNotAllowed) or not exc.valid_methods:
+        return None
+    adapter = current_app.url_map.bind_to_environ(request.environ)
+    try:
+        endpoint, _ = adapter.match(method=exc.valid_methods[0])
+    except HTTPException:
+        return None
+    return str(endpoint)
+
+
 # A refused login step shows its form again, with the reason above it.
 _FORM_PAGES = {"web.login": "web/login.html", "web.login_mfa": "web/mfa.html"}
 
@@ -226,4 +281,10 @@ def _best_effort_user() -> PageUser | None:
     try:
         return signed_in(principal)
     except LoginNeeded:
+        return None
+    except SQLAlchemyError:
+        # The page names its error without the user rather than failing a second time.
+        db.session.rollback()
+        log.warning("no user for an error page: database error (request_id=%s)",
+                    g.get("request_id"))
         return None

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime
 
-from flask import Response
+from flask import Response, request
 
 from app import state
 from app.security.cookies import cookie_names
 
 __all__ = ["clear_session_cookies", "set_access_cookie", "set_session_cookies"]
+
+_CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
 
 
 def set_access_cookie(response: Response, access_token: str) -> None:
@@ -23,20 +26,31 @@ def set_access_cookie(response: Response, access_token: str) -> None:
 
 
 def set_session_cookies(
-    response: Response, *, access_token: str, refresh_token: str, session_expires_at: datetime
+    response: Response, *, access_token: str, refresh_token: str, session_expires_at: datetime,
+    keep_csrf: bool = False,
 ) -> None:
-    """Access (Path=/), refresh (Path=/auth) and CSRF cookies, all SameSite=Strict."""
+    """Access (Path=/), refresh (Path=/auth) and CSRF cookies, all SameSite=Strict.
+
+    ``keep_csrf`` (a refresh) keeps the request's CSRF value: forms and scripts
+    in the session's other tabs still hold it. A login always gets a new one.
+    """
     s = state.settings()
     names = cookie_names(s.cookie_secure)
     refresh_age = max(1, int((session_expires_at - state.now()).total_seconds()))
     common = {"secure": s.cookie_secure, "samesite": "Strict"}
     set_access_cookie(response, access_token)
     # Readable by JavaScript on purpose: the page echoes it in X-CSRF-Token.
-    response.set_cookie(names.csrf, secrets.token_urlsafe(32), max_age=refresh_age, path="/",
-                        httponly=False, **common)
+    response.set_cookie(names.csrf, _csrf_value(names.csrf, keep_csrf), max_age=refresh_age,
+                        path="/", httponly=False, **common)
     # Last, so that clients keeping only the last Set-Cookie (wrk scripts) keep this one.
     response.set_cookie(names.refresh, refresh_token, max_age=refresh_age, path="/auth",
                         httponly=True, **common)
+
+
+def _csrf_value(name: str, keep: bool) -> str:
+    """The request's CSRF value when ``keep`` and it has the shape we make, else a new one."""
+    current = request.cookies.get(name, "") if keep else ""
+    return current if _CSRF_SHAPE.fullmatch(current) else secrets.token_urlsafe(32)
 
 
 def clear_session_cookies(response: Response) -> None:

@@ -53,6 +53,7 @@ __all__ = [
     "issue_tokens",
     "kek",
     "log_out",
+    "log_out_by_refresh_token",
     "log_out_everywhere",
     "password_login",
     "rotate_refresh",
@@ -74,6 +75,7 @@ class StartedSession:
     refresh_token: str
     # Read while the row is loaded: after the commit it would cost a query.
     expires_at: datetime
+    renewed: bool = False  # a refresh of an existing session, not a login
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,7 @@ def set_cookies(response: Response, started: StartedSession, access_token: str) 
     """The access, refresh and CSRF cookies of ``started`` on ``response``."""
     set_session_cookies(response, access_token=access_token,
                         refresh_token=started.refresh_token,
-                        session_expires_at=started.expires_at)
+                        session_expires_at=started.expires_at, keep_csrf=started.renewed)
 
 
 def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
@@ -192,7 +194,7 @@ def rotate_refresh(presented: str) -> StartedSession:
     audit("TOKEN_REFRESHED", user_id=result.user.id, session_id=result.session.id,
           reason=None if result.rotated else "reuse_grace", commit=False)  # issue_tokens commits
     return StartedSession(result.user, result.session, result.refresh_token,
-                          result.session.expires_at)
+                          result.session.expires_at, renewed=True)
 
 
 def _revoke_reused_session(session_id: str | None) -> None:
@@ -212,6 +214,14 @@ def log_out(principal: Principal) -> None:
         sess = db.session.get(AuthSession, principal.session_id)
         if sess is not None:
             revoke_session(sess, reason="logout")
+
+
+def log_out_by_refresh_token(presented: str) -> None:
+    """End the session whose current refresh token is ``presented`` (its access token has
+    expired: the web page's log-out)."""
+    sess = session_service.session_of_refresh_token(db.session, presented)
+    if sess is not None and sess.revoked_at is None:
+        revoke_session(sess, reason="logout")
 
 
 def log_out_everywhere(principal: Principal) -> None:

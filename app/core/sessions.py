@@ -33,6 +33,7 @@ __all__ = [
     "live_sessions",
     "new_session",
     "rotate_refresh_token",
+    "session_of_refresh_token",
 ]
 
 _SUCCESSOR = "refresh-successor"
@@ -185,6 +186,14 @@ def _grace_or_reuse(
         if current is not None and _is_unconsumed(db, current):
             return RefreshResult(sess, user, current, rotated=False)
     raise ReuseDetected("refresh_token_reused", sess.id)
+
+
+def session_of_refresh_token(db: Session, presented: str) -> AuthSession | None:
+    """The session whose current (unconsumed) refresh token is ``presented``, if any."""
+    row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(presented))).first()
+    if row is None or row.consumed_at is not None:
+        return None
+    return db.get(AuthSession, row.session_id)
 
 
 def _is_unconsumed(db: Session, token: str) -> bool:

@@ -13,11 +13,12 @@ class CookieNames:
     refresh: str
     csrf: str
     mfa: str  # the web login's pending MFA challenge
+    resumed: str  # the web pages' mark of a silent refresh just done (no loops)
 
 
 _SECURE = CookieNames("__Host-access_token", "__Secure-refresh_token", "__Host-csrf_token",
-                      "__Secure-mfa_token")
-_PLAIN = CookieNames("access_token", "refresh_token", "csrf_token", "mfa_token")
+                      "__Secure-mfa_token", "__Host-resumed")
+_PLAIN = CookieNames("access_token", "refresh_token", "csrf_token", "mfa_token", "resumed")
 
 
 def cookie_names(secure: bool) -> CookieNames:

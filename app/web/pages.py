@@ -44,6 +44,7 @@ __all__ = [
     "bp",
     "form",
     "local_path",
+    "mark_resumed",
     "page",
     "signed_in",
     "to_login",
@@ -55,6 +56,8 @@ bp = Blueprint("web", __name__, template_folder="templates", static_folder="stat
                static_url_path="/web/static")
 
 _DEFAULT_PAGE = "/account"
+# How long the mark of a silent refresh lives: the redirect back follows at once.
+_RESUMED_MAX_AGE = 30
 # The JSON areas: their 404s stay JSON whatever the Accept header prefers.
 _API_PATHS = ("/api", "/auth", "/mfa", "/admin/api", "/.well-known", "/oauth", "/healthz",
               "/readyz", "/metrics", "/openapi.json")
@@ -82,6 +85,8 @@ NOTICES = {
     "rotated": Notice("info", "The keys are rotated."),
     "key_revoked": Notice("info", "The key is revoked."),
     "phase_set": Notice("info", "The migration phase is set."),
+    "resubmit": Notice("info", "Your session was renewed; please submit the form again."),
+    "resume_failed": Notice("error", "We could not keep you signed in; please log in again."),
 }
 
 
@@ -107,6 +112,17 @@ class PageUser:
 
 class LoginNeeded(Exception):
     """The page needs a signed-in user and the request's access token did not do."""
+
+
+@bp.before_request
+def _cookie_only() -> None:
+    """Pages authenticate by the access cookie alone.
+
+    ``authenticate()`` reads an Authorization header first, and a browser may
+    send one it keeps for this host (Basic credentials for a proxy, say): the
+    page would refuse it on every visit, however often the cookie is renewed.
+    """
+    request.environ.pop("HTTP_AUTHORIZATION", None)
 
 
 def signed_in(principal: Principal | None = None) -> PageUser:
@@ -162,6 +178,30 @@ def _set_new_csrf(response: Response) -> Response:
     return response
 
 
+def mark_resumed(response: Response) -> Response:
+    """Mark a silent refresh just done, so that a page still refused goes to the login page."""
+    s = state.settings()
+    response.set_cookie(cookie_names(s.cookie_secure).resumed, "1", max_age=_RESUMED_MAX_AGE,
+                        path="/", httponly=True, secure=s.cookie_secure, samesite="Strict")
+    return response
+
+
+def _drop_resumed(response: Response) -> Response:
+    s = state.settings()
+    response.delete_cookie(cookie_names(s.cookie_secure).resumed, path="/", httponly=True,
+                           secure=s.cookie_secure, samesite="Strict")
+    return response
+
+
+@bp.after_request
+def _resume_worked(response: Response) -> Response:
+    """A page that authenticated after a silent refresh ends its mark."""
+    if (g.get("tessera_principal") is not None and not _sets_cookie(response, "resumed")
+            and request.cookies.get(cookie_names(state.settings().cookie_secure).resumed)):
+        _drop_resumed(response)
+    return response
+
+
 def _sets_cookie(response: Response, which: str) -> bool:
     name = getattr(cookie_names(state.settings().cookie_secure), which)
     return any(value.startswith(f"{name}=") for value in response.headers.getlist("Set-Cookie"))
@@ -182,16 +222,24 @@ def page(template: str, *, me: PageUser | None = None, notice: Notice | None = N
 
 
 def _resume_target() -> str:
-    """Where to come back to after a silent refresh: this page, or the form's page."""
-    if request.method == "GET":
+    """Where to come back to after a silent refresh: this page, or the form's page.
+
+    A form cannot be posted again from a redirect, so its page says to submit
+    it again rather than dropping it silently.
+    """
+    if request.method in ("GET", "HEAD"):
         return request.full_path.rstrip("?")
-    return url_for("web.admin") if (request.endpoint or "").startswith("web.admin") \
-        else url_for("web.account")
+    page_endpoint = "web.admin" if (request.endpoint or "").startswith("web.admin") \
+        else "web.account"
+    return url_for(page_endpoint, n="resubmit")
 
 
 def _needs_login() -> Response:
-    s = state.settings()
-    if request.cookies.get(cookie_names(s.cookie_secure).csrf):
+    names = cookie_names(state.settings().cookie_secure)
+    if request.cookies.get(names.resumed):
+        # Refused again right after a silent refresh: another one would loop.
+        return _drop_resumed(to_login("resume_failed", clear=False))
+    if request.cookies.get(names.csrf):
         # The CSRF cookie lives as long as the session: try a silent refresh first.
         return redirect(url_for("web.resume", next=_resume_target()), code=303)
     return to_login(clear=False)

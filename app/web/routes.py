@@ -26,7 +26,18 @@ from app.mfa.schemas import CodeSchema
 from app.security import check_csrf
 from app.security.cookies import cookie_names
 from app.security.issuing import access_token_for, session_limits
-from app.web.pages import Notice, PageUser, bp, form, local_path, page, signed_in, to_login
+from app.web.pages import (
+    LoginNeeded,
+    Notice,
+    PageUser,
+    bp,
+    form,
+    local_path,
+    mark_resumed,
+    page,
+    signed_in,
+    to_login,
+)
 
 __all__ = ["bp"]
 
@@ -105,9 +116,13 @@ def resume() -> Response:
     """Silent refresh for pages: rotate the refresh cookie (sent only under /auth), go back.
 
     A GET because pages reach it by redirect. SameSite=Strict keeps the cookie
-    off cross-site requests, and a request another site started is refused.
+    off cross-site requests, a request another site started is refused, and so
+    is anything but a top-level navigation (a fetch, an image, a frame). The
+    page it returns to is marked, so that a page still refused goes to the
+    login page instead of coming back here.
     """
-    if request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none"):
+    if (request.headers.get("Sec-Fetch-Site", "same-origin") not in ("same-origin", "none")
+            or request.headers.get("Sec-Fetch-Mode", "navigate") != "navigate"):
         return to_login(clear=False)
     presented = request.cookies.get(cookie_names(state.settings().cookie_secure).refresh)
     if not presented:
@@ -116,12 +131,25 @@ def resume() -> Response:
         started = flows.rotate_refresh(presented)
     except Unauthorized as exc:
         return to_login("reuse" if exc.details.get("reason") == "refresh_reuse" else "expired")
-    return _signed_in_response(started, local_path(request.args.get("next")))
+    return mark_resumed(_signed_in_response(started, local_path(request.args.get("next"))))
 
 
-@bp.post("/logout")
+@bp.post("/auth/signout")
 def logout() -> Response:
-    flows.log_out(signed_in().principal)
+    """Log out, even after the access token has expired.
+
+    Under /auth so that the refresh cookie comes along: when the access token
+    no longer does, the refresh cookie names the session to end.
+    """
+    try:
+        me = signed_in()
+    except LoginNeeded:
+        presented = request.cookies.get(cookie_names(state.settings().cookie_secure).refresh)
+        if presented:
+            check_csrf()  # the refresh cookie authenticates this post
+            flows.log_out_by_refresh_token(presented)
+    else:
+        flows.log_out(me.principal)
     return to_login("logged_out")
 
 

@@ -8,7 +8,6 @@ from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent
-
 from tests.support.actions import AuthActions
 from tests.support.tokens import PASSWORD, bearer, make_user
 

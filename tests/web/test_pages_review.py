@@ -68,6 +68,121 @@ def _session_ids(app: Flask, *, live: bool) -> list[str]:
         return list(db.session.scalars(stmt))
 
 
+# --- log out and forms after the access token has expired (item 1)
+
+
+def test_log_out_after_the_access_token_expired_ends_the_session(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    [session_id] = _session_ids(app, live=True)
+    clock.advance(EXPIRED)
+    response = _post(client, "/auth/signout")
+    assert response.status_code == 303 and response.location == "/login?n=logged_out"
+    assert _session_ids(app, live=False) == [session_id]
+    assert _cookie(client, "refresh_token", path="/auth") is None
+    assert _cookie(client, "access_token") is None
+
+
+def test_log_out_with_a_live_access_token(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    response = _post(client, "/auth/signout")
+    assert response.status_code == 303 and response.location == "/login?n=logged_out"
+    assert _session_ids(app, live=True) == []
+
+
+def test_expired_log_out_still_needs_the_csrf_value(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    clock.advance(EXPIRED)
+    response = client.post("/auth/signout", data={"csrf_token": "forged"}, headers=HTML)
+    assert response.status_code == 403 and "text/html" in response.content_type
+    assert len(_session_ids(app, live=True)) == 1
+
+
+def test_a_form_posted_after_expiry_asks_to_be_sent_again(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    clock.advance(EXPIRED)
+    posted = _post(client, "/account/password", current_password=PASSWORD,
+                   new_password="an entirely new passphrase")
+    assert posted.status_code == 303 and posted.location.startswith("/auth/resume?")
+    resumed = client.get(posted.location, headers=HTML)
+    assert resumed.status_code == 303 and resumed.location == "/account?n=resubmit"
+    page = client.get(resumed.location, headers=HTML)
+    assert page.status_code == 200
+    assert _notice(page) == "Your session was renewed; please submit the form again."
+
+
+def test_a_refresh_keeps_the_csrf_value_and_a_login_makes_a_new_one(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    first = _csrf(client)
+    api = client.post("/auth/refresh", headers={"X-CSRF-Token": first})
+    assert api.status_code == 200 and _csrf(client) == first  # other tabs' forms still work
+    clock.advance(EXPIRED)
+    assert client.get("/auth/resume?next=/account").status_code == 303
+    assert _csrf(client) == first
+    _log_in(client)
+    assert _csrf(client) != first
+
+
+def test_a_malformed_csrf_cookie_is_replaced_on_refresh(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    client.set_cookie("csrf_token", "short")
+    assert client.post("/auth/refresh", headers={"X-CSRF-Token": "short"}).status_code == 200
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", _csrf(client))
+
+
+# --- the silent refresh never loops (items 2 and 9)
+
+
+def test_pages_ignore_an_authorization_header(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    for header in ("Basic YWxpY2U6cGFzc3dvcmQ=", "Bearer not-a-token"):
+        response = client.get("/account", headers={**HTML, "Authorization": header})
+        assert response.status_code == 200, response.location
+        assert 'id="username">alice<' in response.text
+
+
+def test_a_page_refused_right_after_a_resume_goes_to_the_login_page(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    clock.advance(EXPIRED)
+    assert client.get("/account").location == "/auth/resume?next=/account"
+    assert client.get("/auth/resume?next=/account").location == "/account"
+    client.delete_cookie("access_token")  # the renewed token does not reach the page
+    again = client.get("/account", headers=HTML)
+    assert again.status_code == 303 and again.location == "/login?n=resume_failed"
+    assert _cookie(client, "resumed") is None
+
+
+def test_a_resume_that_worked_leaves_no_mark(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    clock.advance(EXPIRED)
+    client.get("/auth/resume?next=/account")
+    assert client.get("/account").status_code == 200
+    assert _cookie(client, "resumed") is None
+    clock.advance(EXPIRED)  # idle again: a silent refresh, not the login page
+    assert client.get("/account").location == "/auth/resume?next=/account"
+
+
+@pytest.mark.parametrize("mode", ["cors", "no-cors", "same-origin", "websocket"])
+def test_resume_is_for_top_level_navigation_only(app, clock, mode) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    refresh = _cookie(client, "refresh_token", path="/auth")
+    refused = client.get("/auth/resume?next=/account", headers={"Sec-Fetch-Mode": mode})
+    assert refused.status_code == 303 and refused.location == "/login"
+    assert _cookie(client, "refresh_token", path="/auth") == refresh  # not rotated
+    navigated = client.get("/auth/resume?next=/account", headers={"Sec-Fetch-Mode": "navigate"})
+    assert navigated.location == "/account"
+    assert _cookie(client, "refresh_token", path="/auth") != refresh
+
+
 # --- error pages (items 3 and 4)
 
 

@@ -20,7 +20,7 @@ from app.admin.schemas import AuditQuerySchema, PhaseSchema
 from app.core import audit as audit_service
 from app.core import migration
 from app.core import sessions as session_service
-from app.errors import Forbidden, NotFound
+from app.errors import Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import AuthSession, User
 from app.security import keyops, snapshot
@@ -100,14 +100,22 @@ def admin_revoke_user(user_id: int) -> Response:
     return _done("user_revoked")
 
 
-@bp.post("/admin/users/<id:user_id>/toggle")
-def admin_toggle_user(user_id: int) -> Response:
-    """Disable an active user (ending every session) or enable a disabled one."""
+@bp.post("/admin/users/<id:user_id>/disabled")
+def admin_set_disabled(user_id: int) -> Response:
+    """Disable a user (ending every session) or enable one, as the form says.
+
+    The form names the state it wants (``disabled`` 1 or 0) rather than
+    flipping it, so a form sent twice does not undo itself.
+    """
     me = _changing_admin()
+    wanted = request.form.get("disabled")
+    if wanted not in ("0", "1"):
+        raise ValidationFailed("Choose whether to disable or enable the user.")
     user = _user(user_id)
     if user.id == me.principal.user_id:
         raise Forbidden("You cannot disable your own account.")
-    actions.update_user_account(user, disabled=not user.disabled)
+    if user.disabled != (wanted == "1"):
+        actions.update_user_account(user, disabled=wanted == "1")
     return _done("user_updated")
 
 

@@ -244,3 +244,28 @@ def test_api_clients_keep_json_errors(client, method, path, headers, status) -> 
     assert body["error"] == {404: "not_found", 405: "method_not_allowed"}[status]
     if status == 405:
         assert response.headers["Allow"]
+
+
+# --- the admin page (item 7)
+
+
+def test_disabling_a_user_twice_keeps_them_disabled(app) -> None:  # type: ignore[no-untyped-def]
+    make_user(app, "root", roles=("admin",))
+    bob = make_user(app, "bob")
+    client = app.test_client()
+    _log_in(client, "root")
+
+    def disabled() -> bool:
+        with app.app_context():
+            user = db.session.get(User, bob)
+            assert user is not None
+            return user.disabled
+
+    for wanted, expected in (("1", True), ("1", True), ("0", False), ("0", False)):
+        response = _post(client, f"/admin/users/{bob}/disabled", disabled=wanted)
+        assert response.status_code == 303 and response.location == "/admin?n=user_updated"
+        assert disabled() is expected
+    bad = _post(client, f"/admin/users/{bob}/disabled", disabled="toggle")
+    assert bad.status_code == 400 and "text/html" in bad.content_type
+    assert _notice(bad) == "Choose whether to disable or enable the user."
+    assert disabled() is False

@@ -55,6 +55,7 @@ __all__ = [
     "confirm_enrollment",
     "disable",
     "is_enabled",
+    "pending_enrollment",
     "qr_svg",
     "regenerate_recovery_codes",
     "remaining_recovery_codes",
@@ -141,6 +142,20 @@ def begin_enrollment(session: Session, kek: bytes, user_id: int, username: str,
         raise MfaAlreadyEnabled("MFA is already enabled")
     secret = pyotp.random_base32(32)  # 32 base32 characters: 160 bits (RFC 4226 §4 R6)
     _store_pending(session, user_id, seal(kek, secret.encode(), _purpose(user_id)), now)
+    return _enrollment(secret, username, issuer_name)
+
+
+def pending_enrollment(session: Session, kek: bytes, user_id: int, username: str,
+                       issuer_name: str) -> Enrollment | None:
+    """The pending (unconfirmed) enrolment again, to show after a wrong code; else None."""
+    credential = _credential(session, user_id)
+    if credential is None or credential.confirmed_at is not None:
+        return None
+    secret = unseal(kek, credential.secret_encrypted, _purpose(user_id)).decode()
+    return _enrollment(secret, username, issuer_name)
+
+
+def _enrollment(secret: str, username: str, issuer_name: str) -> Enrollment:
     uri = _totp(secret).provisioning_uri(name=username, issuer_name=issuer_name)
     return Enrollment(secret=secret, uri=uri, qr_svg=qr_svg(uri))
 

@@ -14,7 +14,8 @@ from app.ratelimit import limit
 from app.security import Principal
 from app.security.issuing import session_limits
 
-__all__ = ["ISSUER_NAME", "begin_enrollment", "confirm_enrollment", "step_up"]
+__all__ = ["ISSUER_NAME", "begin_enrollment", "confirm_enrollment", "pending_enrollment",
+           "step_up"]
 
 ISSUER_NAME = "Tessera"  # the issuer label authenticator apps show
 
@@ -34,6 +35,13 @@ def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
                                             ISSUER_NAME, state.now())
     except mfa_service.MfaAlreadyEnabled:
         raise Conflict("MFA is already on; turn it off first.") from None
+
+
+def pending_enrollment(principal: Principal) -> mfa_service.Enrollment | None:
+    """The enrolment waiting for its code, shown again after a wrong one; else None."""
+    user = _user(principal)
+    return mfa_service.pending_enrollment(db.session, kek(), user.id, user.username,
+                                          ISSUER_NAME)
 
 
 def confirm_enrollment(principal: Principal, code: str) -> list[str]:

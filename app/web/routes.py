@@ -9,6 +9,7 @@ in a URL.
 from __future__ import annotations
 
 import base64
+from typing import Any
 
 from flask import Response, redirect, request, url_for
 from marshmallow import ValidationError
@@ -160,7 +161,7 @@ def logout_all() -> Response:
 
 
 def _account(me: PageUser, *, notice: Notice | None = None, status: int = 200,
-             **shown_once: object) -> Page:
+             **shown_once: Any) -> Page:
     sessions = session_service.live_sessions(db.session, me.principal.user_id, state.now(),
                                              session_limits())
     return page("web/account.html", me=me, notice=notice, status=status, sessions=sessions,
@@ -180,24 +181,32 @@ def end_session(session_id: str) -> Response:
     return redirect(url_for("web.account", n="session_ended"), code=303)
 
 
+def _enrollment(me: PageUser, enrollment: mfa_service.Enrollment, **kwargs: Any) -> Page:
+    qr_src = "data:image/svg+xml;base64," + base64.b64encode(enrollment.qr_svg.encode()).decode()
+    return _account(me, enrollment=enrollment, qr_src=qr_src, **kwargs)
+
+
 @bp.post("/account/mfa/enroll")
 def mfa_enroll() -> Page:
     """Show a new secret and its QR code (once); MFA turns on when a code confirms it."""
     me = signed_in()
-    enrollment = mfa_flows.begin_enrollment(me.principal)
-    qr_src = "data:image/svg+xml;base64," + base64.b64encode(enrollment.qr_svg.encode()).decode()
-    return _account(me, enrollment=enrollment, qr_src=qr_src)
+    return _enrollment(me, mfa_flows.begin_enrollment(me.principal))
 
 
 @bp.post("/account/mfa/confirm")
 def mfa_confirm() -> Page:
+    """A wrong code shows the same secret again: the app already holds it."""
     me = signed_in()
     code = form(CodeSchema(), "code")["code"]
     try:
         codes = mfa_flows.confirm_enrollment(me.principal, code)
     except Unauthorized:
-        return _account(me, status=401, notice=Notice(
-            "error", "That code did not match. Set up the authenticator app again."))
+        pending = mfa_flows.pending_enrollment(me.principal)
+        if pending is None:
+            return _account(me, status=401, notice=Notice(
+                "error", "That code did not match. Set up the authenticator app again."))
+        return _enrollment(me, pending, status=401, notice=Notice(
+            "error", "That code did not match. Enter the code your app shows now."))
     return _account(me, recovery_codes=codes,
                     notice=Notice("info", "Two-step verification is on."))
 

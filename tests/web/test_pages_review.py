@@ -246,7 +246,7 @@ def test_api_clients_keep_json_errors(client, method, path, headers, status) -> 
         assert response.headers["Allow"]
 
 
-# --- the admin page (item 7)
+# --- the admin page (item 7) and MFA enrolment (item 8)
 
 
 def test_disabling_a_user_twice_keeps_them_disabled(app) -> None:  # type: ignore[no-untyped-def]
@@ -269,3 +269,20 @@ def test_disabling_a_user_twice_keeps_them_disabled(app) -> None:  # type: ignor
     assert bad.status_code == 400 and "text/html" in bad.content_type
     assert _notice(bad) == "Choose whether to disable or enable the user."
     assert disabled() is False
+
+
+def test_a_wrong_enrolment_code_shows_the_same_secret_again(app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    enroll = _post(client, "/account/mfa/enroll")
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', enroll.text)
+    assert secret is not None
+    qr = re.search(r'<img src="(data:image/svg\+xml;base64,[^"]+)"', enroll.text)
+    assert qr is not None
+    wrong = _post(client, "/account/mfa/confirm", code="000000")
+    assert wrong.status_code == 401
+    assert f'id="totp-secret">{secret.group(1)}<' in wrong.text
+    assert qr.group(1) in wrong.text
+    assert _notice(wrong) == "That code did not match. Enter the code your app shows now."
+    right = _post(client, "/account/mfa/confirm", code=pyotp.TOTP(secret.group(1)).at(clock()))
+    assert right.status_code == 200 and 'id="recovery-codes"' in right.text

@@ -5,17 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from app import state
+from app.core.keyring import SigningMaterial
 from app.core.sessions import SessionLimits
 from app.core.tokens import access_claims, sign_token
 from app.errors import ServiceUnavailable
 from app.models import AuthSession, User
-from app.core.keyring import SigningMaterial
 from app.security import keyring, snapshot
-from app.security.revocation import revocations
 from app.security.principal import DEFAULT_SCOPES
+from app.security.revocation import revocations
 
 __all__ = ["DEFAULT_SCOPES", "access_token_for", "session_limits"]
-
 
 
 def session_limits() -> SessionLimits:
@@ -47,7 +46,9 @@ def access_token_for(
         # Another worker revoked this key moments ago; our keyring has not reloaded yet.
         keyring().invalidate()
         signer = _signer(asymmetric)
-    if signer is None or _revoked_elsewhere(signer.kid):
+        if signer is not None and _revoked_elsewhere(signer.kid):
+            signer = None
+    if signer is None:
         raise ServiceUnavailable("No signing key is available.")
     s = state.settings()
     claims = access_claims(

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import sys
 import tempfile
 import time
@@ -30,19 +31,20 @@ from app.core.tokens import VerifiedTokenCache, access_claims, sign_token, verif
 from app.security import snapshot, token_policy  # noqa: E402
 from app.security.keyops import ensure_signing_keys  # noqa: E402
 
-TOKENS = 2000
-ROUNDS = 9
+TOKENS = 20_000
+BATCH = 100  # tokens per timed batch: short enough that most batches see no interruption
+PASSES = 3
 
 
 def _b64decode(segment: str) -> bytes:
     return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
 
 
-def _rate(fn, items) -> float:  # type: ignore[no-untyped-def]
+def _batch_seconds(fn, items) -> float:  # type: ignore[no-untyped-def]
     start = time.perf_counter()
     for item in items:
         fn(item)
-    return len(items) / (time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
 def main() -> dict[str, float]:
@@ -76,14 +78,25 @@ def main() -> dict[str, float]:
     for token in tokens:  # warm the cache for the repeated path
         verify_token(token, snap, policy, time.time(), cache=cache)
 
-    best = {"floor": 0.0, "first_seen": 0.0, "repeated": 0.0}
-    for _ in range(ROUNDS):  # interleaved rounds; the best of each resists noise
-        best["floor"] = max(best["floor"], _rate(lambda it: public.verify(it[1], it[0], algorithm), floor_items))
+    # Interleaved batches, the fastest batch of each kind kept: a VM's host steals
+    # the CPU for milliseconds at a time, and the minimum is the cost without that
+    # (as timeit advises). Each first-seen batch is of tokens its cache has not seen.
+    fastest = {"floor": math.inf, "first_seen": math.inf, "repeated": math.inf}
+    for _ in range(PASSES):
         fresh = VerifiedTokenCache()  # every token unseen; only the shared header is warm
-        best["first_seen"] = max(best["first_seen"], _rate(
-            lambda t: verify_token(t, snap, policy, time.time(), cache=fresh), tokens))
-        best["repeated"] = max(best["repeated"], _rate(
-            lambda t: verify_token(t, snap, policy, time.time(), cache=cache), tokens))
+        for start in range(0, TOKENS, BATCH):
+            batch = slice(start, start + BATCH)
+            times = {
+                "floor": _batch_seconds(lambda it: public.verify(it[1], it[0], algorithm),
+                                        floor_items[batch]),
+                "first_seen": _batch_seconds(
+                    lambda t: verify_token(t, snap, policy, time.time(), cache=fresh), tokens[batch]),
+                "repeated": _batch_seconds(
+                    lambda t: verify_token(t, snap, policy, time.time(), cache=cache), tokens[batch]),
+            }
+            for name, seconds in times.items():
+                fastest[name] = min(fastest[name], seconds)
+    best = {name: BATCH / seconds for name, seconds in fastest.items()}
     result = {
         "floor_per_s": round(best["floor"]),
         "first_seen_per_s": round(best["first_seen"]),

@@ -320,12 +320,13 @@ def _check_audience(aud: Any, expected: str) -> None:
         raise TokenRejected("bad_audience")
 
 
-def _check_own_claims(
-    header: dict[str, Any], claims: dict[str, Any], policy: TokenPolicy, profile: TokenProfile
-) -> None:
+def _check_typ(header: dict[str, Any], profile: TokenProfile) -> None:
     typ = header.get("typ")
     if not isinstance(typ, str) or typ.lower() not in profile.types:
         raise TokenRejected("bad_typ")
+
+
+def _check_claims(claims: dict[str, Any], policy: TokenPolicy, profile: TokenProfile) -> None:
     _check_types(claims, profile)
     if claims["iss"] != policy.issuer:
         raise TokenRejected("bad_issuer")
@@ -362,26 +363,32 @@ def check_times(token: VerifiedToken, now: float, leeway: int) -> None:
 
 
 class _HeaderCache:
-    """Parsed headers of recently verified tokens, keyed by the raw segment.
+    """Header segments of verified tokens and the key each resolved to, per snapshot.
 
-    Every token one key signs shares its header segment, so parsing it again
-    per token is waste. Only headers of tokens that verified are stored, and
-    the store is small and bounded, so forged headers cannot grow it.
+    Every token one key signs shares its header segment. The header checks
+    (steps 2-4 and ``typ``) depend only on those bytes, the snapshot and the
+    profile, so a segment that passed under this very snapshot needs neither
+    parsing nor checking again. Only asymmetric keys are kept: whether HS256 is
+    accepted also depends on the clock. Only headers of tokens that verified
+    are stored, and the store is small and bounded, so forged headers cannot
+    grow it.
     """
 
     def __init__(self, max_entries: int = 64) -> None:
-        self._entries: dict[bytes, dict[str, Any]] = {}
+        self._entries: dict[bytes, tuple[KeyringSnapshot, VerificationKey]] = {}
         self._max = max_entries
 
-    def parse(self, segment: bytes) -> dict[str, Any]:
-        header = self._entries.get(segment)
-        return dict(header) if header is not None else _json_object(segment)
+    def resolved(self, segment: bytes, snapshot: KeyringSnapshot) -> VerificationKey | None:
+        """The key this segment named when it last passed, if under ``snapshot`` itself."""
+        entry = self._entries.get(segment)
+        return entry[1] if entry is not None and entry[0] is snapshot else None
 
-    def remember(self, segment: bytes, header: dict[str, Any]) -> None:
-        if segment not in self._entries:
-            if len(self._entries) >= self._max:
-                self._entries.clear()
-            self._entries[segment] = dict(header)
+    def remember(self, segment: bytes, snapshot: KeyringSnapshot, key: VerificationKey) -> None:
+        if key.legacy:
+            return
+        if segment not in self._entries and len(self._entries) >= self._max:
+            self._entries.clear()
+        self._entries[segment] = (snapshot, key)
 
 
 def _verify_uncached(
@@ -389,7 +396,14 @@ def _verify_uncached(
     now: float, headers: _HeaderCache | None, profile: TokenProfile,
 ) -> VerifiedToken:
     head, body, sig_segment = _split(token, policy.max_bytes)
-    header = headers.parse(head) if headers is not None else _json_object(head)
+    key = headers.resolved(head, snapshot) if headers is not None else None
+    if key is not None:  # steps 2-4 and typ passed for these very bytes under this snapshot
+        claims = _json_object(body)
+        if not key.verify(head + b"." + body, _decode_segment(sig_segment)):
+            raise TokenRejected("bad_signature")
+        _check_claims(claims, policy, profile)
+        return _verified(token, key, claims, claims["sub"])
+    header = _json_object(head)
     _check_header(header, snapshot, policy, now)
     snapshot, key = _find_key(header, snapshot, keyring)
     claims = _json_object(body)
@@ -398,12 +412,13 @@ def _verify_uncached(
     if key.legacy and not profile.allow_legacy:
         raise TokenRejected("alg_mismatch")
     if not key.legacy or str(header.get("typ", "")).lower() in profile.types:
-        _check_own_claims(header, claims, policy, profile)
+        _check_typ(header, profile)
+        _check_claims(claims, policy, profile)
         subject = claims["sub"]
     else:
         subject = _check_legacy_claims(claims, policy)
     if headers is not None:
-        headers.remember(head, header)
+        headers.remember(head, snapshot, key)
     return _verified(token, key, claims, subject)
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.security import keyops
-from app.security.revocation import revocations, revoke_user_tokens
+from app.security.revocation import revocations
 from tests.conftest import TEST_KEK
 from tests.support.http import call
 from tests.support.servers import AppServer
@@ -34,6 +34,7 @@ def setup(request, make_app, database_url, tmp_path):  # type: ignore[no-untyped
         env["TESSERA_REDIS_URL"] = settings["REDIS_URL"]
     app = make_app(**settings)
     uid = make_user(app, "alice")
+    make_user(app, "root", roles=("admin",))
     server = AppServer(env, workers=2, threads=2).start()
     yield app, uid, server
     server.stop()
@@ -72,10 +73,19 @@ def test_revoked_token_key_expired_and_disabled_user_with_warm_caches(setup) -> 
         keyops.revoke_signing_key(active)
     assert _statuses(server, survivor) == {401}  # its key is revoked: refused at once
 
-    # A real session (revoke-all decides same-second tokens by their session).
-    fresh = call("POST", server.url + "/auth/login",
-                 json_body={"username": "alice", "password": PASSWORD}).json()["access_token"]
-    _warm(server, fresh)
-    with app.test_request_context():
-        revoke_user_tokens(uid, reason="user_disabled")  # what disabling a user does
+    # Real sessions (revoke-all decides same-second tokens by their session), made
+    # after the key revocation, so signed by the key that replaced it.
+    fresh, admin = _login(server, "alice"), _login(server, "root")
+    _warm(server, fresh, admin)
+    disabled = call("PATCH", f"{server.url}/admin/api/users/{uid}", headers=bearer(admin),
+                    json_body={"disabled": True})  # through the server: the real disable path
+    assert disabled.status == 200, disabled.body
     assert _statuses(server, fresh) == {401}
+    assert _statuses(server, admin) == {200}  # only the disabled user's tokens end
+
+
+def _login(server: AppServer, username: str) -> str:
+    reply = call("POST", server.url + "/auth/login",
+                 json_body={"username": username, "password": PASSWORD})
+    assert reply.status == 200, reply.body
+    return str(reply.json()["access_token"])

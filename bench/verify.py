@@ -61,7 +61,7 @@ def main() -> dict[str, float]:
         now = int(time.time())
         tokens = [
             sign_token(signer, access_claims(
-                issuer=s.issuer, audience=s.access_audience, user_id=i, session_id=f"s{i}",
+                issuer=s.issuer, audience=s.access_audience, user_id=i + 1, session_id=f"s{i}",
                 client_id="web", scope="notes:read notes:write", roles=[], auth_time=now,
                 amr=["pwd"], acr="aal1", now=now, ttl=900))
             for i in range(TOKENS)

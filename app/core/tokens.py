@@ -30,6 +30,7 @@ from typing import Any
 
 from joserfc import jws
 
+from app.core.ids import user_id_from_subject
 from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
 
 __all__ = [
@@ -50,6 +51,10 @@ ACCESS_TOKEN_TYPE = "at+jwt"
 _TYP_ACCEPTED = frozenset({"at+jwt", "application/at+jwt"})
 _KID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _NUMBER = (int, float)
+# NumericDates (exp, nbf, iat, auth_time) must lie within ±2**53 s, about 285 million
+# years: no clock reaches beyond, and within it every JSON number becomes a float
+# without overflow (10**400 does not; 1e400 reads as inf). NaN compares false: refused.
+_FAR = 2.0**53
 # The types json gives values, bool left out: a bool is never a claim's number or string.
 _JSON_TYPES = (str, int, float, list, dict, type(None))
 _IS_STR = str.__instancecheck__  # isinstance(v, str), callable by map() without a Python frame
@@ -78,6 +83,7 @@ class TokenProfile:
     required: dict[str, type | tuple[type, ...]]
     audience: str | None = None  # None: the policy's access-token audience
     allow_legacy: bool = True
+    user_subject: bool = True  # ``sub`` must name a user id (ids.user_id_from_subject)
     # Derived from ``required`` for _check_types' fast path (not compared, not shown).
     claim_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(
         init=False, repr=False, compare=False)
@@ -187,7 +193,11 @@ def _decode_segment(segment: bytes) -> bytes:
         raise TokenRejected("malformed") from None
 
 
-_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates)  # built once: hot path
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # RFC 8259 §6; Python's json reads it
+
+
+_STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_not_json)
 _SCAN_JSON = _STRICT_JSON.scan_once  # the C scanner decode() wraps
 
 
@@ -328,6 +338,10 @@ def _check_typ(header: dict[str, Any], profile: TokenProfile) -> None:
 
 def _check_claims(claims: dict[str, Any], policy: TokenPolicy, profile: TokenProfile) -> None:
     _check_types(claims, profile)
+    if profile.user_subject and user_id_from_subject(claims["sub"]) is None:
+        raise TokenRejected("bad_claim_type")
+    if "auth_time" in profile.required and not -_FAR < claims["auth_time"] < _FAR:
+        raise TokenRejected("bad_claim_type")
     if claims["iss"] != policy.issuer:
         raise TokenRejected("bad_issuer")
     _check_audience(claims["aud"], profile.audience or policy.audience)
@@ -427,6 +441,10 @@ def _verified(
 ) -> VerifiedToken:
     jti = claims.get("jti")
     sid = claims.get("sid")
+    exp, nbf, iat = claims["exp"], claims.get("nbf"), claims.get("iat")  # numbers: checked
+    if not (-_FAR < exp < _FAR and (nbf is None or -_FAR < nbf < _FAR)
+            and (iat is None or -_FAR < iat < _FAR)):
+        raise TokenRejected("bad_claim_type")
     token_hash = None
     if not jti:  # a legacy token without jti is revoked by its hash (SPEC §4)
         token_hash = hashlib.sha256(token.encode() if isinstance(token, str) else token).hexdigest()
@@ -439,9 +457,9 @@ def _verified(
         subject,  # subject
         jti,  # jti
         sid if isinstance(sid, str) else None,  # sid
-        int(claims["iat"]) if "iat" in claims else None,  # iat
-        float(claims["exp"]),  # exp
-        float(claims["nbf"]) if "nbf" in claims else None,  # nbf
+        int(iat) if iat is not None else None,  # iat
+        float(exp),  # exp
+        float(nbf) if nbf is not None else None,  # nbf
         token_hash,  # token_hash
     )
 
@@ -449,7 +467,7 @@ def _verified(
 class VerifiedTokenCache:
     """Tokens whose signature this process already checked (SPEC §10).
 
-    Keyed by the exact token text; bounded (least recently used goes first);
+    Keyed by the exact token text; bounded (the oldest entry goes first: it expires soonest);
     an entry is dropped at its ``exp`` and whenever its key is no longer in the
     keyring (revoked, expired) or its phase no longer accepts it.
     """

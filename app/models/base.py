@@ -9,9 +9,9 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-# Integer primary keys are 32-bit on PostgreSQL: ids from URLs and query strings
-# are bounded by this so that an out-of-range id is a 404/400, never a database error.
-MAX_INTEGER_ID = 2**31 - 1
+from app.core.ids import MAX_INTEGER_ID  # re-exported: the bound of every integer key
+
+__all__ = ["MAX_INTEGER_ID", "UTCDateTime"]
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -17,9 +17,16 @@ from app import state
 from app.audit import audit
 from app.core import keys as key_service
 from app.core.crypto import SealError, constant_time_equal
+from app.core.ids import user_id_from_subject
 from app.core.keyring import Keyring, KeyringSnapshot, KeyringUnavailable, build_snapshot
 from app.core.migration import effective_phase, stored_phase
-from app.core.tokens import TokenPolicy, TokenRejected, VerifiedToken, VerifiedTokenCache, verify_token
+from app.core.tokens import (
+    TokenPolicy,
+    TokenRejected,
+    VerifiedToken,
+    VerifiedTokenCache,
+    verify_token,
+)
 from app.errors import CsrfFailed, InvalidToken
 from app.extensions import db
 from app.metrics import metrics
@@ -209,10 +216,11 @@ def _principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
 
 def _claims_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
     claims = verified.claims
-    if not claims["sub"].isdigit():
+    user_id = user_id_from_subject(claims["sub"])  # the access profile checked it already
+    if user_id is None:
         raise TokenRejected("bad_claim_type")
     return Principal(
-        user_id=int(claims["sub"]),
+        user_id=user_id,
         session_id=verified.sid,
         client_id=claims["client_id"],
         scopes=frozenset(claims["scope"].split()),

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from app import state
 from app.audit import audit
+from app.core.ids import user_id_from_subject
 from app.core.migration import record_legacy_use
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.extensions import db
@@ -19,7 +20,8 @@ __all__ = ["legacy_principal"]
 def _find_user(subject: str) -> User | None:
     if state.settings().legacy_subject_lookup == "username":
         return db.session.scalars(select(User).where(User.username == subject.lower())).first()
-    return db.session.get(User, int(subject)) if subject.isdigit() else None
+    user_id = user_id_from_subject(subject)
+    return db.session.get(User, user_id) if user_id is not None else None
 
 
 def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:

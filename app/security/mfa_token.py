@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-
 from datetime import datetime
 
 from sqlalchemy import func, select
 
 from app import state
+from app.core.ids import user_id_from_subject
 from app.core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
 from app.errors import ServiceUnavailable
 from app.extensions import db
@@ -73,9 +73,10 @@ def read_mfa_token(token: str) -> MfaChallenge:
     verified = verify_token(token, snapshot(), policy, state.now().timestamp(),
                             keyring=keyring(), profile=profile)
     claims = verified.claims
-    if verified.legacy or not str(claims.get("sub", "")).isdigit():
+    user_id = user_id_from_subject(claims.get("sub"))  # the profile checked it already
+    if verified.legacy or user_id is None:
         raise TokenRejected("bad_claim_type")
-    return MfaChallenge(int(claims["sub"]), str(claims["jti"]), int(claims["exp"]),
+    return MfaChallenge(user_id, str(claims["jti"]), int(claims["exp"]),
                         int(claims["iat"]))
 
 

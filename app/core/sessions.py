@@ -106,10 +106,8 @@ def new_session(
         amr=amr or ["pwd"],
         auth_time=auth_time or now,
     )
-    db.add(sess)
-    db.flush()
-    token, row = _mint(sess.id, now)
-    db.add(row)
+    token, row = _mint(sess.id, now)  # the id is ours, not the database's: no flush first
+    db.add_all((sess, row))  # one flush; the unit of work inserts the session first (FK)
     db.flush()
     return sess, token
 

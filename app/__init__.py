@@ -160,14 +160,21 @@ def _apply_flask_config(app: Flask, settings: Settings) -> None:
             "pool_pre_ping": True, "connect_args": {"prepare_threshold": None}})
 
 
+_SQLITE_MMAP_BYTES = 256 * 1024 * 1024  # address space, not memory: pages load on use
+
+
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets readers (other workers) go on while one writes, and NORMAL sync
     # skips the fsync per commit that WAL makes unnecessary for durability of
     # the database file itself (a power cut may lose the last transactions).
+    # Reads through a memory map (shared by every worker through the OS page
+    # cache) cost no syscall per page, so a lookup in a denylist of a million
+    # rows costs about what it does in an empty one (bench/revocation.py).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA mmap_size={_SQLITE_MMAP_BYTES}")
     cursor.close()
 
 

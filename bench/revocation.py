@@ -12,8 +12,10 @@ Each check looks up what a valid token carries (jti, sid, user cutoff) and
 finds nothing: the case every allowed request pays. The full denylist holds 1M
 entries (jti, sessions and user cutoffs) in Redis and in the database alike;
 the empty one is a second Redis and a second database, so that both are
-measured in the same rounds, in turns, and each ratio is the median of
-per-round ratios (a 2-core VM drifts by tens of percent within a minute).
+measured in turns: short batches of checks, empty and full back to back (who
+goes first alternating), and each ratio is the median of the per-pair ratios
+over hundreds of pairs (a 2-core VM drifts by tens of percent within a
+minute, and its host steals the CPU for milliseconds at a time).
 Prints each rate and ratio and writes bench/results/revocation-<database>.json.
 """
 
@@ -46,9 +48,10 @@ from app.extensions import db
 from app.models import Revocation
 
 LIVE_REVOCATIONS = int(os.environ.get("BENCH_REVOCATIONS", "1000000"))
-TOKENS = 2000  # distinct valid tokens checked per round
-ROUNDS = 7
-BATCH = 20_000
+TOKENS = 2000  # distinct valid tokens, checked in turn
+PAIRS = int(os.environ.get("BENCH_PAIRS", "300"))  # empty/full batch pairs per path
+CHECKS = 100  # checks per timed batch
+BATCH = 20_000  # rows per insert while filling
 
 
 def _start_redis(tmp: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -86,30 +89,30 @@ def _lookups() -> list[dict[str, object]]:
              "iat": now, "token_hash": None} for i in range(TOKENS)]
 
 
-def _rate(service: RevocationService, lookups: list[dict[str, object]]) -> float:
+def _batch_seconds(service: RevocationService, lookups: list[dict[str, object]]) -> float:
     now = datetime.now(UTC)
     start = time.perf_counter()
     for lookup in lookups:
         if service.check(now=now, **lookup) is not None:  # type: ignore[arg-type]
             raise AssertionError("a valid token was refused")
-    return len(lookups) / (time.perf_counter() - start)
+    return time.perf_counter() - start
 
 
 def _measure(stores: dict[str, tuple[Flask, dict[str, RevocationService]]],
              lookups: list[dict[str, object]]) -> dict[str, dict[str, list[float]]]:
-    """Checks per second of each path on each store, in turns (``empty``/``full``
+    """Seconds per batch of each path on each store, in pairs (``empty``/``full``
     alternate who goes first), each in its own app's context."""
     samples: dict[str, dict[str, list[float]]] = {
         store: {path: [] for path in services} for store, (_, services) in stores.items()}
-    for round_ in range(-1, ROUNDS):  # round -1 warms connections, statements, the mirrors
-        order = list(stores) if round_ % 2 == 0 else list(reversed(stores))
-        for path in samples[order[0]]:
-            for store in order:
+    for path in samples["full"]:
+        for pair in range(-TOKENS // CHECKS, PAIRS):  # negative: warm connections, statements, mirrors
+            batch = lookups[(pair * CHECKS) % TOKENS:][:CHECKS]
+            for store in (list(stores) if pair % 2 == 0 else list(reversed(stores))):
                 app, services = stores[store]
                 with app.app_context():
-                    rate = _rate(services[path], lookups)
-                if round_ >= 0:
-                    samples[store][path].append(rate)
+                    seconds = _batch_seconds(services[path], batch)
+                if pair >= 0:
+                    samples[store][path].append(seconds)
     return samples
 
 
@@ -179,7 +182,7 @@ def main() -> dict[str, object]:
             client = full_app.extensions["tessera.redis"]
             # One check first, without the mirror: it finds Redis without its epoch
             # marker and sets it (a rebuild of nothing), as a running service would have.
-            _rate(full_services["redis_mget"], _lookups()[:1])
+            _batch_seconds(full_services["redis_mget"], _lookups()[:1])
             started = time.perf_counter()
             _fill(client, _entries(LIVE_REVOCATIONS))
             fill_seconds = time.perf_counter() - started
@@ -193,14 +196,16 @@ def main() -> dict[str, object]:
     paths = {}
     for path in samples["full"]:
         empty, full = samples["empty"][path], samples["full"][path]
-        paths[path] = {"empty_per_s": round(statistics.median(empty)),
-                       "full_per_s": round(statistics.median(full)),
-                       "cost_ratio": round(statistics.median(e / f for e, f in zip(empty, full)), 3)}
+        paths[path] = {"empty_per_s": round(CHECKS / statistics.median(empty)),
+                       "full_per_s": round(CHECKS / statistics.median(full)),
+                       "cost_ratio": round(statistics.median(f / e for e, f in zip(empty, full)), 3)}
     return {
         "live_revocations": LIVE_REVOCATIONS,
         "redis_keys": redis_keys,
         "database": "postgresql" if database_url.startswith("postgres") else "sqlite",
         "fill_seconds": round(fill_seconds, 1),
+        "pairs": PAIRS,
+        "checks_per_batch": CHECKS,
         "paths": paths,
     }
 

@@ -36,7 +36,7 @@ from tests.support.http import call
 from tests.support.servers import AppServer, RedisServer
 
 DURATION = os.environ.get("BENCH_DURATION", "2s")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "7"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
 LOGIN_ROUNDS = int(os.environ.get("BENCH_LOGIN_ROUNDS", "7"))
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "4")
 WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))

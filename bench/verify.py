@@ -33,7 +33,7 @@ from app.security.keyops import ensure_signing_keys  # noqa: E402
 
 TOKENS = 20_000
 BATCH = 100  # tokens per timed batch: short enough that most batches see no interruption
-PASSES = 3
+PASSES = 5
 
 
 def _b64decode(segment: str) -> bytes:

@@ -21,6 +21,7 @@ import math
 import re
 import secrets
 import time
+import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -142,7 +143,8 @@ class VerifiedToken:
     claims: dict[str, Any]
     kid: str
     alg: str
-    legacy: bool
+    legacy: bool  # HS256: signed with a legacy secret
+    old_system: bool  # passed the old system's claim rules (SPEC §4), not Tessera's own
     subject: str
     jti: str | None
     sid: str | None
@@ -381,28 +383,34 @@ class _HeaderCache:
 
     Every token one key signs shares its header segment. The header checks
     (steps 2-4 and ``typ``) depend only on those bytes, the snapshot and the
-    profile, so a segment that passed under this very snapshot needs neither
-    parsing nor checking again. Only asymmetric keys are kept: whether HS256 is
-    accepted also depends on the clock. Only headers of tokens that verified
-    are stored, and the store is small and bounded, so forged headers cannot
-    grow it.
+    profile, so a segment that passed under this very snapshot and profile
+    needs neither parsing nor checking again. Only asymmetric keys are kept:
+    whether HS256 is accepted also depends on the clock. Only headers of tokens
+    that verified are stored, and the store is small and bounded, so forged
+    headers cannot grow it. The snapshot is held weakly: an old one (with the
+    private key of a key since revoked) must not outlive the keyring's use of it.
     """
 
     def __init__(self, max_entries: int = 64) -> None:
-        self._entries: dict[bytes, tuple[KeyringSnapshot, VerificationKey]] = {}
+        self._entries: dict[
+            bytes, tuple[weakref.ref[KeyringSnapshot], TokenProfile, VerificationKey]] = {}
         self._max = max_entries
 
-    def resolved(self, segment: bytes, snapshot: KeyringSnapshot) -> VerificationKey | None:
-        """The key this segment named when it last passed, if under ``snapshot`` itself."""
+    def resolved(self, segment: bytes, snapshot: KeyringSnapshot,
+                 profile: TokenProfile) -> VerificationKey | None:
+        """The key this segment named when it last passed, if under these very objects."""
         entry = self._entries.get(segment)
-        return entry[1] if entry is not None and entry[0] is snapshot else None
+        if entry is None or entry[0]() is not snapshot or entry[1] is not profile:
+            return None
+        return entry[2]
 
-    def remember(self, segment: bytes, snapshot: KeyringSnapshot, key: VerificationKey) -> None:
+    def remember(self, segment: bytes, snapshot: KeyringSnapshot, profile: TokenProfile,
+                 key: VerificationKey) -> None:
         if key.legacy:
             return
         if segment not in self._entries and len(self._entries) >= self._max:
             self._entries.clear()
-        self._entries[segment] = (snapshot, key)
+        self._entries[segment] = (weakref.ref(snapshot), profile, key)
 
 
 def _verify_uncached(
@@ -410,13 +418,13 @@ def _verify_uncached(
     now: float, headers: _HeaderCache | None, profile: TokenProfile,
 ) -> VerifiedToken:
     head, body, sig_segment = _split(token, policy.max_bytes)
-    key = headers.resolved(head, snapshot) if headers is not None else None
+    key = headers.resolved(head, snapshot, profile) if headers is not None else None
     if key is not None:  # steps 2-4 and typ passed for these very bytes under this snapshot
         claims = _json_object(body)
         if not key.verify(head + b"." + body, _decode_segment(sig_segment)):
             raise TokenRejected("bad_signature")
         _check_claims(claims, policy, profile)
-        return _verified(token, key, claims, claims["sub"])
+        return _verified(token, key, claims, claims["sub"], old_system=False)
     header = _json_object(head)
     _check_header(header, snapshot, policy, now)
     snapshot, key = _find_key(header, snapshot, keyring)
@@ -425,19 +433,22 @@ def _verify_uncached(
     key = _check_signature(key, snapshot, head + b"." + body, signature)
     if key.legacy and not profile.allow_legacy:
         raise TokenRejected("alg_mismatch")
-    if not key.legacy or str(header.get("typ", "")).lower() in profile.types:
+    old_system = key.legacy and str(header.get("typ", "")).lower() not in profile.types
+    if old_system:
+        subject = _check_legacy_claims(claims, policy)
+    else:
         _check_typ(header, profile)
         _check_claims(claims, policy, profile)
         subject = claims["sub"]
-    else:
-        subject = _check_legacy_claims(claims, policy)
+    verified = _verified(token, key, claims, subject, old_system=old_system)
     if headers is not None:
-        headers.remember(head, snapshot, key)
-    return _verified(token, key, claims, subject)
+        headers.remember(head, snapshot, profile, key)
+    return verified
 
 
 def _verified(
-    token: str | bytes, key: VerificationKey, claims: dict[str, Any], subject: str
+    token: str | bytes, key: VerificationKey, claims: dict[str, Any], subject: str, *,
+    old_system: bool,
 ) -> VerifiedToken:
     jti = claims.get("jti")
     sid = claims.get("sid")
@@ -454,6 +465,7 @@ def _verified(
         key.kid,  # kid
         key.alg,  # alg
         key.legacy,  # legacy
+        old_system,  # old_system
         subject,  # subject
         jti,  # jti
         sid if isinstance(sid, str) else None,  # sid

@@ -204,7 +204,7 @@ def _count_rejection(reason: str) -> None:
 
 
 def _principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
-    if verified.legacy and "sid" not in verified.claims:
+    if verified.old_system:  # by the claim rules it passed: a sid proves nothing here
         return legacy_principal(verified, via_cookie)  # reads the user: never cached
     cached = verified.derived
     if cached is not None and cached.via_cookie == via_cookie:

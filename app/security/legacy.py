@@ -20,7 +20,7 @@ __all__ = ["legacy_principal"]
 def _find_user(subject: str) -> User | None:
     if state.settings().legacy_subject_lookup == "username":
         return db.session.scalars(select(User).where(User.username == subject.lower())).first()
-    user_id = user_id_from_subject(subject)
+    user_id = user_id_from_subject(subject, leading_zeros=True)
     return db.session.get(User, user_id) if user_id is not None else None
 
 

@@ -37,7 +37,7 @@ from joserfc.jwk import ECKey
 from app import create_app
 from app.core.clock import FrozenClock
 from app.core.keyring import legacy_kid
-from app.core.tokens import TokenRejected, VerifiedTokenCache, verify_token
+from app.core.tokens import ACCESS_PROFILE, TokenRejected, VerifiedTokenCache, verify_token
 from app.extensions import db
 from app.security import keyops, snapshot, token_policy
 from tests.conftest import MIGRATIONS, POSTGRES_URL, TEST_KEK
@@ -232,7 +232,7 @@ def _fresh_cache(w: World, warm: bool) -> VerifiedTokenCache:
     if warm:
         assert _verdict(w, w.base) is None
         with w.app.app_context():
-            assert cache.headers.resolved(w.parts[0].encode(), snapshot()) is not None
+            assert cache.headers.resolved(w.parts[0].encode(), snapshot(), ACCESS_PROFILE) is not None
     return cache
 
 
@@ -247,7 +247,7 @@ def _verdicts(w: World, forge: Forge) -> list[str | None]:
         head = token.split(".")[0].encode()
         if seen[-1] is not None and head != w.parts[0].encode():
             with w.app.app_context():
-                assert cache.headers.resolved(head, snapshot()) is None
+                assert cache.headers.resolved(head, snapshot(), ACCESS_PROFILE) is None
     return seen
 
 
@@ -506,13 +506,27 @@ def test_hs256_in_the_asymmetric_phase_is_legacy_disabled(asymmetric: World, for
     assert _verdicts(asymmetric, forge) == ["legacy_disabled"] * 4
 
 
-@pytest.mark.parametrize("subject", ["\u00b2", "\uff11", "0", "01", str(2**31), "9" * 40])
+def _old_system(w: World, **claims: Any) -> str:
+    return _jws({"alg": "HS256", "typ": "JWT"}, {"exp": w.now + 600, **claims},
+                lambda d: _hs256(LEGACY_SECRET, d))
+
+
+@pytest.mark.parametrize("subject", ["\u00b2", "\uff11", "0", "00", str(2**31), "9" * 40])
 def test_legacy_subject_that_is_no_user_id_is_unknown_subject(world: World, subject: str) -> None:
     # The old system's token is genuine; its subject just names no user we can look up
     # (str.isdigit admits "²", which int() refuses, and "１", which int() reads as 1).
-    token = _jws({"alg": "HS256", "typ": "JWT"}, {"sub": subject, "exp": world.now + 600},
-                 lambda d: _hs256(LEGACY_SECRET, d))
+    token = _old_system(world, sub=subject)
     assert [_verdict(world, token) for _ in range(2)] == ["unknown_subject"] * 2
+
+
+@pytest.mark.parametrize("claims", [{"sub": "01"}, {"sub": 1}, {"sub": "1", "sid": "theirs"}],
+                         ids=["zero_padded_id", "number", "with_their_own_sid"])
+def test_old_system_tokens_map_to_the_user(world: World, claims: dict[str, Any]) -> None:
+    # Its ids may be padded, and its sid is not one of our sessions: the old
+    # system's claim rules apply, whatever claims the token happens to carry.
+    assert world.uid == 1
+    token = _old_system(world, **claims)
+    assert [_verdict(world, token) for _ in range(2)] == [None] * 2
 
 
 # --- what must still pass
@@ -584,7 +598,7 @@ def test_cached_header_does_not_vouch_for_forgeries(
     assert _verdict(world, valid) is None  # any attacker member is ignored; the header is cached
     head = valid.split(".")[0]
     with world.app.app_context():
-        assert cache.headers.resolved(head.encode(), snapshot()) is not None
+        assert cache.headers.resolved(head.encode(), snapshot(), ACCESS_PROFILE) is not None
     forged = forgery(world, valid)
     assert forged.split(".")[0] == head and forged != valid
     assert [_verdict(world, forged), _verdict(world, forged)] == ["bad_signature"] * 2
@@ -602,7 +616,7 @@ def test_cached_header_and_token_refused_once_their_key_is_revoked(
         before = snapshot()
         keyops.revoke_signing_key(w.kid)
         assert snapshot() is not before  # and the cached header no longer resolves under it
-        assert cache.headers.resolved(w.parts[0].encode(), snapshot()) is None
+        assert cache.headers.resolved(w.parts[0].encode(), snapshot(), ACCESS_PROFILE) is None
     for token in (w.base, sibling):
         assert [_verdict(w, token), _verdict(w, token)] == ["key_revoked"] * 2
     assert len(cache) == 0

@@ -84,7 +84,6 @@ class TokenProfile:
     required: dict[str, type | tuple[type, ...]]
     audience: str | None = None  # None: the policy's access-token audience
     allow_legacy: bool = True
-    user_subject: bool = True  # ``sub`` must name a user id (ids.user_id_from_subject)
     # Derived from ``required`` for _check_types' fast path (not compared, not shown).
     claim_values: Callable[[dict[str, Any]], tuple[Any, ...]] = field(
         init=False, repr=False, compare=False)
@@ -340,7 +339,7 @@ def _check_typ(header: dict[str, Any], profile: TokenProfile) -> None:
 
 def _check_claims(claims: dict[str, Any], policy: TokenPolicy, profile: TokenProfile) -> None:
     _check_types(claims, profile)
-    if profile.user_subject and user_id_from_subject(claims["sub"]) is None:
+    if user_id_from_subject(claims["sub"]) is None:  # every profile's sub names a user
         raise TokenRejected("bad_claim_type")
     if "auth_time" in profile.required and not -_FAR < claims["auth_time"] < _FAR:
         raise TokenRejected("bad_claim_type")

@@ -16,7 +16,7 @@ import pytest
 from app.security import keyops
 from app.security.revocation import revocations
 from tests.conftest import TEST_KEK
-from tests.support.http import call
+from tests.support.http import call, login_token
 from tests.support.servers import AppServer
 from tests.support.tokens import PASSWORD, bearer, issue, make_user
 
@@ -75,17 +75,10 @@ def test_revoked_token_key_expired_and_disabled_user_with_warm_caches(setup) -> 
 
     # Real sessions (revoke-all decides same-second tokens by their session), made
     # after the key revocation, so signed by the key that replaced it.
-    fresh, admin = _login(server, "alice"), _login(server, "root")
+    fresh, admin = (login_token(server.url, name, PASSWORD) for name in ("alice", "root"))
     _warm(server, fresh, admin)
     disabled = call("PATCH", f"{server.url}/admin/api/users/{uid}", headers=bearer(admin),
                     json_body={"disabled": True})  # through the server: the real disable path
     assert disabled.status == 200, disabled.body
     assert _statuses(server, fresh) == {401}
     assert _statuses(server, admin) == {200}  # only the disabled user's tokens end
-
-
-def _login(server: AppServer, username: str) -> str:
-    reply = call("POST", server.url + "/auth/login",
-                 json_body={"username": username, "password": PASSWORD})
-    assert reply.status == 200, reply.body
-    return str(reply.json()["access_token"])

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-
 import pytest
 
 from tests.conftest import TEST_KEK
 from tests.support.actions import AuthActions
-from tests.support.http import Reply, call
+from tests.support.http import Reply, call, login_token
 from tests.support.servers import AppServer
 from tests.support.tokens import PASSWORD, bearer, make_user
 
@@ -22,10 +21,7 @@ def _server(database_url: str, tmp_path, workers: int, redis_url: str | None = N
 
 
 def _login(server: AppServer) -> str:
-    reply = call("POST", server.url + "/auth/login",
-                 json_body={"username": "alice", "password": PASSWORD})
-    assert reply.status == 200
-    return str(reply.json()["access_token"])
+    return login_token(server.url, "alice", PASSWORD)
 
 
 def _me(server: AppServer, token: str) -> Reply:

@@ -36,3 +36,11 @@ def call(method: str, url: str, *, headers: dict[str, str] | None = None,
     except urllib.error.HTTPError as error:
         return Reply(error.code, dict(error.headers), error.read(),
                      error.headers.get_all("Set-Cookie") or [])
+
+
+def login_token(base_url: str, username: str, password: str) -> str:
+    """Log in over HTTP (a real session) and return the access token."""
+    reply = call("POST", base_url + "/auth/login",
+                 json_body={"username": username, "password": password})
+    assert reply.status == 200, reply.body
+    return str(reply.json()["access_token"])

@@ -106,7 +106,8 @@ def _measure(stores: dict[str, tuple[Flask, dict[str, RevocationService]]],
         store: {path: [] for path in services} for store, (_, services) in stores.items()}
     for path in samples["full"]:
         for pair in range(-TOKENS // CHECKS, PAIRS):  # negative: warm connections, statements, mirrors
-            batch = lookups[(pair * CHECKS) % TOKENS:][:CHECKS]
+            start = (pair * CHECKS) % TOKENS
+            batch = lookups[start:start + CHECKS]
             for store in (list(stores) if pair % 2 == 0 else list(reversed(stores))):
                 app, services = stores[store]
                 with app.app_context():

@@ -33,6 +33,6 @@ def audit(event: str, *, commit: bool = True, **fields: Any) -> None:
     store = True
     if event in _SAMPLED:  # high volume: logged always, stored sampled (SPEC §9)
         store = current_app.extensions[_SAMPLER].should_store(f"{event}:{fields.get('reason')}")
-    record(db.session, AuditRecord(event=event, **fields), state.now(), store=store)
+    record(db.session(), AuditRecord(event=event, **fields), state.now(), store=store)
     if commit and store:
         db.session.commit()

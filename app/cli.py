@@ -26,7 +26,7 @@ def _read_password(from_stdin: bool) -> str:
 
 def _create(username: str, roles: tuple[str, ...], password: str) -> None:
     try:
-        user = user_service.create_user(db.session, username, password, roles, state.now())
+        user = user_service.create_user(db.session(), username, password, roles, state.now())
     except user_service.UserError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"created user {user.username} (id {user.id}, roles: {', '.join(user.roles) or '-'})")
@@ -58,7 +58,7 @@ clients_cli = AppGroup("clients", help="Service clients of /oauth/introspect and
 def create_client_command(name: str) -> None:
     """Register a service client; its secret is printed once and stored hashed."""
     try:
-        client, secret = create_client(db.session, name, state.now())
+        client, secret = create_client(db.session(), name, state.now())
     except ClientError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"client_id:     {client.client_id}")

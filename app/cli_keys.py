@@ -67,7 +67,7 @@ def status_command() -> None:
     click.echo(f"phase: {snapshot().phase}")
     until = state.settings().legacy_accept_until
     click.echo(f"legacy accepted until: {until.isoformat() if until else 'no limit'}")
-    for day in migration.legacy_usage(db.session):
+    for day in migration.legacy_usage(db.session()):
         click.echo(f"{day.day}  {day.count:>8}  last {day.last_seen_at:%H:%M:%S}Z")
 
 

@@ -35,7 +35,7 @@ def _actor() -> int:
 def require_recent_step_up() -> None:
     """An admin with MFA on must have stepped up recently to change anything."""
     principal = current_principal()
-    if not mfa_service.is_enabled(db.session, principal.user_id):
+    if not mfa_service.is_enabled(db.session(), principal.user_id):
         return
     fresh = principal.auth_time is not None and \
         state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE

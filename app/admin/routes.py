@@ -50,7 +50,7 @@ def _query(schema: Any) -> Any:
 def _user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "roles": user.roles,
             "disabled": user.disabled, "created_at": user.created_at.isoformat(),
-            "mfa_enabled": mfa_service.is_enabled(db.session, user.id)}
+            "mfa_enabled": mfa_service.is_enabled(db.session(), user.id)}
 
 
 def _user(user_id: int) -> User:
@@ -78,7 +78,7 @@ def list_users() -> Response:
 def create_user() -> tuple[Response, int]:
     body = load_json(UserCreateSchema())
     try:
-        user = user_service.create_user(db.session, body["username"], body["password"],
+        user = user_service.create_user(db.session(), body["username"], body["password"],
                                         body["roles"], state.now())
     except user_service.UsernameTaken:
         raise Conflict("This username is taken.") from None
@@ -116,7 +116,7 @@ def _session_json(sess: AuthSession) -> dict[str, Any]:
 @bp.get("/users/<id:user_id>/sessions")
 def user_sessions(user_id: int) -> Response:
     user = _user(user_id)
-    rows = session_service.live_sessions(db.session, user.id, state.now(), session_limits())
+    rows = session_service.live_sessions(db.session(), user.id, state.now(), session_limits())
     return jsonify(sessions=[_session_json(s) for s in rows])
 
 
@@ -168,7 +168,7 @@ def revoke_key(kid: str) -> Response:
 
 
 def _migration_json() -> dict[str, Any]:
-    usage = migration.legacy_usage(db.session)
+    usage = migration.legacy_usage(db.session())
     until = state.settings().legacy_accept_until
     return {
         "phase": snapshot().phase,
@@ -194,7 +194,7 @@ def set_migration() -> Response:
 def audit_log() -> Response:
     """Audit events by user, event and time range, newest first; page with ``before_id``."""
     args = _query(AuditQuerySchema())
-    rows = audit_service.query(db.session, **args)
+    rows = audit_service.query(db.session(), **args)
     return jsonify(
         events=[{"id": e.id, "at": e.at.isoformat(), "event": e.event, "user_id": e.user_id,
                  "actor_id": e.actor_id, "session_id": e.session_id,

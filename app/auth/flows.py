@@ -101,7 +101,7 @@ def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None
     """A new session for ``user`` from this request's client (committed by the audit
     of ``issue_tokens``, in one transaction with it)."""
     sess, refresh_token = session_service.new_session(
-        db.session, user, now=state.now(), limits=session_limits(), client_id=client_id,
+        db.session(), user, now=state.now(), limits=session_limits(), client_id=client_id,
         acr=acr, amr=amr, **_client(),
     )
     return StartedSession(user, sess, refresh_token, sess.expires_at)
@@ -126,13 +126,13 @@ def set_cookies(response: Response, started: StartedSession, access_token: str) 
 
 def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
     """The password step; users with MFA get a challenge instead of a session (SPEC §7)."""
-    user = user_service.check_credentials(db.session, username, password)
+    user = user_service.check_credentials(db.session(), username, password)
     if user is None:
         metrics().logins.labels("failure").inc()
         audit("LOGIN_FAILURE", result="failure", reason="bad_credentials",
               details={"username": username[:64]})
         raise Unauthorized(LOGIN_FAILED)
-    if mfa_service.is_enabled(db.session, user.id):
+    if mfa_service.is_enabled(db.session(), user.id):
         metrics().logins.labels("mfa_required").inc()
         audit("LOGIN_SUCCESS", user_id=user.id, reason="mfa_required")
         return MfaNeeded(issue_mfa_token(user))
@@ -154,7 +154,7 @@ def complete_mfa_login(mfa_token: str, code: str) -> StartedSession:
             raise InvalidToken("mfa_token_spent", "This login attempt has ended; log in again.")
         user = db.session.get(User, challenge.user_id)
         method = None if user is None or user.disabled else mfa_service.verify_second_factor(
-            db.session, kek(), challenge.user_id, code, state.now())
+            db.session(), kek(), challenge.user_id, code, state.now())
         if user is None or method is None:
             audit("MFA_FAILURE", user_id=challenge.user_id, result="failure",
                   reason="login_bad_code")
@@ -182,7 +182,7 @@ def _spend(challenge: MfaChallenge) -> None:
 def rotate_refresh(presented: str) -> StartedSession:
     """Consume ``presented`` and hand out its successor; reuse ends the whole session."""
     try:
-        result = session_service.rotate_refresh_token(db.session, presented, state.now(),
+        result = session_service.rotate_refresh_token(db.session(), presented, state.now(),
                                                       session_limits())
     except session_service.ReuseDetected as exc:
         _revoke_reused_session(exc.session_id)
@@ -219,7 +219,7 @@ def log_out(principal: Principal) -> None:
 def log_out_by_refresh_token(presented: str) -> None:
     """End the session whose current refresh token is ``presented`` (its access token has
     expired: the web page's log-out)."""
-    sess = session_service.session_of_refresh_token(db.session, presented)
+    sess = session_service.session_of_refresh_token(db.session(), presented)
     if sess is not None and sess.revoked_at is None:
         revoke_session(sess, reason="logout")
 
@@ -248,15 +248,15 @@ def change_password(principal: Principal, current_password: str, new_password: s
         raise Forbidden("The current password is wrong.")
     with limit(state.settings().ratelimit_login_per_username, f"user:{user.id}",
                "password-change"):
-        if user_service.check_credentials(db.session, user.username, current_password) is None:
+        if user_service.check_credentials(db.session(), user.username, current_password) is None:
             audit("PASSWORD_CHANGE_FAILED", user_id=user.id, session_id=principal.session_id,
                   result="failure", reason="bad_current_password")
             raise Forbidden("The current password is wrong.")
     try:
-        user_service.change_password(db.session, user, new_password, state.now())
+        user_service.change_password(db.session(), user, new_password, state.now())
     except user_service.WeakPassword as exc:
         raise ValidationFailed(details={"new_password": [str(exc)]}) from None
-    for sess in session_service.live_sessions(db.session, user.id, state.now(), session_limits()):
+    for sess in session_service.live_sessions(db.session(), user.id, state.now(), session_limits()):
         if sess.id != principal.session_id:
             revoke_session(sess, reason="password_changed")
     audit("PASSWORD_CHANGED", user_id=user.id)

@@ -61,7 +61,7 @@ def register() -> Response:
         raise NotFound()
     body = load_json(RegisterSchema())
     try:
-        user = user_service.create_user(db.session, body["username"], body["password"], (),
+        user = user_service.create_user(db.session(), body["username"], body["password"], (),
                                         state.now())
     except user_service.UsernameTaken:
         raise ValidationFailed(details={"username": ["This username is taken."]}) from None
@@ -119,7 +119,7 @@ def _session_json(sess: AuthSession, current_id: str | None) -> dict[str, Any]:
 def list_sessions() -> Response:
     """The caller's live sessions, the current one marked."""
     principal = current_principal()
-    rows = session_service.live_sessions(db.session, principal.user_id, state.now(),
+    rows = session_service.live_sessions(db.session(), principal.user_id, state.now(),
                                          session_limits())
     return jsonify(sessions=[_session_json(s, principal.session_id) for s in rows])
 

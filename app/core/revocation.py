@@ -25,7 +25,7 @@ from typing import Any
 import redis
 from sqlalchemy import String, TextClause, bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, scoped_session
 
 from app.core.revocation_mirror import RevocationMirror
 from app.models import AuthSession, Revocation
@@ -127,7 +127,9 @@ class RevocationService:
 
     def __init__(
         self,
-        session: Session,
+        # The app passes its scoped-session proxy (db.session): one service outlives every
+        # request and serves every thread, so it must reach each call's own session.
+        session: Session | scoped_session[Any],
         client: redis.Redis | None,
         *,
         state: RevocationState,

@@ -31,7 +31,7 @@ def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
     """A new pending secret with its otpauth:// URI and QR code; MFA stays off until confirmed."""
     user = _user(principal)
     try:
-        return mfa_service.begin_enrollment(db.session, kek(), user.id, user.username,
+        return mfa_service.begin_enrollment(db.session(), kek(), user.id, user.username,
                                             ISSUER_NAME, state.now())
     except mfa_service.MfaAlreadyEnabled:
         raise Conflict("MFA is already on; turn it off first.") from None
@@ -40,7 +40,7 @@ def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
 def pending_enrollment(principal: Principal) -> mfa_service.Enrollment | None:
     """The enrolment waiting for its code, shown again after a wrong one; else None."""
     user = _user(principal)
-    return mfa_service.pending_enrollment(db.session, kek(), user.id, user.username,
+    return mfa_service.pending_enrollment(db.session(), kek(), user.id, user.username,
                                           ISSUER_NAME)
 
 
@@ -48,7 +48,7 @@ def confirm_enrollment(principal: Principal, code: str) -> list[str]:
     """Switch MFA on with a valid code; returns the ten recovery codes, to show once."""
     user = _user(principal)
     try:
-        codes = mfa_service.confirm_enrollment(db.session, kek(), user.id, code, state.now())
+        codes = mfa_service.confirm_enrollment(db.session(), kek(), user.id, code, state.now())
     except mfa_service.NoPendingEnrollment:
         raise Conflict("Start the enrolment first.") from None
     except mfa_service.InvalidCode:
@@ -72,7 +72,7 @@ def step_up(principal: Principal, code: str) -> tuple[User, AuthSession]:
     # The session first: a code (single use) must not be spent on a session that is gone.
     sess = _live_session(principal, user)
     with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
-        method = mfa_service.verify_second_factor(db.session, kek(), user.id, code, state.now())
+        method = mfa_service.verify_second_factor(db.session(), kek(), user.id, code, state.now())
     if method is None:
         audit("MFA_FAILURE", user_id=user.id, result="failure", reason="step_up_bad_code")
         raise Unauthorized(BAD_CODE)

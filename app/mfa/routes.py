@@ -69,7 +69,7 @@ def step_up() -> Response:
 def disable() -> Response:
     """Turn MFA off (needs a recent step-up)."""
     user = _user()
-    mfa_service.disable(db.session, user.id)
+    mfa_service.disable(db.session(), user.id)
     audit("MFA_DISABLED", user_id=user.id)
     return jsonify(mfa_enabled=False)
 
@@ -80,7 +80,7 @@ def regenerate_recovery_codes() -> Response:
     """Ten new recovery codes; the old ones stop working (needs a recent step-up)."""
     user = _user()
     try:
-        codes = mfa_service.regenerate_recovery_codes(db.session, user.id, state.now())
+        codes = mfa_service.regenerate_recovery_codes(db.session(), user.id, state.now())
     except mfa_service.MfaNotEnabled:
         raise Conflict("MFA is off; there are no recovery codes to renew.") from None
     response = jsonify(recovery_codes=codes)

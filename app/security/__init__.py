@@ -106,9 +106,9 @@ def _load_snapshot() -> KeyringSnapshot:
     kek = s.key_encryption_key
     assert kek is not None
     try:
-        rows = key_service.list_keys(db.session)
+        rows = key_service.list_keys(db.session())
         phase = effective_phase(
-            stored_phase(db.session), s.migration_phase, bool(s.legacy_hs256_secrets)
+            stored_phase(db.session()), s.migration_phase, bool(s.legacy_hs256_secrets)
         )
         db.session.commit()  # end the read transaction; keys are plain values from here
     except SQLAlchemyError as exc:

@@ -36,14 +36,14 @@ def _retired_lifetime() -> timedelta:
 
 def list_signing_keys() -> list[SigningKey]:
     """Every key, newest first, after marking retired keys past their lifetime expired."""
-    key_service.expire_retired(db.session, state.now(), _retired_lifetime())
-    return key_service.list_keys(db.session)
+    key_service.expire_retired(db.session(), state.now(), _retired_lifetime())
+    return key_service.list_keys(db.session())
 
 
 def check_kek() -> list[str]:
     """Kids of live keys the configured key-encryption key cannot open (empty: all good)."""
     unreadable = []
-    for row in key_service.list_keys(db.session):
+    for row in key_service.list_keys(db.session()):
         if row.state in ("active", "standby", "retired"):
             try:
                 key_service.load_private_key(row, _kek())
@@ -60,7 +60,7 @@ def ensure_signing_keys() -> None:
             f"KEY_ENCRYPTION_KEY does not open signing key {unreadable[0]}: wrong "
             "key-encryption key? No new keys were made."
         )
-    key_service.ensure_keys(db.session, _kek(), state.settings().signing_algorithm, state.now())
+    key_service.ensure_keys(db.session(), _kek(), state.settings().signing_algorithm, state.now())
     keyring().invalidate()
 
 
@@ -68,7 +68,7 @@ def rotate_signing_keys(*, force: bool = False, if_due: bool = False) -> key_ser
     """Promote the standby key (SPEC §4); see ``core.keys.rotate``."""
     s = state.settings()
     result = key_service.rotate(
-        db.session, _kek(), s.signing_algorithm, state.now(),
+        db.session(), _kek(), s.signing_algorithm, state.now(),
         min_standby_age=timedelta(seconds=s.jwks_max_age),
         force=force,
         due_after=s.key_rotation_interval if if_due else None,
@@ -80,7 +80,7 @@ def rotate_signing_keys(*, force: bool = False, if_due: bool = False) -> key_ser
 def revoke_signing_key(kid: str) -> SigningKey:
     """Emergency revocation of ``kid``; this worker stops accepting it at once."""
     now = state.now()
-    row = key_service.revoke_key(db.session, _kek(), state.settings().signing_algorithm, kid, now)
+    row = key_service.revoke_key(db.session(), _kek(), state.settings().signing_algorithm, kid, now)
     # Its tokens live at most ACCESS_TOKEN_TTL; every worker refuses them from now on.
     s = state.settings()
     revocations().revoke_kid(kid, now + s.access_token_ttl + s.clock_skew_leeway * 2, now,
@@ -93,6 +93,6 @@ def set_migration_phase(phase: str) -> str | None:
     """Store the phase for every worker; returns the previous stored phase."""
     if phase in ("legacy", "dual") and not state.settings().legacy_hs256_secrets:
         raise ValueError(f"phase {phase} needs LEGACY_HS256_SECRETS")
-    previous = migration.set_phase(db.session, phase, state.now())
+    previous = migration.set_phase(db.session(), phase, state.now())
     keyring().invalidate()
     return previous

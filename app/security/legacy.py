@@ -31,7 +31,7 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
         raise TokenRejected("unknown_subject")
     if user.disabled:
         raise TokenRejected("user_disabled")
-    record_legacy_use(db.session, state.now())
+    record_legacy_use(db.session(), state.now())
     metrics().legacy_accepted.inc()
     audit("LEGACY_TOKEN_ACCEPTED", user_id=user.id, kid=verified.kid)
     claims = verified.claims

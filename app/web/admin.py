@@ -54,7 +54,7 @@ def _user_list(q: str) -> tuple[list[User], dict[int, list[AuthSession]]]:
         stmt = stmt.where(User.username.contains(q.lower(), autoescape=True))
     users = list(db.session.scalars(stmt))
     sessions: dict[int, list[AuthSession]] = defaultdict(list)
-    for sess in session_service.live_sessions_of(db.session, [u.id for u in users], state.now(),
+    for sess in session_service.live_sessions_of(db.session(), [u.id for u in users], state.now(),
                                                  session_limits()):
         sessions[sess.user_id].append(sess)
     return users, sessions
@@ -80,9 +80,9 @@ def admin() -> Response | tuple[str, int]:
     return page(
         "web/admin.html", me=me, notice=filter_notice, q=q, users=users, sessions=sessions,
         keys=keys, active_kid=next((k.kid for k in keys if k.state == "active"), None),
-        phase=snapshot().phase, usage=migration.legacy_usage(db.session),
+        phase=snapshot().phase, usage=migration.legacy_usage(db.session()),
         events=sorted(audit_service.EVENTS), event=filters["event"],
-        user_filter=filters["user_id"], audit=audit_service.query(db.session, **filters),
+        user_filter=filters["user_id"], audit=audit_service.query(db.session(), **filters),
     )
 
 

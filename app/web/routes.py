@@ -162,10 +162,10 @@ def logout_all() -> Response:
 
 def _account(me: PageUser, *, notice: Notice | None = None, status: int = 200,
              **shown_once: Any) -> Page:
-    sessions = session_service.live_sessions(db.session, me.principal.user_id, state.now(),
+    sessions = session_service.live_sessions(db.session(), me.principal.user_id, state.now(),
                                              session_limits())
     return page("web/account.html", me=me, notice=notice, status=status, sessions=sessions,
-                mfa_enabled=mfa_service.is_enabled(db.session, me.principal.user_id),
+                mfa_enabled=mfa_service.is_enabled(db.session(), me.principal.user_id),
                 **shown_once)
 
 

@@ -8,10 +8,11 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, Response, g, request
+from flask import Flask, g, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema
 from werkzeug.routing import IntegerConverter, Map
+from werkzeug.sansio.response import Response
 
 from app.errors import UnsupportedMediaType, ValidationFailed
 from app.headers import REQUEST_ID_KEY
@@ -68,6 +69,7 @@ class CompactJSONProvider(DefaultJSONProvider):
         self._encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, sort_keys=False,
                                          separators=(",", ":"), default=self.default)
 
+    # The base class's return type: a sansio App types response_class as the sansio Response.
     def response(self, *args: Any, **kwargs: Any) -> Response:
         if args and kwargs:
             raise TypeError("jsonify() takes positional or keyword arguments, not both")

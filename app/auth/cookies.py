@@ -6,7 +6,8 @@ import re
 import secrets
 from datetime import datetime
 
-from flask import Response, request
+from flask import request
+from werkzeug.wrappers import Response
 
 from app import state
 from app.security.cookies import cookie_names

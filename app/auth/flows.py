@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from flask import Response, request
+from flask import request
+from werkzeug.wrappers import Response
 
 from app import state
 from app.audit import audit

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import redirect, request, url_for
 from marshmallow import ValidationError
 from sqlalchemy import select
+from werkzeug.wrappers import Response
 
 from app import state
 from app.admin import actions

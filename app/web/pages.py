@@ -16,7 +16,6 @@ from urllib.parse import urlencode
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     g,
     make_response,
@@ -28,6 +27,7 @@ from flask import (
 from marshmallow import Schema, ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.wrappers import Response
 
 from app import state
 from app.auth.cookies import clear_session_cookies

@@ -11,8 +11,9 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from flask import Response, redirect, request, url_for
+from flask import redirect, request, url_for
 from marshmallow import ValidationError
+from werkzeug.wrappers import Response
 
 from app import state
 from app.auth import flows

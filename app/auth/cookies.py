@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
+from typing import TypedDict
 
 from flask import request
 from werkzeug.wrappers import Response
@@ -15,6 +16,13 @@ from app.security.cookies import cookie_names
 __all__ = ["clear_session_cookies", "set_access_cookie", "set_session_cookies"]
 
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
+
+
+class _CookieFlags(TypedDict):
+    """The flags every session cookie shares (passed as keyword arguments)."""
+
+    secure: bool
+    samesite: str
 
 
 def set_access_cookie(response: Response, access_token: str) -> None:
@@ -38,7 +46,7 @@ def set_session_cookies(
     s = state.settings()
     names = cookie_names(s.cookie_secure)
     refresh_age = max(1, int((session_expires_at - state.now()).total_seconds()))
-    common = {"secure": s.cookie_secure, "samesite": "Strict"}
+    common: _CookieFlags = {"secure": s.cookie_secure, "samesite": "Strict"}
     set_access_cookie(response, access_token)
     # Readable by JavaScript on purpose: the page echoes it in X-CSRF-Token.
     response.set_cookie(names.csrf, _csrf_value(names.csrf, keep_csrf), max_age=refresh_age,
@@ -58,7 +66,7 @@ def clear_session_cookies(response: Response) -> None:
     """Expire all three cookies on the paths they were set on."""
     s = state.settings()
     names = cookie_names(s.cookie_secure)
-    common = {"secure": s.cookie_secure, "samesite": "Strict"}
+    common: _CookieFlags = {"secure": s.cookie_secure, "samesite": "Strict"}
     response.delete_cookie(names.access, path="/", httponly=True, **common)
     response.delete_cookie(names.refresh, path="/auth", httponly=True, **common)
     response.delete_cookie(names.csrf, path="/", **common)

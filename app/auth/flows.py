@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
 from flask import request
 from werkzeug.wrappers import Response
@@ -93,7 +93,12 @@ def kek() -> bytes:
     return value
 
 
-def _client() -> dict[str, str]:
+class _ClientInfo(TypedDict):
+    user_agent: str
+    ip: str
+
+
+def _client() -> _ClientInfo:
     return {"user_agent": request.headers.get("User-Agent", ""), "ip": request.remote_addr or ""}
 
 

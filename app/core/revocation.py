@@ -23,7 +23,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import String, TextClause, bindparam, delete, select, text, update
+from sqlalchemy import String, TextualSelect, bindparam, delete, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -180,7 +180,8 @@ class RevocationService:
         if sids:
             self._db.execute(update(AuthSession).where(AuthSession.id.in_(sids))
                              .values(revoked_at=now).execution_options(synchronize_session=False))
-        entries = [("sid", sid, None) for sid in sids] + [("user", str(user_id), now)]
+        entries: list[tuple[str, str, datetime | None]] = (
+            [("sid", sid, None) for sid in sids] + [("user", str(user_id), now)])
         self._write(entries, expires_at, now, reason)
         return sids
 
@@ -335,7 +336,7 @@ _DB = object()  # sentinel: "ask the database"
 
 
 @functools.lru_cache(maxsize=64)
-def _db_lookup(kinds: tuple[str, ...]) -> TextClause:
+def _db_lookup(kinds: tuple[str, ...]) -> TextualSelect:
     """One indexed query for a shape of lookup (which kinds), built once per shape.
 
     Building the equivalent ORM expression per request cost more than the query.

@@ -22,7 +22,8 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Sequence
-from typing import Any
+from enum import Enum
+from typing import Any, Final
 
 import redis
 
@@ -30,7 +31,17 @@ __all__ = ["RevocationMirror"]
 
 log = logging.getLogger(__name__)
 _CHANNEL = "__redis__:invalidate"
-_MISSING = object()
+
+
+class _Unknown(Enum):
+    """A key the mirror knows nothing about (an enum, so that mypy narrows on it)."""
+
+    KEY = 0
+
+
+_MISSING: Final = _Unknown.KEY
+# What MGET returns for a key: redis-py types it bytes | str (bytes here: no decoding).
+_Value = bytes | str | None
 
 
 class RevocationMirror:
@@ -44,7 +55,7 @@ class RevocationMirror:
         self._prefix = prefix
         self._max = max_keys
         self._retry = retry_seconds
-        self._values: OrderedDict[str, bytes | None] = OrderedDict()
+        self._values: OrderedDict[str, _Value] = OrderedDict()
         self._lock = threading.Lock()
         self._subscriber: redis.Connection | None = None
         self._tracker: redis.Connection | None = None
@@ -147,7 +158,7 @@ class RevocationMirror:
 
     # --- the two calls the revocation check makes
 
-    def lookup(self, keys: Sequence[str]) -> list[bytes | None] | None:
+    def lookup(self, keys: Sequence[str]) -> list[_Value] | None:
         """The values of ``keys`` if every one is known and the mirror is live, else None."""
         with self._lock:
             if not self._ensure():
@@ -155,13 +166,13 @@ class RevocationMirror:
             self._drain()
             if not self.live:
                 return None
-            found = []
+            found: list[_Value] = []
             for key in keys:
                 value = self._values.get(key, _MISSING)
                 if value is _MISSING:
                     return None
                 self._values.move_to_end(key)
-                found.append(value)  # type: ignore[arg-type]
+                found.append(value)
             return found
 
     def begin_read(self) -> int:
@@ -169,7 +180,7 @@ class RevocationMirror:
         with self._lock:
             return self.generation if self.live else -1
 
-    def store(self, keys: Sequence[str], values: Sequence[bytes | None], generation: int) -> None:
+    def store(self, keys: Sequence[str], values: Sequence[_Value], generation: int) -> None:
         """Keep what an MGET returned, unless an invalidation may have raced it."""
         with self._lock:
             self._drain()

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
@@ -30,6 +30,7 @@ from app.metrics import metrics
 __all__ = ["client_ip", "init_app", "limit"]
 
 _EXT = "tessera.limiter"
+_Hook = TypeVar("_Hook")
 
 
 def client_ip() -> str:
@@ -39,7 +40,7 @@ def client_ip() -> str:
 
 def _username_key() -> str:
     body = request.get_json(silent=True) if request.is_json else request.form
-    name = body.get("username") if hasattr(body, "get") else None
+    name = body.get("username") if body is not None and hasattr(body, "get") else None
     if not isinstance(name, str):
         # A fixed key of its own: str(None) would count against a real user named "none".
         return "user:-"
@@ -94,11 +95,14 @@ def init_app(app: Flask) -> None:
     if _EXT in app.extensions:
         raise RuntimeError("rate limits are already set up on this app")
     settings = app.extensions["tessera.settings"]
+    # Passed on to the redis client, which takes float timeouts; flask-limiter's
+    # annotation (dict[str, str | int]) is narrower than what it forwards.
+    storage_options: dict[str, Any] = (
+        {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if settings.redis_url else {})
     limiter = Limiter(
         key_func=client_ip,
         storage_uri=settings.redis_url or "memory://",
-        storage_options={"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
-        if settings.redis_url else {},
+        storage_options=storage_options,
         strategy="fixed-window",
         # No X-RateLimit-* headers: they cost two storage reads on every limited
         # request; a refusal still says when to come back (Retry-After, below).
@@ -112,7 +116,9 @@ def init_app(app: Flask) -> None:
     with app.app_context():
         policies = _route_limits()
         for endpoint, counter, limit_value, key_func, deduct_when in policies:
-            view = app.view_functions[endpoint]
+            # Callable[..., Any]: the decorator keeps the view's signature, and mypy cannot
+            # carry RouteCallable's sync-or-async union through its ParamSpec.
+            view: Callable[..., Any] = app.view_functions[endpoint]
             app.view_functions[endpoint] = limiter.shared_limit(
                 limit_value, f"{counter}:{key_func.__name__}", key_func=key_func,
                 deduct_when=deduct_when, methods=_submissions(app, endpoint),
@@ -149,20 +155,25 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
     def before(hook: Callable[[], Any]) -> Callable[[], Any]:
         return lambda: hook() if request.endpoint in endpoints else None
 
-    def after(hook: Callable[[Response], Response]) -> Callable[[Response], Response]:
+    def after(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return lambda response: hook(response) if request.endpoint in endpoints else response
 
     def teardown(hook: Callable[[Any], Any]) -> Callable[[Any], Any]:
         return lambda exc: hook(exc) if request.endpoint in endpoints else None
 
     blueprints = {endpoint.split(".", 1)[0] for endpoint in endpoints}
-    for registry, wrap in ((app.before_request_funcs, before), (app.after_request_funcs, after),
-                           (app.teardown_request_funcs, teardown)):
+
+    # Each registry holds its own kind of hook, so each gets a call of its own (typed).
+    def move(registry: dict[str | None, list[_Hook]], wrap: Callable[[_Hook], _Hook]) -> None:
         hooks = registry.get(None, [])
         owned = [h for h in hooks if _owned_by(h, limiter)]
         registry[None] = [h for h in hooks if not _owned_by(h, limiter)]
         for name in blueprints:  # blueprint-scoped: other areas never call them
             registry.setdefault(name, []).extend(wrap(h) for h in owned)
+
+    move(app.before_request_funcs, before)
+    move(app.after_request_funcs, after)
+    move(app.teardown_request_funcs, teardown)
     for name in blueprints:
         app.after_request_funcs.setdefault(name, []).append(_retry_after)
 

@@ -209,7 +209,8 @@ def _sets_cookie(response: Response, which: str) -> bool:
 
 def form(schema: Schema, *fields: str) -> dict[str, Any]:
     """Load the form's ``fields`` with the JSON API's schema (same bounds, same errors)."""
-    return schema.load({name: request.form.get(name, "") for name in fields})
+    loaded: dict[str, Any] = schema.load({name: request.form.get(name, "") for name in fields})
+    return loaded
 
 
 def page(template: str, *, me: PageUser | None = None, notice: Notice | None = None,
@@ -312,7 +313,7 @@ def _endpoint_of_refused_method(exc: HTTPException) -> str | None:
         return None
     adapter = current_app.url_map.bind_to_environ(request.environ)
     try:
-        endpoint, _ = adapter.match(method=exc.valid_methods[0])
+        endpoint, _ = adapter.match(method=next(iter(exc.valid_methods)))
     except HTTPException:
         return None
     return str(endpoint)

@@ -26,7 +26,7 @@ from app import (
     headers,
     http,
     metrics,
-    models,
+    models,  # noqa: F401 - see above: imported for its tables
     openapi,
     ratelimit,
     security,

@@ -81,7 +81,7 @@ class CompactJSONProvider(DefaultJSONProvider):
 class DatabaseIdConverter(IntegerConverter):
     """``<id:name>``: a positive integer that fits an Integer key column; anything else is a 404."""
 
-    def __init__(self, map: Map) -> None:  # noqa: A002 - werkzeug's parameter name
+    def __init__(self, map: Map) -> None:  # `map`: werkzeug's parameter name
         super().__init__(map, min=1, max=MAX_INTEGER_ID)
 
 

@@ -59,7 +59,7 @@ def record(session: Session, entry: AuditRecord, now: datetime, *, store: bool =
     details = entry.details or {}
     leaked = _FORBIDDEN_DETAILS.intersection(details)
     if leaked:
-        raise ValueError(f"audit details may not carry {sorted(leaked)[0]}")
+        raise ValueError(f"audit details may not carry {min(leaked)}")
     fields = {k: v for k, v in entry.__dict__.items() if v is not None and k != "details"}
     log.info(json.dumps({"at": now.isoformat(), **fields, **({"details": details} if details else {})},
                         default=str, sort_keys=True))

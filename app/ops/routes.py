@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 
-import ipaddress
-
-from flask import Blueprint, Response, jsonify, request
 import redis
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from app import state
 from app.core.crypto import SealError, constant_time_equal
-from app.errors import Forbidden
-from app.metrics import render
 from app.core.keyring import KeyringUnavailable
+from app.errors import Forbidden
 from app.extensions import db, redis_store
+from app.metrics import render
 from app.security import snapshot
 
 bp = Blueprint("ops", __name__)

@@ -210,7 +210,7 @@ def test_revoke_all_boundary_with_a_frozen_second(make_app, clock) -> None:  # t
 def test_redis_keys_carry_ttls_no_longer_than_what_they_revoke(make_app, redis_url, redis_server) -> None:  # type: ignore[no-untyped-def]
     app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False)
     make_user(app, "alice")
-    auth, token = _login(app)
+    auth, _ = _login(app)
     assert auth.logout().status_code == 200
     with app.app_context():
         rows = {(r.kind, r.value): r for r in db.session.scalars(db.select(Revocation))}

@@ -199,7 +199,8 @@ def _not_json(constant: str) -> Any:
 
 
 _STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_not_json)
-_SCAN_JSON = _STRICT_JSON.scan_once  # the C scanner decode() wraps
+# The C scanner decode() wraps; typeshed leaves this documented-in-source attribute out.
+_SCAN_JSON: Callable[[str, int], tuple[Any, int]] = _STRICT_JSON.scan_once  # type: ignore[attr-defined]
 
 
 def _json_object(segment: bytes) -> dict[str, Any]:

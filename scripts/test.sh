@@ -7,6 +7,11 @@ cd "$(dirname "$0")/.."
 . scripts/lib.sh
 
 ensure_venv test
+
+log "lint: ruff, mypy --strict (configured in pyproject.toml)"
+"$VENV/bin/ruff" check app tests bench
+"$VENV/bin/mypy"
+
 ensure_apt redis-server redis-server
 ensure_apt chromium chromium  # the web page tests drive it through Playwright
 

@@ -6,11 +6,13 @@ import json
 import logging
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import func, select, update
 
+from app.auth import flows
 from app.core import passwords
+from app.errors import ServiceUnavailable
 from app.extensions import db
-from app.models import User
+from app.models import AuditEvent, AuthSession, RefreshToken, User
 from tests.support.actions import AuthActions
 from tests.support.tokens import PASSWORD, make_user
 
@@ -176,3 +178,23 @@ def test_bodies_without_a_username_do_not_count_against_a_user_named_none(
         assert client.post("/auth/login", json=body).status_code in (400, 429)
     response = client.post("/auth/login", json={"username": "none", "password": PASSWORD})
     assert response.status_code == 200, response.get_json()
+
+
+def test_a_login_that_fails_before_its_commit_writes_nothing(make_app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The session, its refresh token and the login's audit rows are one transaction
+    (SPEC §5, §9): a failure after the session was made leaves none of them."""
+    app = make_app(COOKIE_SECURE=False, KEYRING_REFRESH=3600)  # no keyring reload mid-test
+    make_user(app, "alice")
+    auth = AuthActions(app.test_client())
+    assert auth.login().status_code == 200
+
+    def no_key(*args: object, **kwargs: object) -> None:
+        raise ServiceUnavailable("No signing key is available.")
+
+    monkeypatch.setattr(flows, "access_token_for", no_key)
+    assert auth.login().status_code == 503
+    with app.app_context():
+        for model in (AuthSession, RefreshToken):
+            assert db.session.scalar(select(func.count()).select_from(model)) == 1
+        events = db.session.scalars(select(AuditEvent.event)).all()
+        assert events.count("LOGIN_SUCCESS") == 1 and events.count("TOKEN_ISSUED") == 1

@@ -91,8 +91,8 @@ def new_session(
     amr: list[str] | None = None,
     auth_time: datetime | None = None,
 ) -> tuple[AuthSession, str]:
-    """Create a session and its first refresh token (flushed: the caller commits, with
-    its audit rows, in one transaction); return both."""
+    """Create a session and its first refresh token, added but not flushed: the caller's
+    commit writes them with its audit rows, in one transaction; return both."""
     sess = AuthSession(
         id=secrets.token_urlsafe(16),
         user_id=user.id,
@@ -107,8 +107,7 @@ def new_session(
         auth_time=auth_time or now,
     )
     token, row = _mint(sess.id, now)  # the id is ours, not the database's: no flush first
-    db.add_all((sess, row))  # one flush; the unit of work inserts the session first (FK)
-    db.flush()
+    db.add_all((sess, row))  # the unit of work inserts the session first (FK)
     return sess, token
 
 

@@ -9,6 +9,7 @@ from app.core.keyring import SigningMaterial
 from app.core.sessions import SessionLimits
 from app.core.tokens import access_claims, sign_token
 from app.errors import ServiceUnavailable
+from app.extensions import db
 from app.models import AuthSession, User
 from app.security import keyring, snapshot
 from app.security.principal import DEFAULT_SCOPES
@@ -29,8 +30,12 @@ def _signer(asymmetric: bool) -> SigningMaterial | None:
 
 
 def _revoked_elsewhere(kid: str) -> bool:
-    return revocations().check(jti=None, sid=None, user_id=None, iat=None, token_hash=None,
-                               now=state.now(), kid=kid) is not None
+    # Without Redis this reads the revocations table. Revocations are committed as they
+    # are written, so the request's pending rows (a new session, its audit) cannot change
+    # the answer: they wait for the caller's commit instead of a flush of their own here.
+    with db.session.no_autoflush:
+        return revocations().check(jti=None, sid=None, user_id=None, iat=None,
+                                   token_hash=None, now=state.now(), kid=kid) is not None
 
 
 def access_token_for(

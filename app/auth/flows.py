@@ -132,13 +132,14 @@ def set_cookies(response: Response, started: StartedSession, access_token: str) 
 
 def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
     """The password step; users with MFA get a challenge instead of a session (SPEC §7)."""
-    user = user_service.check_credentials(db.session(), username, password)
-    if user is None:
+    checked = user_service.check_credentials(db.session(), username, password)
+    if checked is None:
         metrics().logins.labels("failure").inc()
         audit("LOGIN_FAILURE", result="failure", reason="bad_credentials",
               details={"username": username[:64]})
         raise Unauthorized(LOGIN_FAILED)
-    if mfa_service.is_enabled(db.session(), user.id):
+    user = checked.user
+    if checked.mfa_enabled:
         metrics().logins.labels("mfa_required").inc()
         audit("LOGIN_SUCCESS", user_id=user.id, reason="mfa_required")
         return MfaNeeded(issue_mfa_token(user))

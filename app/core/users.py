@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -17,9 +19,10 @@ from app.core.passwords import (
     password_problems,
     verify_password,
 )
-from app.models import User
+from app.models import TotpCredential, User
 
 __all__ = [
+    "Checked",
     "change_password",
     "check_credentials",
     "UserError",
@@ -88,23 +91,44 @@ def create_user(
     return user
 
 
-def check_credentials(session: Session, username: str, password: str) -> User | None:
-    """The user if ``password`` is right and the account enabled, else None.
+@dataclass(frozen=True)
+class Checked:
+    """A user whose password was right, and whether the login needs a second step."""
+
+    user: User
+    mfa_enabled: bool  # a confirmed TOTP credential (SPEC §7), as ``mfa.is_enabled`` says
+
+
+@functools.cache
+def _login_lookup() -> Select[User, bool]:
+    """The user by name and their MFA state: one query where a login made two, built
+    once because building the ORM expression per login cost about as much as running it."""
+    mfa_enabled = TotpCredential.confirmed_at.is_not(None).label("mfa_enabled")
+    return (select(User, mfa_enabled)
+            .outerjoin(TotpCredential, TotpCredential.user_id == User.id)
+            .where(User.username == bindparam("username")))
+
+
+def check_credentials(session: Session, username: str, password: str) -> Checked | None:
+    """The user (and their MFA state) if ``password`` is right and the account
+    enabled, else None.
 
     An unknown username runs the same argon2 work as a wrong password, and a
     disabled account is checked only after the hash, so timing tells nothing.
     A hash made with older parameters is replaced on success (SPEC §5).
     """
-    user = find_by_username(session, username)
-    if user is None:
+    found = session.execute(_login_lookup(),
+                            {"username": normalize_username(username)}).first()
+    if found is None:
         burn_verification(password)
         return None
+    user, mfa_enabled = found
     if not verify_password(user.password_hash, password) or user.disabled:
         return None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
         session.commit()
-    return user
+    return Checked(user, mfa_enabled)
 
 
 def change_password(session: Session, user: User, new_password: str, now: datetime) -> None:

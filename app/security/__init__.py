@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from flask import Flask, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from app import state
 from app.audit import audit
@@ -101,18 +102,22 @@ def token_policy() -> TokenPolicy:
 
 
 def _load_snapshot() -> KeyringSnapshot:
-    """Read keys and phase from the database and parse them (once per load)."""
+    """Read keys and phase from the database and parse them (once per load).
+
+    In a session of its own: a reload can come in the middle of a request (a login
+    signing its first token), whose pending rows must be neither committed nor
+    rolled back by the keyring ending its read.
+    """
     s = state.settings()
     kek = s.key_encryption_key
     assert kek is not None
     try:
-        rows = key_service.list_keys(db.session())
-        phase = effective_phase(
-            stored_phase(db.session()), s.migration_phase, bool(s.legacy_hs256_secrets)
-        )
-        db.session.commit()  # end the read transaction; keys are plain values from here
+        with Session(db.engine) as session:  # closing ends the read; rows keep their values
+            rows = key_service.list_keys(session)
+            phase = effective_phase(
+                stored_phase(session), s.migration_phase, bool(s.legacy_hs256_secrets)
+            )
     except SQLAlchemyError as exc:
-        db.session.rollback()
         raise KeyringUnavailable(str(exc.__class__.__name__)) from None
     try:
         return build_snapshot(

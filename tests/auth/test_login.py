@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select, update
 
+from app import state
 from app.auth import flows
 from app.core import passwords
 from app.errors import ServiceUnavailable
 from app.extensions import db
 from app.models import AuditEvent, AuthSession, RefreshToken, User
+from app.security import snapshot
+from app.security.revocation import revocations
 from tests.support.actions import AuthActions
 from tests.support.tokens import PASSWORD, make_user
 
@@ -198,3 +202,18 @@ def test_a_login_that_fails_before_its_commit_writes_nothing(make_app, monkeypat
             assert db.session.scalar(select(func.count()).select_from(model)) == 1
         events = db.session.scalars(select(AuditEvent.event)).all()
         assert events.count("LOGIN_SUCCESS") == 1 and events.count("TOKEN_ISSUED") == 1
+
+
+def test_a_login_refused_for_its_signing_key_writes_nothing(dev_app, auth) -> None:  # type: ignore[no-untyped-def]
+    """A key another worker revoked, still in this worker's keyring, fails the login after
+    its session was made; the keyring reload on that path must not commit the session."""
+    with dev_app.test_request_context():
+        kid = snapshot().current_signer().kid  # type: ignore[union-attr]
+        revocations().revoke_kid(kid, state.now() + timedelta(hours=1), state.now())
+    response = auth.login()
+    assert response.status_code == 503 and auth.refresh_token is None
+    with dev_app.app_context():
+        for model in (AuthSession, RefreshToken):
+            assert db.session.scalar(select(func.count()).select_from(model)) == 0
+        events = db.session.scalars(select(AuditEvent.event)).all()
+        assert "LOGIN_SUCCESS" not in events and "TOKEN_ISSUED" not in events

@@ -29,7 +29,6 @@ __all__ = [
     "UsernameTaken",
     "WeakPassword",
     "create_user",
-    "find_by_username",
     "normalize_username",
 ]
 
@@ -52,12 +51,6 @@ class WeakPassword(UserError):
 def normalize_username(username: str) -> str:
     """Usernames are compared case-folded and trimmed."""
     return username.strip().lower()
-
-
-def find_by_username(session: Session, username: str) -> User | None:
-    """The user called ``username`` (any case), or None."""
-    name = normalize_username(username)
-    return session.scalars(select(User).where(User.username == name)).first()
 
 
 def create_user(

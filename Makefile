@@ -1,4 +1,4 @@
-# The two commands of SPEC §2 (plus a benchmark).
+# The two commands (run, test) plus the benchmark.
 .PHONY: run test bench
 
 run:   ## bring the service up on 127.0.0.1:8000 (embedded default)
@@ -7,5 +7,5 @@ run:   ## bring the service up on 127.0.0.1:8000 (embedded default)
 test:  ## the whole test suite, on SQLite and on PostgreSQL
 	bash scripts/test.sh
 
-bench: ## speed ratios, see bench/README
+bench: ## speed ratios, see the README (Speed)
 	bash scripts/bench.sh

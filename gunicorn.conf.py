@@ -2,26 +2,48 @@
 
 import os
 import shutil
+import sys
 import tempfile
 
-bind = os.environ.get("TESSERA_BIND", "127.0.0.1:8000")
-# Embedded default: one worker with threads (SQLite, in-memory limits). Production
-# (DATABASE_URL + REDIS_URL) sets TESSERA_WORKERS to use several.
-workers = int(os.environ.get("TESSERA_WORKERS", "1"))
-threads = int(os.environ.get("TESSERA_THREADS", "4"))
-worker_class = "gthread"
-accesslog = os.environ.get("TESSERA_ACCESS_LOG", "-") or None  # "" turns it off
-timeout = 30
 
 # Prometheus multiprocess mode: workers write samples to files in this directory,
 # which must exist (and be empty) before any worker imports prometheus-client.
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="tessera-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
+# Imported only now: importing the app package imports prometheus-client, which
+# picks its multiprocess mode from the variable set just above.
+from app.logs import logging_config  # noqa: E402
+
+bind = os.environ.get("TESSERA_BIND", "127.0.0.1:8000")
+# Embedded default: one worker with threads (SQLite, in-memory limits). Production
+# (DATABASE_URL + REDIS_URL) sets TESSERA_WORKERS, or the platform's WEB_CONCURRENCY.
+workers = int(os.environ.get("TESSERA_WORKERS") or os.environ.get("WEB_CONCURRENCY") or "1")
+threads = int(os.environ.get("TESSERA_THREADS", "4"))
+worker_class = "gthread"
+accesslog = os.environ.get("TESSERA_ACCESS_LOG", "-") or None  # "" turns it off
+timeout = 30
+# The app's logging configuration, for gunicorn's own lines too (app/logs.py).
+try:
+    logconfig_dict = logging_config(os.environ.get("TESSERA_LOG_LEVEL", "INFO"),
+                                    os.environ.get("TESSERA_LOG_FORMAT", "json"))
+except ValueError:  # on_starting's check names the bad setting
+    logconfig_dict = logging_config()
+
+
 
 def on_starting(server):  # type: ignore[no-untyped-def]
     shutil.rmtree(_metrics_dir, ignore_errors=True)
     os.makedirs(_metrics_dir, exist_ok=True)
+    # Refuse a bad configuration here, once, with one line naming the setting
+    # (in a worker it would be a traceback per boot attempt).
+    from app import ConfigError, check_settings
+
+    try:
+        check_settings()
+    except ConfigError as exc:
+        print(f"tessera: {exc}", file=sys.stderr, flush=True)
+        sys.exit(1)
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

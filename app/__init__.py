@@ -23,8 +23,10 @@ from app import (
     audit,
     cli,
     errors,
+    guard_rails,
     headers,
     http,
+    logs,
     metrics,
     models,  # noqa: F401 - see above: imported for its tables
     openapi,
@@ -38,7 +40,7 @@ from app.extensions import db, migrate, redis_store
 from app.oauth import routes as oauth_routes
 from app.security import revocation
 
-__all__ = ["create_app", "ConfigError"]
+__all__ = ["create_app", "check_settings", "ConfigError"]
 
 KEK_FILE = "key-encryption-key"
 
@@ -50,11 +52,12 @@ def create_app(
     instance_path: str | None = None,
 ) -> Flask:
     """Build a Tessera app; ``config`` overrides every other source (tests)."""
-    app = Flask(
-        __name__, instance_path=instance_path or _instance_path(), instance_relative_config=True
-    )
+    app = _bare_app(instance_path)
     _load_config(app, config)
-    settings = _resolve_secrets(app, load_settings(app.config))
+    settings = load_settings(app.config)
+    guard_rails.check_production(settings)
+    settings = _resolve_secrets(app, settings)
+    logs.init_app(settings.log_level, settings.log_format)
     _apply_flask_config(app, settings)
     state.bind(app, settings, clock or system_clock)
 
@@ -79,6 +82,25 @@ def create_app(
     openapi.init_app(app)
     cli.init_app(app)
     return app
+
+
+def check_settings(config: Mapping[str, Any] | None = None) -> Settings:
+    """Load and validate the settings as ``create_app`` would, without building the app.
+
+    gunicorn's master calls it before forking, so a bad setting stops the service
+    with one line instead of a worker traceback per boot attempt.
+    """
+    app = _bare_app(None)
+    _load_config(app, config)
+    settings = load_settings(app.config)
+    guard_rails.check_production(settings)
+    return settings
+
+
+def _bare_app(instance_path: str | None) -> Flask:
+    return Flask(
+        __name__, instance_path=instance_path or _instance_path(), instance_relative_config=True
+    )
 
 
 def _instance_path() -> str:

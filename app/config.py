@@ -20,7 +20,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-__all__ = ["ConfigError", "Settings", "load_settings", "setting_docs"]
+__all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setting_docs"]
 
 MIGRATION_PHASES = ("legacy", "dual", "asymmetric")
 SIGNING_ALGORITHMS = ("ES256", "RS256")
@@ -99,6 +99,16 @@ def _text_list(raw: Any) -> tuple[str, ...]:
     if not isinstance(raw, (list, tuple)) or not all(isinstance(v, str) and v for v in raw):
         raise ValueError("expected a list of non-empty strings")
     return tuple(raw)
+
+
+def _bind(raw: Any) -> str:
+    text = _text(raw)
+    if text.startswith("unix:"):
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ValueError(f"expected host:port or unix:PATH, got {raw!r}")
+    return text
 
 
 def _one_of(*choices: str) -> Callable[[Any], str]:
@@ -183,6 +193,11 @@ class Settings:
         None,
         _optional_text,
         "Redis URL for the denylist and rate-limit counters; unset keeps both local.",
+    )
+    bind: str = _setting(
+        "127.0.0.1:8000", _bind,
+        "Where gunicorn listens (`host:port` or `unix:PATH`); beyond loopback the "
+        "production guard rails apply.",
     )
     issuer: str = _setting(
         "http://127.0.0.1:8000", _text, "`iss` of every token and the service's base URL."
@@ -290,6 +305,15 @@ class Settings:
         "Bearer token that may read `/metrics`; unset means loopback callers only.",
         secret=True,
     )
+    log_level: str = _setting(
+        "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        "Least level logged (stdout), for the app and gunicorn.",
+    )
+    log_format: str = _setting(
+        "json", _one_of("json", "text"),
+        "`json`: one JSON object per line (time, level, logger, message, request id, audit "
+        "fields); `text`: plain lines for a terminal.",
+    )
     # HTTP
     max_content_length: int = _setting(65536, _positive_int, "Largest request body, bytes.")
     trusted_proxies: int = _setting(
@@ -315,6 +339,14 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
         except ValueError as exc:
             raise ConfigError(f"setting {name} (env TESSERA_{name}): {exc}") from None
     return Settings(**values)
+
+
+def setting_default(name: str) -> Any:
+    """The parsed default of setting ``name`` (e.g. to tell whether it was left alone)."""
+    for f in fields(Settings):
+        if f.name.upper() == name:
+            return f.metadata["parse"](f.metadata["default"])
+    raise KeyError(name)
 
 
 def setting_docs() -> list[tuple[str, Any, str]]:

@@ -61,8 +61,9 @@ def record(session: Session, entry: AuditRecord, now: datetime, *, store: bool =
     if leaked:
         raise ValueError(f"audit details may not carry {min(leaked)}")
     fields = {k: v for k, v in entry.__dict__.items() if v is not None and k != "details"}
-    log.info(json.dumps({"at": now.isoformat(), **fields, **({"details": details} if details else {})},
-                        default=str, sort_keys=True))
+    payload = {"at": now.isoformat(), **fields, **({"details": details} if details else {})}
+    # The text for plain handlers; app.logs' JSON formatter prints the fields instead.
+    log.info("%s", json.dumps(payload, default=str, sort_keys=True), extra={"audit": payload})
     if store:
         user_agent = entry.user_agent[:512] if entry.user_agent else None
         session.add(AuditEvent(at=now, **{**fields, "user_agent": user_agent}, details=details))

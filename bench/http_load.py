@@ -93,7 +93,8 @@ def _prepare_database(tmp: Path) -> str:
     """A migrated SQLite database with signing keys and the bench user."""
     url = f"sqlite:///{tmp}/bench.db"
     env = {**os.environ, "FLASK_APP": "wsgi", "TESSERA_DATABASE_URL": url,
-           "TESSERA_KEY_ENCRYPTION_KEY": KEK, "TESSERA_INSTANCE_PATH": str(tmp)}
+           "TESSERA_KEY_ENCRYPTION_KEY": KEK, "TESSERA_INSTANCE_PATH": str(tmp),
+           "TESSERA_ISSUER": "http://127.0.0.1"}
     flask = str(Path(sys.executable).parent / "flask")
     for args, stdin in ((["db", "upgrade"], None), (["keys", "ensure"], None),
                         (["users", "create", "bench", "--password-stdin"], PASSWORD + "\n")):

@@ -159,7 +159,8 @@ def _store(database_url: str, redis_url: str, tmp: Path) -> tuple[Flask, dict[st
     """A migrated app on its own database and Redis, and its three check paths."""
     kek = base64.urlsafe_b64encode(b"r" * 32).decode()
     app = create_app({"DATABASE_URL": database_url, "KEY_ENCRYPTION_KEY": kek,
-                      "REDIS_URL": redis_url}, instance_path=str(tmp))
+                      "REDIS_URL": redis_url, "ISSUER": "http://127.0.0.1"},
+                     instance_path=str(tmp))
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         client = app.extensions["tessera.redis"]

@@ -67,7 +67,7 @@ ensure_postgres() {
     log "PostgreSQL: no initdb on the PATH or in /usr/lib/postgresql/*/bin, even after apt"
     return 1
   fi
-  PG_BIN=$(dirname "$found")
+  PG_BIN=$(dirname "$(readlink -f "$found")")  # a PATH entry may be a lone symlink
 }
 
 # Print a failed step's log, so that CI shows why PostgreSQL did not start.
@@ -90,7 +90,7 @@ pg_start() {
   _as_pg_user "$PG_BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w \
     -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 ${PG_OPTIONS:-}" \
     start >/dev/null || _show_log "PostgreSQL start" "$dir/server.log" || return 1
-  _as_pg_user "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres tessera >/dev/null
+  _as_pg_user "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres tessera >/dev/null || return 1
   PG_URL="postgresql://postgres@127.0.0.1:$port/tessera"
 }
 

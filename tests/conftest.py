@@ -54,7 +54,8 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _migrate(url: str, tmp: Path) -> None:
     app = create_app(
-        {"DATABASE_URL": url, "KEY_ENCRYPTION_KEY": TEST_KEK}, instance_path=str(tmp)
+        {"DATABASE_URL": url, "KEY_ENCRYPTION_KEY": TEST_KEK, "ISSUER": "http://localhost"},
+        instance_path=str(tmp)
     )
     with app.app_context():
         upgrade(directory=MIGRATIONS)

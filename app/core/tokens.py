@@ -32,7 +32,13 @@ from typing import Any
 from joserfc import jws
 
 from app.core.ids import user_id_from_subject
-from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
+from app.core.keyring import (
+    Keyring,
+    KeyringSnapshot,
+    SigningMaterial,
+    VerificationKey,
+    signing_registry,
+)
 
 __all__ = [
     "ACCESS_PROFILE",
@@ -159,10 +165,12 @@ class VerifiedToken:
 def sign_token(
     signer: SigningMaterial, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYPE
 ) -> str:
-    """Sign ``claims`` as a JWS compact token with the signer's one algorithm."""
+    """Sign ``claims`` as a JWS compact token with the signer's one algorithm (ES256: the
+    low-S signature, the only one verification accepts)."""
     header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
     payload = json.dumps(claims, separators=(",", ":")).encode()
-    return jws.serialize_compact(header, payload, signer.key, algorithms=[signer.alg])
+    return jws.serialize_compact(header, payload, signer.key,
+                                 registry=signing_registry(signer.alg))
 
 
 # --- step 1: size and strict compact form

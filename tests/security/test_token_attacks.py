@@ -345,6 +345,16 @@ def _raw(w: World, which: str) -> str:
     return json.dumps(w.header if which == "header" else w.claims(), separators=(",", ":"))
 
 
+def _nested_member(obj: str, arrays: int) -> str:
+    """The JSON object ``obj`` with a member ``x`` of ``arrays`` nested arrays (built as
+    text: json.dumps itself recurses), so it nests ``arrays`` + 1 levels."""
+    return obj[:-1] + ',"x":' + "[" * arrays + "]" * arrays + "}"
+
+
+def _old_claims(w: World) -> str:
+    return json.dumps({"sub": str(w.uid), "exp": w.now + 600}, separators=(",", ":"))
+
+
 ATTACKER_HEADERS: dict[str, Any] = {
     "jwk": lambda w: ECKey.import_key(w.attacker.public_key()).as_dict(),
     "jku": "https://attacker.example/jwks.json", "x5u": "https://attacker.example/cert.pem",
@@ -392,6 +402,19 @@ JSON_SHAPES = _rows(
     payload_trailing_data=lambda w: w.sign(_raw(w, "payload") + ' {"roles":["admin"]}'),
     payload_not_utf8=lambda w: w.sign(_raw(w, "payload").encode()[:-1] + b',"x":"\xc3\x28"}'),
     payload_nested_deeply=lambda w: w.sign('{"x":' + "[" * 2500 + "]" * 2500 + "}"),
+    # Issue 16 item 6: a header past 32 levels, however signed, and one past json's own
+    # recursion within the size cap; an HS256 payload past 32 levels (any holder of the
+    # shared secret signs what they like), signed well or badly.
+    header_nested_past_the_limit=lambda w: w.sign(header=_nested_member(_raw(w, "header"), 32)),
+    header_nested_deeply=lambda w: w.sign(header=_nested_member(_raw(w, "header"), 2600)),
+    hs256_payload_nested_past_the_limit=lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 32),
+        lambda d: _hs256(LEGACY_SECRET, d)),
+    hs256_payload_nested_past_the_limit_badly_signed=lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 32),
+        lambda d: _hs256("not-the-secret", d)),
+    hs256_payload_nested_deeply=lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 2600)),
     # RFC 8259 §6: NaN and Infinity are not JSON numbers, though Python's json reads them.
     payload_exp_infinity=_claims(exp=float("inf")), payload_iat_nan=_claims(iat=float("nan")),
     payload_auth_time_minus_infinity=_claims(auth_time=float("-inf")),
@@ -559,6 +582,10 @@ VALID: dict[str, Forge] = {
     "whitespace_in_json": lambda w: w.sign(" " + json.dumps(w.claims(), indent=1) + "\n",
                                            "\t" + json.dumps(w.header) + " "),
     "exactly_the_size_cap": lambda w: _sized(w, 8192),
+    "header_nested_at_the_limit": lambda w: w.sign(header=_nested_member(_raw(w, "header"), 31)),
+    "hs256_payload_nested_at_the_limit": lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 31),
+        lambda d: _hs256(LEGACY_SECRET, d)),
     "legacy_hs256_from_the_old_system": _old_system_token,
 }
 

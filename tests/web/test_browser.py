@@ -135,6 +135,7 @@ def test_mfa_enrolment_challenge_and_ending_another_session(app, start_server, o
     _shot(page, "mfa-enrolment")
     totp = pyotp.TOTP(secret)
     page.fill("#confirm-code", totp.now())
+    page.fill("#confirm-password", PASSWORD)  # turning MFA on proves the password (issue 16)
     page.click("button:has-text('Turn on')")
     codes = page.locator("#recovery-codes li").all_inner_texts()
     assert len(codes) == 10

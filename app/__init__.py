@@ -6,10 +6,8 @@ errors → request plumbing → blueprints → CLI. Nothing happens at import ti
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import os
-import secrets
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -34,6 +32,7 @@ from app import (
     security,
     state,
 )
+from app import instance as instance_files
 from app.config import ConfigError, Settings, load_settings
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
@@ -42,7 +41,7 @@ from app.security import revocation
 
 __all__ = ["create_app", "check_settings", "ConfigError"]
 
-KEK_FILE = "key-encryption-key"
+KEK_FILE = instance_files.KEK_FILE
 
 
 def create_app(
@@ -132,31 +131,16 @@ def _resolve_secrets(app: Flask, settings: Settings) -> Settings:
 
 
 def _instance_kek(instance: Path) -> bytes:
-    """Read, or create once with mode 0600, the embedded default's key-encryption key."""
-    path = instance / KEK_FILE
-    instance.mkdir(parents=True, exist_ok=True)
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:  # we won the race to create it: write a fresh key
-        with os.fdopen(fd, "w") as handle:
-            handle.write(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
-    text = path.read_text().strip()
-    try:
-        key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except ValueError:
-        key = b""
-    if len(key) != 32:
-        raise ConfigError(f"{path}: not a base64url 32-byte key-encryption key")
-    return key
+        return instance_files.instance_kek(instance)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _database_uri(app: Flask, settings: Settings) -> str:
     url = settings.database_url
-    if url is None:
-        Path(app.instance_path).mkdir(parents=True, exist_ok=True)
-        return "sqlite:///" + str(Path(app.instance_path) / "tessera.db")
+    if url is None:  # the embedded default: created private (0600) before SQLite opens it
+        return "sqlite:///" + str(instance_files.embedded_database(Path(app.instance_path)))
     # We ship psycopg 3; plain postgres URLs would ask SQLAlchemy for psycopg2.
     for prefix in ("postgres://", "postgresql://"):
         if url.startswith(prefix):

@@ -8,17 +8,18 @@ import time
 import uuid
 from typing import Any
 
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from flask.json.provider import DefaultJSONProvider
 from marshmallow import Schema
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.sansio.response import Response
 
+from app.core.json_depth import MAX_JSON_DEPTH, nesting_exceeds
 from app.errors import UnsupportedMediaType, ValidationFailed
 from app.headers import REQUEST_ID_KEY
 from app.models.base import MAX_INTEGER_ID
 
-__all__ = ["CompactJSONProvider", "init_app", "load_json", "request_id"]
+__all__ = ["CompactJSONProvider", "NestedTooDeeply", "init_app", "load_json", "request_id"]
 
 # A caller's id is kept only when it is short and plain, so logs cannot be forged through it.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -44,15 +45,36 @@ def _start_request() -> None:
 
 
 def load_json(schema: Schema) -> Any:
-    """Load the JSON body through ``schema``: 415 if not JSON, 400 if malformed or invalid."""
+    """Load the JSON body through ``schema``: 415 if not JSON, 400 if malformed, nested
+    deeper than MAX_JSON_DEPTH, or invalid."""
     if request.mimetype != "application/json":
         raise UnsupportedMediaType()
     body = request.get_json(silent=True)
     if body is None:
-        raise ValidationFailed("The request body is not valid JSON.")
+        raise ValidationFailed(_unreadable(request.get_data()))
     if not isinstance(body, dict):
         raise ValidationFailed("The request body must be a JSON object.")
     return schema.load(body)
+
+
+def _unreadable(data: bytes) -> str:
+    """Why the body gave no JSON (parsed again: only refused bodies get here)."""
+    try:
+        current_app.json.loads(data)
+    except NestedTooDeeply:
+        return f"The request body nests deeper than {MAX_JSON_DEPTH} levels."
+    except ValueError:
+        pass
+    return "The request body is not valid JSON."
+
+
+class NestedTooDeeply(ValueError):
+    """A JSON text nests deeper than MAX_JSON_DEPTH: refused like any invalid JSON.
+
+    A ValueError, so that ``request.get_json`` treats it as one (None when
+    silent, else werkzeug's 400) wherever the body is read, a rate-limit key
+    included.
+    """
 
 
 class CompactJSONProvider(DefaultJSONProvider):
@@ -60,6 +82,7 @@ class CompactJSONProvider(DefaultJSONProvider):
 
     Flask's own ``response`` builds an encoder for every call (about 4 µs of a
     protected request's budget); the output is the same minus key sorting.
+    Reading refuses JSON nested deeper than MAX_JSON_DEPTH (issue 16 item 6).
     """
 
     sort_keys = False
@@ -68,6 +91,15 @@ class CompactJSONProvider(DefaultJSONProvider):
         super().__init__(app)
         self._encoder = json.JSONEncoder(ensure_ascii=self.ensure_ascii, sort_keys=False,
                                          separators=(",", ":"), default=self.default)
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        try:
+            value = super().loads(s, **kwargs)
+        except RecursionError:  # json recurses per level: far deeper than the limit
+            raise NestedTooDeeply() from None
+        if nesting_exceeds(s):
+            raise NestedTooDeeply()
+        return value
 
     # The base class's return type: a sansio App types response_class as the sansio Response.
     def response(self, *args: Any, **kwargs: Any) -> Response:

@@ -19,7 +19,7 @@ from marshmallow import Schema
 from app.admin import schemas as admin_schemas
 from app.api.schemas import NoteSchema
 from app.auth import schemas as auth_schemas
-from app.mfa.schemas import CodeSchema
+from app.mfa.schemas import CodeSchema, ConfirmSchema
 from app.models.base import MAX_INTEGER_ID
 
 __all__ = ["build_spec", "init_app"]
@@ -31,7 +31,7 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "auth.register": auth_schemas.RegisterSchema,
     "auth.change_password": auth_schemas.PasswordChangeSchema,
     "auth.mfa_verify": auth_schemas.MfaVerifySchema,
-    "mfa.confirm": CodeSchema,
+    "mfa.confirm": ConfirmSchema,
     "mfa.step_up": CodeSchema,
     "api.create_note": NoteSchema,
     "admin.create_user": admin_schemas.UserCreateSchema,

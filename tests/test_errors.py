@@ -116,3 +116,66 @@ def test_request_id_taken_only_when_well_formed(client, offered: str, kept: bool
     rid = response.headers["X-Request-ID"]
     assert (rid == offered) is kept
     assert 1 <= len(rid) <= 64
+
+
+# --- issue 16 item 6: JSON nested past a sane depth is a 400, never a RecursionError's 500
+
+def _nested(depth: int) -> str:
+    """A JSON object ``depth`` levels deep (the object itself is level 1), arrays and objects."""
+    inner = depth - 1
+    opening = "".join("[" if n % 2 else '{"a":' for n in range(inner))
+    closing = "".join("]" if n % 2 else "}" for n in reversed(range(inner)))
+    return '{"x":' + opening + "0" + closing + "}"
+
+
+@pytest.fixture
+def routes(make_app):  # type: ignore[no-untyped-def]
+    """An app with registration on, a user, an admin, and their bearer headers."""
+    from tests.support.tokens import bearer, issue, make_user
+
+    app = make_app(REGISTRATION_ENABLED=True)
+    user, admin = make_user(app, "alice"), make_user(app, "root", roles=("admin",))
+    return app, {"user": bearer(issue(app, user)),
+                 "admin": bearer(issue(app, admin, roles=["admin"]))}
+
+
+JSON_ROUTES = [  # (path, whose token): every JSON route with a body, anonymous or not
+    ("/auth/login", None), ("/auth/mfa/verify", None), ("/auth/register", None),
+    ("/auth/password", "user"), ("/mfa/step-up", "user"), ("/mfa/totp/confirm", "user"),
+    ("/api/notes", "user"), ("/admin/api/users", "admin"), ("/admin/api/tokens/revoke", "admin"),
+]
+TOO_DEEP = {"error": "invalid_request", "message": "The request body nests deeper than 32 levels.",
+            "details": {}}
+
+
+@pytest.mark.parametrize("depth", [33, 100, 990, 5_000, 12_000])
+@pytest.mark.parametrize(("path", "who"), JSON_ROUTES)
+def test_json_nested_too_deeply_is_400(routes, path: str, who: str | None, depth: int) -> None:  # type: ignore[no-untyped-def]
+    app, headers = routes
+    body = _nested(depth)
+    assert len(body) < 65536  # under MAX_CONTENT_LENGTH: the depth is what is refused
+    response = app.test_client().post(path, data=body, content_type="application/json",
+                                      headers=headers[who] if who else {})
+    assert response.status_code == 400
+    assert response.get_json() == {**TOO_DEEP, "request_id": response.headers["X-Request-ID"]}
+
+
+@pytest.mark.parametrize(("path", "who"), JSON_ROUTES)
+def test_json_at_the_depth_limit_reaches_validation(routes, path: str, who: str | None) -> None:  # type: ignore[no-untyped-def]
+    app, headers = routes
+    response = app.test_client().post(path, data=_nested(32), content_type="application/json",
+                                      headers=headers[who] if who else {})
+    assert response.status_code == 400
+    body = response.get_json()
+    assert body["error"] == "invalid_request" and "x" in body["details"]  # an unknown field
+
+
+def test_nesting_depth_counts_outside_strings_only() -> None:
+    from app.core.json_depth import nesting_exceeds
+
+    assert not nesting_exceeds('{"a":"' + "[{" * 40 + '"}', 32)  # brackets inside a string
+    assert not nesting_exceeds('["\\"' + "[" * 40 + '", 1]', 32)  # after an escaped quote
+    assert not nesting_exceeds(_nested(32), 32)
+    assert nesting_exceeds(_nested(33), 32)
+    assert not nesting_exceeds(("[" * 20 + "]" * 20 + ",") * 10, 32)  # many, none deep
+    assert nesting_exceeds(_nested(33).encode("utf-16"), 32)  # json reads UTF-16 too

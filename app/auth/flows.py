@@ -48,7 +48,9 @@ __all__ = [
     "SESSION_ENDED",
     "MfaNeeded",
     "StartedSession",
+    "WRONG_PASSWORD",
     "change_password",
+    "check_current_password",
     "complete_mfa_login",
     "end_own_session",
     "issue_tokens",
@@ -65,6 +67,7 @@ __all__ = [
 LOGIN_FAILED = "Wrong username or password."
 SESSION_ENDED = "This session has ended; please log in again."
 BAD_CODE = "The code is wrong or was already used."
+WRONG_PASSWORD = "The current password is wrong."
 
 
 @dataclass(frozen=True)
@@ -244,21 +247,31 @@ def end_own_session(principal: Principal, session_id: str) -> None:
     revoke_session(sess, reason="user_ended")
 
 
-def change_password(principal: Principal, current_password: str, new_password: str) -> None:
-    """Check the current password, set the new one, end every other session.
+def check_current_password(principal: Principal, user: User, password: str, *,
+                           failure: tuple[str, str]) -> None:
+    """The signed-in user's password, before a change that needs it (a new password,
+    turning MFA on); a wrong one is audited as ``failure`` (event, reason), then 403.
 
-    Attempts count against RATELIMIT_LOGIN_PER_USERNAME per user id, so a
-    stolen session cannot guess the password faster than a login could.
+    Every such check counts against RATELIMIT_LOGIN_PER_USERNAME on one counter
+    per user id, so a stolen session cannot guess the password faster than a
+    login could, whichever change it tries.
     """
-    user = db.session.get(User, principal.user_id)
-    if user is None:
-        raise Forbidden("The current password is wrong.")
     with limit(state.settings().ratelimit_login_per_username, f"user:{user.id}",
                "password-change"):
-        if user_service.check_credentials(db.session(), user.username, current_password) is None:
-            audit("PASSWORD_CHANGE_FAILED", user_id=user.id, session_id=principal.session_id,
-                  result="failure", reason="bad_current_password")
-            raise Forbidden("The current password is wrong.")
+        if user_service.check_credentials(db.session(), user.username, password) is None:
+            event, reason = failure
+            audit(event, user_id=user.id, session_id=principal.session_id,
+                  result="failure", reason=reason)
+            raise Forbidden(WRONG_PASSWORD)
+
+
+def change_password(principal: Principal, current_password: str, new_password: str) -> None:
+    """Check the current password, set the new one, end every other session."""
+    user = db.session.get(User, principal.user_id)
+    if user is None:
+        raise Forbidden(WRONG_PASSWORD)
+    check_current_password(principal, user, current_password,
+                           failure=("PASSWORD_CHANGE_FAILED", "bad_current_password"))
     try:
         user_service.change_password(db.session(), user, new_password, state.now())
     except user_service.WeakPassword as exc:

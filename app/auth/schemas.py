@@ -5,22 +5,22 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 _USERNAME = fields.String(required=True, validate=validate.Length(min=1, max=64))
-_PASSWORD = validate.Length(min=1, max=256)
+PASSWORD_LENGTH = validate.Length(min=1, max=256)
 
 
 class LoginSchema(Schema):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
-    password = fields.String(required=True, validate=_PASSWORD)
+    password = fields.String(required=True, validate=PASSWORD_LENGTH)
 
 
 class RegisterSchema(Schema):
     username = fields.String(required=True, validate=validate.Length(min=2, max=64))
-    password = fields.String(required=True, validate=_PASSWORD)
+    password = fields.String(required=True, validate=PASSWORD_LENGTH)
 
 
 class PasswordChangeSchema(Schema):
-    current_password = fields.String(required=True, validate=_PASSWORD)
-    new_password = fields.String(required=True, validate=_PASSWORD)
+    current_password = fields.String(required=True, validate=PASSWORD_LENGTH)
+    new_password = fields.String(required=True, validate=PASSWORD_LENGTH)
 
 
 class MfaVerifySchema(Schema):

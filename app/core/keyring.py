@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.errors import SecurityWarning
+from joserfc.jwa import ESAlgorithm
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
 
@@ -35,6 +36,7 @@ __all__ = [
     "VerificationKey",
     "build_snapshot",
     "legacy_kid",
+    "signing_registry",
 ]
 
 log = logging.getLogger(__name__)
@@ -42,24 +44,61 @@ log = logging.getLogger(__name__)
 # One registry per algorithm: a key can only ever be used with its own algorithm.
 _ALGORITHMS = {name: JWSRegistry(algorithms=[name]).get_alg(name) for name in ("ES256", "RS256", "HS256")}
 
+# ECDSA accepts (r, s) and (r, n - s) alike: two texts of one signature. Tessera signs
+# and accepts only the low one, s <= n/2, so that every token has exactly one text
+# (issue 16 item 10): caches and anyone keying on the token text see one token once.
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+# Big-endian and 32 bytes like the S it is compared with, so bytes order is number order.
+_P256_HALF_ORDER = (_P256_ORDER // 2).to_bytes(32, "big")
+
+
+class _LowSES256(ESAlgorithm):
+    """joserfc's ES256 signer, with S replaced by n - S when it is the high one."""
+
+    def sign(self, msg: bytes, key: ECKey) -> bytes:
+        signature: bytes = super().sign(msg, key)
+        s = int.from_bytes(signature[32:], "big")
+        if s > _P256_ORDER // 2:
+            signature = signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
+        return signature
+
+
+_SIGNING_ALGORITHMS = {**JWSRegistry.algorithms, "ES256": _LowSES256("ES256", "P-256", 256, True)}
+
+
+class _SigningRegistry(JWSRegistry):
+    """joserfc's algorithms with ES256 signing low S; a registry of its own (not
+    ``JWSRegistry.register``) so that nothing else in the process changes."""
+
+    algorithms = _SIGNING_ALGORITHMS
+
+
+_SIGNING = {name: _SigningRegistry(algorithms=[name]) for name in ("ES256", "RS256", "HS256")}
+
+
+def signing_registry(alg: str) -> JWSRegistry:
+    """The joserfc registry that signs with ``alg`` alone (ES256: low S only)."""
+    return _SIGNING[alg]
+
 
 class KeyringUnavailable(Exception):
     """The loader could not read the keys (e.g. the database is down)."""
 
 
 # DER pieces for a P-256 signature whose r and s both have a non-zero first byte (all but
-# ~1 in 128): each is an INTEGER of 32 bytes, or 33 with a 0x00 first when its top bit is set.
-_DER_SEQUENCE = (b"\x30\x44", b"\x30\x45", b"\x30\x46")  # by the number of 0x00 added
+# ~1 in 128): each is an INTEGER of 32 bytes, or 33 with a 0x00 first when its top bit is
+# set. A low S never has its top bit set (s <= n/2 < 2**255).
+_DER_SEQUENCE = (b"\x30\x44", b"\x30\x45")  # by the number of 0x00 added
 _DER_INTEGER = (b"\x02\x20", b"\x02\x21\x00")  # by the integer's top bit
 
 
-def _es256_der(signature: bytes) -> bytes:
-    """JWS r||s (64 bytes) → the DER cryptography verifies; same bytes as encode_dss_signature."""
-    r, s = signature[:32], signature[32:]
+def _es256_der(r: bytes, s: bytes) -> bytes:
+    """JWS r and low s (32 bytes each) → the DER cryptography verifies; the same bytes as
+    encode_dss_signature."""
     if not r[0] or not s[0]:  # a shorter minimal integer: let cryptography encode it
         return encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
-    high_r, high_s = r[0] >> 7, s[0] >> 7
-    return b"".join((_DER_SEQUENCE[high_r + high_s], _DER_INTEGER[high_r], r, _DER_INTEGER[high_s], s))
+    high_r = r[0] >> 7
+    return b"".join((_DER_SEQUENCE[high_r], _DER_INTEGER[high_r], r, b"\x02\x20", s))
 
 
 def _es256_verifier(public_key: ECKey) -> Callable[[bytes, bytes], bool]:
@@ -67,15 +106,16 @@ def _es256_verifier(public_key: ECKey) -> Callable[[bytes, bytes], bool]:
 
     The same steps as joserfc's ESAlgorithm.verify (JWS r||s → DER, then
     cryptography's ECDSA), minus the per-call object construction that made
-    up a fifth of the verification time.
+    up a fifth of the verification time; and a high S is refused (see above).
     """
     op_key = public_key.get_op_key("verify")
     algorithm = ECDSA(SHA256())
 
     def verify(signing_input: bytes, signature: bytes) -> bool:
-        if len(signature) != 64:
+        s = signature[32:]
+        if len(signature) != 64 or s > _P256_HALF_ORDER:  # one comparison: the high twin
             return False
-        der = _es256_der(signature)
+        der = _es256_der(signature[:32], s)
         try:
             op_key.verify(der, signing_input, algorithm)
         except InvalidSignature:

@@ -1,7 +1,8 @@
 """Issuing and verifying access tokens (SPEC §3), with a reason code per failure.
 
 Verification runs the steps of SPEC §3 in order: size and strict compact
-form; ``alg`` on the allow-list and equal to the one algorithm of the key the
+form (a header, or an HS256 payload, nested deeper than MAX_JSON_DEPTH is
+malformed; so is anything deeper than ``json`` can recurse); ``alg`` on the allow-list and equal to the one algorithm of the key the
 ``kid`` names (keys only from our own keyring; ``jku``/``x5u``/``jwk``/``x5c``
 ignored; unknown ``crit`` refused); one keyring reload for an unknown kid;
 the signature; then ``typ``, ``iss``, ``aud``, ``exp``, ``nbf``, ``iat`` and the
@@ -32,7 +33,14 @@ from typing import Any
 from joserfc import jws
 
 from app.core.ids import user_id_from_subject
-from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
+from app.core.json_depth import MAX_JSON_DEPTH, nesting_exceeds
+from app.core.keyring import (
+    Keyring,
+    KeyringSnapshot,
+    SigningMaterial,
+    VerificationKey,
+    signing_registry,
+)
 
 __all__ = [
     "ACCESS_PROFILE",
@@ -159,10 +167,12 @@ class VerifiedToken:
 def sign_token(
     signer: SigningMaterial, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYPE
 ) -> str:
-    """Sign ``claims`` as a JWS compact token with the signer's one algorithm."""
+    """Sign ``claims`` as a JWS compact token with the signer's one algorithm (ES256: the
+    low-S signature, the only one verification accepts)."""
     header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
     payload = json.dumps(claims, separators=(",", ":")).encode()
-    return jws.serialize_compact(header, payload, signer.key, algorithms=[signer.alg])
+    return jws.serialize_compact(header, payload, signer.key,
+                                 registry=signing_registry(signer.alg))
 
 
 # --- step 1: size and strict compact form
@@ -203,7 +213,8 @@ _STRICT_JSON = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant
 _SCAN_JSON: Callable[[str, int], tuple[Any, int]] = _STRICT_JSON.scan_once  # type: ignore[attr-defined]
 
 
-def _json_object(segment: bytes) -> dict[str, Any]:
+def _json_object(segment: bytes, max_depth: int | None = None) -> dict[str, Any]:
+    """A segment's JSON object; deeper than ``max_depth`` (when given) is malformed too."""
     try:
         text = _decode_segment(segment).decode("utf-8")
         # _STRICT_JSON.decode(text) minus its Python layers: the C scanner's value, when it
@@ -215,9 +226,9 @@ def _json_object(segment: bytes) -> dict[str, Any]:
             end = -1
         if end != len(text):
             value = _STRICT_JSON.decode(text)
-    except (ValueError, RecursionError):
+    except (ValueError, RecursionError):  # json recurses per level: very deep is malformed
         raise TokenRejected("malformed") from None
-    if not isinstance(value, dict):
+    if not isinstance(value, dict) or (max_depth is not None and nesting_exceeds(text, max_depth)):
         raise TokenRejected("malformed")
     return value
 
@@ -425,10 +436,13 @@ def _verify_uncached(
             raise TokenRejected("bad_signature")
         _check_claims(claims, policy, profile)
         return _verified(token, key, claims, claims["sub"], old_system=False)
-    header = _json_object(head)
+    header = _json_object(head, MAX_JSON_DEPTH)
     _check_header(header, snapshot, policy, now)
     snapshot, key = _find_key(header, snapshot, keyring)
-    claims = _json_object(body)
+    # Whoever holds a legacy secret signs what they like: an HS256 payload gets the depth
+    # limit too. Tessera's own keys sign no deep payload, and a forged one fails the
+    # signature (cold, or through the header cache, alike) at no cost per token.
+    claims = _json_object(body, MAX_JSON_DEPTH if header["alg"] == "HS256" else None)
     signature = _decode_segment(sig_segment)
     key = _check_signature(key, snapshot, head + b"." + body, signature)
     if key.legacy and not profile.allow_legacy:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from app import state
 from app.audit import audit
-from app.auth.flows import BAD_CODE, kek
+from app.auth.flows import BAD_CODE, check_current_password, kek
 from app.core import mfa as mfa_service
 from app.core import sessions as session_service
 from app.errors import Conflict, Unauthorized
@@ -44,9 +44,17 @@ def pending_enrollment(principal: Principal) -> mfa_service.Enrollment | None:
                                           ISSUER_NAME)
 
 
-def confirm_enrollment(principal: Principal, code: str) -> list[str]:
-    """Switch MFA on with a valid code; returns the ten recovery codes, to show once."""
+def confirm_enrollment(principal: Principal, current_password: str, code: str) -> list[str]:
+    """Switch MFA on with the password and a valid code; returns the ten recovery codes,
+    to show once.
+
+    The password first (403, rate-limited with password changes): a stolen access
+    token must not be enough to put the thief's authenticator on the account, and
+    a user without MFA has no step-up to prove themselves with (issue 16 item 9).
+    """
     user = _user(principal)
+    check_current_password(principal, user, current_password,
+                           failure=("MFA_FAILURE", "enroll_bad_password"))
     try:
         codes = mfa_service.confirm_enrollment(db.session(), kek(), user.id, code, state.now())
     except mfa_service.NoPendingEnrollment:

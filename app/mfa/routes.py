@@ -12,7 +12,7 @@ from app.errors import Conflict, Unauthorized
 from app.extensions import db
 from app.http import load_json
 from app.mfa import flows
-from app.mfa.schemas import CodeSchema
+from app.mfa.schemas import CodeSchema, ConfirmSchema
 from app.models import User
 from app.security import current_principal
 from app.security.guards import require_auth, require_mfa
@@ -44,9 +44,11 @@ def enroll() -> Response:
 @bp.post("/totp/confirm")
 @require_auth
 def confirm() -> Response:
-    """Switch MFA on with a valid code; returns 10 single-use recovery codes, once."""
-    body = load_json(CodeSchema())
-    response = jsonify(recovery_codes=flows.confirm_enrollment(current_principal(), body["code"]))
+    """Switch MFA on with the current password and a valid code; returns 10 single-use
+    recovery codes, once."""
+    body = load_json(ConfirmSchema())
+    response = jsonify(recovery_codes=flows.confirm_enrollment(
+        current_principal(), body["current_password"], body["code"]))
     response.headers["Cache-Control"] = "no-store"
     return response
 

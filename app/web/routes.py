@@ -21,10 +21,11 @@ from app.auth.cookies import set_access_cookie
 from app.auth.schemas import LoginSchema, PasswordChangeSchema
 from app.core import mfa as mfa_service
 from app.core import sessions as session_service
+from app.core.crypto import constant_time_equal, sha256_hex
 from app.errors import Forbidden, InvalidToken, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.mfa import flows as mfa_flows
-from app.mfa.schemas import CodeSchema
+from app.mfa.schemas import CodeSchema, ConfirmSchema
 from app.security import check_csrf
 from app.security.cookies import cookie_names
 from app.security.issuing import access_token_for, session_limits
@@ -182,9 +183,15 @@ def end_session(session_id: str) -> Response:
     return redirect(url_for("web.account", n="session_ended"), code=303)
 
 
+def _shown(enrollment: mfa_service.Enrollment) -> str:
+    """Names the secret a page showed, for its form to send back: a digest, so holding it
+    proves one already saw the secret (that page), and gives nothing else away."""
+    return sha256_hex(f"tessera-enrollment:{enrollment.secret}")[:32]
+
+
 def _enrollment(me: PageUser, enrollment: mfa_service.Enrollment, **kwargs: Any) -> Page:
     qr_src = "data:image/svg+xml;base64," + base64.b64encode(enrollment.qr_svg.encode()).decode()
-    return _account(me, enrollment=enrollment, qr_src=qr_src, **kwargs)
+    return _account(me, enrollment=enrollment, qr_src=qr_src, shown=_shown(enrollment), **kwargs)
 
 
 @bp.post("/account/mfa/enroll")
@@ -196,18 +203,26 @@ def mfa_enroll() -> Page:
 
 @bp.post("/account/mfa/confirm")
 def mfa_confirm() -> Page:
-    """A wrong code shows the same secret again: the app already holds it."""
+    """The password and a code turn MFA on (issue 16 item 9).
+
+    A wrong code or password shows the same secret again (the app already holds
+    it), but only to the page that showed it: the form sends back ``_shown`` of
+    that secret. Anyone else (a stolen session's holder; or the owner, when
+    someone started another enrolment meanwhile) is told to set up again.
+    """
     me = signed_in()
-    code = form(CodeSchema(), "code")["code"]
+    body = form(ConfirmSchema(), "code", "current_password")
     try:
-        codes = mfa_flows.confirm_enrollment(me.principal, code)
-    except Unauthorized:
+        codes = mfa_flows.confirm_enrollment(me.principal, body["current_password"], body["code"])
+    except (Unauthorized, Forbidden) as exc:
+        wrong = "That code did not match." if isinstance(exc, Unauthorized) else exc.message
         pending = mfa_flows.pending_enrollment(me.principal)
-        if pending is None:
-            return _account(me, status=401, notice=Notice(
-                "error", "That code did not match. Set up the authenticator app again."))
-        return _enrollment(me, pending, status=401, notice=Notice(
-            "error", "That code did not match. Enter the code your app shows now."))
+        if pending is None or not constant_time_equal(_shown(pending),
+                                                      request.form.get("enrollment", "")):
+            return _account(me, status=exc.status, notice=Notice(
+                "error", f"{wrong} Set up the authenticator app again."))
+        again = " Enter the code your app shows now." if isinstance(exc, Unauthorized) else ""
+        return _enrollment(me, pending, status=exc.status, notice=Notice("error", wrong + again))
     return _account(me, recovery_codes=codes,
                     notice=Notice("info", "Two-step verification is on."))
 

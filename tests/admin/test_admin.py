@@ -173,7 +173,7 @@ def test_admin_changes_need_a_recent_step_up_when_the_admin_has_mfa(app) -> None
     secret = auth.client.post("/mfa/totp/enroll", headers=bearer(admin)).get_json()["secret"]
     code = pyotp.TOTP(secret).now()
     assert auth.client.post("/mfa/totp/confirm", headers=bearer(admin),
-                            json={"code": code}).status_code == 200
+                            json={"code": code, "current_password": PASSWORD}).status_code == 200
     change = auth.client.post("/admin/api/users/2/revoke-tokens", headers=bearer(admin))
     assert change.status_code == 401
     assert 'error="insufficient_user_authentication"' in change.headers["WWW-Authenticate"]
@@ -233,7 +233,7 @@ def test_audit_trail_has_each_event_and_no_secret(app, caplog) -> None:  # type:
     bad_code = "000000" if pyotp.TOTP(secret).now() != "000000" else "111111"
     secrets_used.append(bad_code)
     auth.client.post("/mfa/totp/confirm", headers=bearer(auth.cookie("access_token")),
-                     json={"code": bad_code})
+                     json={"code": bad_code, "current_password": PASSWORD})
     # Reuse: rotate twice, then present the first (consumed, not the immediate previous).
     assert auth.refresh().status_code == 200
     thief = AuthActions(app.test_client())

@@ -35,7 +35,7 @@ class Mfa:
         self.enrollment = enroll.get_json()
         self.secret = self.enrollment["secret"]
         confirm = self.auth.client.post("/mfa/totp/confirm", headers=bearer(self.token),
-                                        json={"code": self.code()})
+                                        json={"code": self.code(), "current_password": PASSWORD})
         assert confirm.status_code == 200, confirm.get_json()
         self.recovery_codes = confirm.get_json()["recovery_codes"]
 
@@ -95,9 +95,91 @@ def test_wrong_confirmation_code_keeps_mfa_off(make_app, clock) -> None:  # type
     auth = AuthActions(app.test_client())
     token = auth.login().get_json()["access_token"]
     auth.client.post("/mfa/totp/enroll", headers=bearer(token))
-    bad = auth.client.post("/mfa/totp/confirm", headers=bearer(token), json={"code": "000000"})
+    bad = auth.client.post("/mfa/totp/confirm", headers=bearer(token),
+                           json={"code": "000000", "current_password": PASSWORD})
     assert bad.status_code == 401
     assert "access_token" in auth.login().get_json()  # still a plain login
+
+
+# --- issue 16 item 9: a stolen access token alone cannot turn MFA on
+
+def _mfa_audit(app) -> list[tuple[str, str | None]]:  # type: ignore[no-untyped-def]
+    with app.app_context():
+        rows = db.session.execute(select(AuditEvent.event, AuditEvent.reason).where(
+            AuditEvent.event.in_(["MFA_FAILURE", "MFA_ENROLLED"]))).all()
+    return [(event, reason) for event, reason in rows]
+
+
+WRONG_PASSWORD = {"error": "forbidden", "message": "The current password is wrong.",
+                  "details": {}}
+
+
+@pytest.mark.parametrize(("password", "status", "error"), [
+    (None, 400, {"error": "invalid_request", "message": "The request body is invalid.",
+                 "details": {"current_password": ["Missing data for required field."]}}),
+    ("", 400, {"error": "invalid_request", "message": "The request body is invalid.",
+               "details": {"current_password": ["Length must be between 1 and 256."]}}),
+    ("a guess of the thief's", 403, WRONG_PASSWORD),
+    (PASSWORD.upper(), 403, WRONG_PASSWORD),
+], ids=["missing", "empty", "wrong", "wrong_case"])
+def test_a_stolen_token_cannot_enrol_the_thiefs_authenticator(make_app, clock, password, status,
+                                                               error) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(COOKIE_SECURE=False, clock=clock)
+    make_user(app, "alice")
+    stolen = AuthActions(app.test_client()).login().get_json()["access_token"]
+    thief = app.test_client()
+    secret = thief.post("/mfa/totp/enroll", headers=bearer(stolen)).get_json()["secret"]
+    body = {"code": pyotp.TOTP(secret).at(clock())}
+    if password is not None:
+        body["current_password"] = password
+    refused = thief.post("/mfa/totp/confirm", headers=bearer(stolen), json=body)
+    assert refused.status_code == status
+    assert refused.get_json() == {**error, "request_id": refused.headers["X-Request-ID"]}
+    assert "access_token" in AuthActions(app.test_client()).login().get_json()  # MFA still off
+    expected = [("MFA_FAILURE", "enroll_bad_password")] if status == 403 else []
+    assert _mfa_audit(app) == expected
+    if password:  # no guess is written down anywhere in the trail
+        with app.app_context():
+            trail = db.session.execute(text("SELECT * FROM audit_events")).all()
+        assert password not in repr(trail)
+    # The owner, who knows the password, can still confirm that very enrolment.
+    owner = thief.post("/mfa/totp/confirm", headers=bearer(stolen),
+                       json={"code": body["code"], "current_password": PASSWORD})
+    assert owner.status_code == 200, owner.get_json()
+    assert AuthActions(app.test_client()).login().get_json()["mfa_required"] is True
+
+
+def test_the_password_is_checked_before_the_code(make_app, clock) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(COOKIE_SECURE=False, clock=clock)
+    make_user(app, "alice")
+    auth = AuthActions(app.test_client())
+    token = auth.login().get_json()["access_token"]
+    auth.client.post("/mfa/totp/enroll", headers=bearer(token))
+    both_wrong = auth.client.post("/mfa/totp/confirm", headers=bearer(token),
+                                  json={"code": "000000", "current_password": "nope nope"})
+    assert both_wrong.status_code == 403  # says nothing about the code
+    assert _mfa_audit(app) == [("MFA_FAILURE", "enroll_bad_password")]
+
+
+def test_enrolment_passwords_count_with_password_changes(make_app, clock) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(COOKIE_SECURE=False, clock=clock, RATELIMIT_LOGIN_PER_USERNAME="3/minute")
+    make_user(app, "alice")
+    auth = AuthActions(app.test_client())
+    token = auth.login().get_json()["access_token"]
+    secret = auth.client.post("/mfa/totp/enroll", headers=bearer(token)).get_json()["secret"]
+
+    def confirm(password: str):  # type: ignore[no-untyped-def]
+        return auth.client.post("/mfa/totp/confirm", headers=bearer(token), json={
+            "code": pyotp.TOTP(secret).at(clock()), "current_password": password})
+
+    assert confirm("wrong guess one").status_code == 403
+    change = auth.client.post("/auth/password", headers=bearer(token), json={
+        "current_password": "wrong guess two", "new_password": "another long passphrase"})
+    assert change.status_code == 403
+    assert confirm("wrong guess three").status_code == 403
+    limited = confirm(PASSWORD)  # the one counter per user is spent: even the right one waits
+    assert limited.status_code == 429 and limited.get_json()["error"] == "rate_limited"
+    assert "access_token" in AuthActions(app.test_client()).login().get_json()  # MFA still off
 
 
 def test_a_code_is_accepted_once_at_login_and_step_up(mfa) -> None:  # type: ignore[no-untyped-def]

@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
+import sqlite3
+import stat
 
 import pytest
+from flask_migrate import upgrade
 
-from tests.conftest import TEST_KEK
+from app import create_app
+from app.extensions import db
+from app.security.keyops import ensure_signing_keys
+from tests.conftest import MIGRATIONS, TEST_KEK
 from tests.support.actions import AuthActions
 from tests.support.http import call
 from tests.support.servers import AppServer
@@ -176,3 +183,64 @@ def test_two_workers_share_login_limits_through_redis(app, database_url, redis_u
         server.stop()
     # Each request is a new connection, so both workers serve some; the count is shared.
     assert statuses[:10] == [401] * 10 and statuses[10:] == [429, 429]
+
+
+# --- issue 16 item 7: what Tessera keeps in instance/ is its user's alone
+
+def _modes(folder) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    return {path.name: stat.S_IMODE(path.stat().st_mode) for path in [folder, *folder.iterdir()]}
+
+
+def _embedded_app_with_a_write(instance):  # type: ignore[no-untyped-def]
+    """The embedded default (SQLite and key file in ``instance``), migrated, with a user
+    written; its pooled connection stays open, so SQLite's WAL and SHM files exist."""
+    app = create_app({}, instance_path=str(instance))
+    with app.app_context():
+        upgrade(directory=MIGRATIONS)
+        ensure_signing_keys()
+    make_user(app, "alice")
+    return app
+
+
+def test_instance_files_are_private(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    instance = tmp_path / "instance"
+    old_umask = os.umask(0o022)  # the usual one: files 0644, folders 0755 unless chosen
+    try:
+        app = _embedded_app_with_a_write(instance)
+    finally:
+        os.umask(old_umask)
+    try:
+        assert _modes(instance) == {"instance": 0o700, "tessera.db": 0o600,
+                                    "tessera.db-wal": 0o600, "tessera.db-shm": 0o600,
+                                    "key-encryption-key": 0o600}
+    finally:
+        with app.app_context():
+            db.engine.dispose()
+
+
+def test_an_existing_install_is_tightened_on_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    instance = tmp_path / "instance"
+    app = _embedded_app_with_a_write(instance)
+    with app.app_context():
+        db.engine.dispose()
+    # As an older Tessera left them, with a worker of it still running (WAL and SHM open).
+    instance.chmod(0o755)
+    for name in ("tessera.db", "key-encryption-key"):
+        (instance / name).chmod(0o644)
+    old = sqlite3.connect(instance / "tessera.db")
+    try:
+        old.execute("PRAGMA journal_mode=WAL")
+        old.execute("UPDATE users SET username = username")
+        old.commit()
+        for name in ("tessera.db-wal", "tessera.db-shm"):
+            (instance / name).chmod(0o644)
+        assert set(_modes(instance).values()) == {0o755, 0o644}
+        restarted = create_app({}, instance_path=str(instance))
+        assert _modes(instance) == {"instance": 0o700, "tessera.db": 0o600,
+                                    "tessera.db-wal": 0o600, "tessera.db-shm": 0o600,
+                                    "key-encryption-key": 0o600}
+        assert AuthActions(restarted.test_client()).login().status_code == 200
+    finally:
+        old.close()
+        with restarted.app_context():
+            db.engine.dispose()

@@ -37,11 +37,17 @@ from joserfc.jwk import ECKey
 from app import create_app
 from app.core.clock import FrozenClock
 from app.core.keyring import legacy_kid
-from app.core.tokens import ACCESS_PROFILE, TokenRejected, VerifiedTokenCache, verify_token
+from app.core.tokens import (
+    ACCESS_PROFILE,
+    TokenRejected,
+    VerifiedTokenCache,
+    sign_token,
+    verify_token,
+)
 from app.extensions import db
 from app.security import keyops, snapshot, token_policy
 from tests.conftest import MIGRATIONS, POSTGRES_URL, TEST_KEK
-from tests.support.tokens import b64, b64json, bearer, claims_for, make_user
+from tests.support.tokens import PASSWORD, b64, b64json, bearer, claims_for, make_user
 
 LEGACY_SECRET = "old-shared-secret-0123456789-abcdef"
 LEGACY_KID = legacy_kid(LEGACY_SECRET)
@@ -55,9 +61,18 @@ REFUSAL = {"error": "invalid_token", "message": "The access token is invalid.", 
 
 
 def _es256(key: ec.EllipticCurvePrivateKey, data: bytes) -> bytes:
-    """A JWS ES256 signature: r||s, 32 bytes each (RFC 7518 §3.4)."""
+    """A JWS ES256 signature: r||s, 32 bytes each (RFC 7518 §3.4), in the low-S form."""
     r, s = decode_dss_signature(key.sign(data, ec.ECDSA(SHA256())))
-    return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return r.to_bytes(32, "big") + min(s, P256_ORDER - s).to_bytes(32, "big")
+
+
+def _s(signature: bytes) -> int:
+    return int.from_bytes(signature[32:], "big")
+
+
+def _high_s_twin(signature: bytes) -> bytes:
+    """(r, n - s): the same signature's other text, which plain ECDSA also accepts."""
+    return signature[:32] + (P256_ORDER - _s(signature)).to_bytes(32, "big")
 
 
 def _hs256(secret: bytes | str, data: bytes) -> bytes:
@@ -330,6 +345,16 @@ def _raw(w: World, which: str) -> str:
     return json.dumps(w.header if which == "header" else w.claims(), separators=(",", ":"))
 
 
+def _nested_member(obj: str, arrays: int) -> str:
+    """The JSON object ``obj`` with a member ``x`` of ``arrays`` nested arrays (built as
+    text: json.dumps itself recurses), so it nests ``arrays`` + 1 levels."""
+    return obj[:-1] + ',"x":' + "[" * arrays + "]" * arrays + "}"
+
+
+def _old_claims(w: World) -> str:
+    return json.dumps({"sub": str(w.uid), "exp": w.now + 600}, separators=(",", ":"))
+
+
 ATTACKER_HEADERS: dict[str, Any] = {
     "jwk": lambda w: ECKey.import_key(w.attacker.public_key()).as_dict(),
     "jku": "https://attacker.example/jwks.json", "x5u": "https://attacker.example/cert.pem",
@@ -377,6 +402,19 @@ JSON_SHAPES = _rows(
     payload_trailing_data=lambda w: w.sign(_raw(w, "payload") + ' {"roles":["admin"]}'),
     payload_not_utf8=lambda w: w.sign(_raw(w, "payload").encode()[:-1] + b',"x":"\xc3\x28"}'),
     payload_nested_deeply=lambda w: w.sign('{"x":' + "[" * 2500 + "]" * 2500 + "}"),
+    # Issue 16 item 6: a header past 32 levels, however signed, and one past json's own
+    # recursion within the size cap; an HS256 payload past 32 levels (any holder of the
+    # shared secret signs what they like), signed well or badly.
+    header_nested_past_the_limit=lambda w: w.sign(header=_nested_member(_raw(w, "header"), 32)),
+    header_nested_deeply=lambda w: w.sign(header=_nested_member(_raw(w, "header"), 2600)),
+    hs256_payload_nested_past_the_limit=lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 32),
+        lambda d: _hs256(LEGACY_SECRET, d)),
+    hs256_payload_nested_past_the_limit_badly_signed=lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 32),
+        lambda d: _hs256("not-the-secret", d)),
+    hs256_payload_nested_deeply=lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 2600)),
     # RFC 8259 §6: NaN and Infinity are not JSON numbers, though Python's json reads them.
     payload_exp_infinity=_claims(exp=float("inf")), payload_iat_nan=_claims(iat=float("nan")),
     payload_auth_time_minus_infinity=_claims(auth_time=float("-inf")),
@@ -444,6 +482,8 @@ SIGNATURES = _rows(
     length_32=_resigned(lambda s: s[:32]),
     der_encoded=lambda w: _swap(w.base, 2, b64(w.private.sign(
         ".".join(w.parts[:2]).encode(), ec.ECDSA(SHA256())))),
+    # Issue 16 item 10: (r, n - s) verifies under plain ECDSA; one text per token (low S).
+    high_s_twin=_resigned(_high_s_twin),
     attacker_key_our_kid=lambda w: w.sign(key=w.attacker),
     over_payload_only=lambda w: _swap(w.base, 2, b64(_es256(w.private, w.parts[1].encode()))),
     of_another_token=lambda w: _swap(w.sign(), 2, w.parts[2]),
@@ -542,6 +582,10 @@ VALID: dict[str, Forge] = {
     "whitespace_in_json": lambda w: w.sign(" " + json.dumps(w.claims(), indent=1) + "\n",
                                            "\t" + json.dumps(w.header) + " "),
     "exactly_the_size_cap": lambda w: _sized(w, 8192),
+    "header_nested_at_the_limit": lambda w: w.sign(header=_nested_member(_raw(w, "header"), 31)),
+    "hs256_payload_nested_at_the_limit": lambda w: _jws(
+        {"alg": "HS256", "typ": "JWT"}, _nested_member(_old_claims(w), 31),
+        lambda d: _hs256(LEGACY_SECRET, d)),
     "legacy_hs256_from_the_old_system": _old_system_token,
 }
 
@@ -552,10 +596,11 @@ def test_accepted_cold_and_warm(world: World, forge: Forge) -> None:
 
 
 # app.core.keyring builds the DER itself when r and s both start non-zero and falls back
-# to encode_dss_signature otherwise: every shape must verify, as joserfc agrees.
+# to encode_dss_signature otherwise: every shape must verify, as joserfc agrees. A low S
+# never has its top bit set (s <= n/2 < 2**255); its high twin always has.
 DER_SHAPES: dict[str, Callable[[bytes], bool]] = {
     "r_leading_zero": lambda s: s[0] == 0, "s_leading_zero": lambda s: s[32] == 0,
-    "both_high_bit": lambda s: s[0] >= 0x80 and s[32] >= 0x80,
+    "r_high_bit": lambda s: s[0] >= 0x80 and s[32] > 0,
     "both_low_non_zero": lambda s: 0 < s[0] < 0x80 and 0 < s[32] < 0x80,
 }
 
@@ -570,6 +615,23 @@ def test_every_es256_signature_shape_verifies(world: World, shape: Callable[[byt
     assert _verdicts(world, lambda w: token) == [None] * 4
     tampered = _swap(token, 1, _seg(world.claims(jti="shape", sub="2")))
     assert _verdicts(world, lambda w: tampered) == ["bad_signature"] * 4
+    twin = _swap(token, 2, b64(_high_s_twin(_decoded(token, 2))))
+    jws.deserialize_compact(twin, public, algorithms=["ES256"])  # plain ECDSA takes it
+    assert _verdicts(world, lambda w: twin) == ["bad_signature"] * 4
+
+
+def test_every_token_tessera_signs_has_a_low_s(world: World) -> None:
+    """Issue 16 item 10: ECDSA gives a high S half the time; Tessera never issues one."""
+    with world.app.app_context():
+        signer = snapshot().signer
+    assert signer is not None and signer.alg == "ES256"
+    tokens = [sign_token(signer, world.claims(jti=f"low-s-{n}")) for n in range(200)]
+    login = world.app.test_client().post("/auth/login", json={"username": "target",
+                                                              "password": PASSWORD})
+    assert login.status_code == 200, login.get_json()
+    tokens.append(login.get_json()["access_token"])
+    assert all(_s(_decoded(token, 2)) <= P256_ORDER // 2 for token in tokens)
+    assert _verdict(world, tokens[-1]) is None
 
 
 # --- the caches: a header that passed once vouches for nothing else

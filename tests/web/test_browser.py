@@ -135,9 +135,11 @@ def test_mfa_enrolment_challenge_and_ending_another_session(app, start_server, o
     _shot(page, "mfa-enrolment")
     totp = pyotp.TOTP(secret)
     page.fill("#confirm-code", totp.now())
+    page.fill("#confirm-password", PASSWORD)  # turning MFA on proves the password (issue 16)
     page.click("button:has-text('Turn on')")
+    # Wait for the answer (now with an argon2 check): all_inner_texts does not wait.
+    expect(page.locator("#recovery-codes li")).to_have_count(10)
     codes = page.locator("#recovery-codes li").all_inner_texts()
-    assert len(codes) == 10
     _shot(page, "recovery-codes")
 
     page.click("header button:has-text('Log out')")

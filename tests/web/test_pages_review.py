@@ -271,18 +271,76 @@ def test_disabling_a_user_twice_keeps_them_disabled(app) -> None:  # type: ignor
     assert disabled() is False
 
 
+def _enrolment(response: TestResponse) -> tuple[str, str, str]:
+    """The secret, the QR image and the hidden ``enrollment`` field a page shows."""
+    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', response.text)
+    qr = re.search(r'<img src="(data:image/svg\+xml;base64,[^"]+)"', response.text)
+    shown = re.search(r'name="enrollment" value="([0-9a-f]+)"', response.text)
+    assert secret is not None and qr is not None and shown is not None, response.text
+    return secret.group(1), qr.group(1), shown.group(1)
+
+
+def _mfa_on(app: Flask) -> bool:
+    with app.app_context():
+        from app.core import mfa
+
+        return mfa.is_enabled(db.session(), 1)
+
+
 def test_a_wrong_enrolment_code_shows_the_same_secret_again(app, clock) -> None:  # type: ignore[no-untyped-def]
     client = app.test_client()
     _log_in(client)
-    enroll = _post(client, "/account/mfa/enroll")
-    secret = re.search(r'id="totp-secret">([A-Z2-7]+)<', enroll.text)
-    assert secret is not None
-    qr = re.search(r'<img src="(data:image/svg\+xml;base64,[^"]+)"', enroll.text)
-    assert qr is not None
-    wrong = _post(client, "/account/mfa/confirm", code="000000")
+    secret, qr, shown = _enrolment(_post(client, "/account/mfa/enroll"))
+    wrong = _post(client, "/account/mfa/confirm", code="000000", current_password=PASSWORD,
+                  enrollment=shown)
     assert wrong.status_code == 401
-    assert f'id="totp-secret">{secret.group(1)}<' in wrong.text
-    assert qr.group(1) in wrong.text
+    assert _enrolment(wrong) == (secret, qr, shown)
     assert _notice(wrong) == "That code did not match. Enter the code your app shows now."
-    right = _post(client, "/account/mfa/confirm", code=pyotp.TOTP(secret.group(1)).at(clock()))
+    right = _post(client, "/account/mfa/confirm", code=pyotp.TOTP(secret).at(clock()),
+                  current_password=PASSWORD, enrollment=shown)
     assert right.status_code == 200 and 'id="recovery-codes"' in right.text
+    assert _mfa_on(app)
+
+
+def test_enrolment_needs_the_password_and_a_wrong_one_shows_the_same_secret_again(
+        app, clock) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    _log_in(client)
+    enroll = _post(client, "/account/mfa/enroll")
+    secret, qr, shown = _enrolment(enroll)
+    assert ('<input id="confirm-password" name="current_password" type="password" '
+            'autocomplete="current-password" required>') in enroll.text
+    code = pyotp.TOTP(secret).at(clock())
+    wrong = _post(client, "/account/mfa/confirm", code=code, current_password="not my password",
+                  enrollment=shown)
+    assert wrong.status_code == 403 and not _mfa_on(app)
+    assert _notice(wrong) == "The current password is wrong."
+    assert _enrolment(wrong) == (secret, qr, shown)  # this page had shown it already
+    missing = _post(client, "/account/mfa/confirm", code=code, enrollment=shown)
+    assert missing.status_code == 400 and not _mfa_on(app)
+    right = _post(client, "/account/mfa/confirm", code=code, current_password=PASSWORD,
+                  enrollment=shown)
+    assert right.status_code == 200 and 'id="recovery-codes"' in right.text and _mfa_on(app)
+
+
+def test_a_thief_with_the_cookies_neither_enrols_nor_sees_the_owners_secret(app, clock) -> None:  # type: ignore[no-untyped-def]
+    owner = app.test_client()
+    _log_in(owner)
+    secret, _, shown = _enrolment(_post(owner, "/account/mfa/enroll"))  # the owner's, pending
+    thief = app.test_client()
+    for name in ("access_token", "csrf_token"):  # the owner's cookies, stolen
+        thief.set_cookie(name, _cookie(owner, name) or "")
+    for code in ("000000", pyotp.TOTP(secret).at(clock())):
+        refused = _post(thief, "/account/mfa/confirm", code=code, current_password="a guess")
+        assert refused.status_code == 403 and not _mfa_on(app)
+        assert secret not in refused.text and "totp-secret" not in refused.text
+        assert _notice(refused) == ("The current password is wrong. "
+                                    "Set up the authenticator app again.")
+    # The thief starts an enrolment of their own: the owner's page no longer matches it,
+    # so the owner is told to start again rather than shown the thief's secret.
+    planted, _, _ = _enrolment(_post(thief, "/account/mfa/enroll"))
+    stale = _post(owner, "/account/mfa/confirm", code=pyotp.TOTP(secret).at(clock()),
+                  current_password=PASSWORD, enrollment=shown)
+    assert stale.status_code == 401 and not _mfa_on(app)
+    assert planted not in stale.text and "totp-secret" not in stale.text
+    assert _notice(stale) == "That code did not match. Set up the authenticator app again."

@@ -25,6 +25,7 @@ import functools
 import hashlib
 import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ __all__ = ["client_ip", "init_app", "limit", "storage"]
 log = logging.getLogger(__name__)
 
 _EXT = "tessera.limiter"
+_IN_VIEW_LOCK = "tessera.limiter.in_view_lock"
 _Hook = TypeVar("_Hook")
 
 
@@ -133,6 +135,7 @@ def init_app(app: Flask) -> None:
     )
     limiter.init_app(app)
     app.extensions[_EXT] = limiter
+    app.extensions[_IN_VIEW_LOCK] = threading.Lock()
     with app.app_context():
         policies = _route_limits()
         for endpoint, counter, limit_value, key_func in policies:
@@ -236,7 +239,15 @@ def _refund(taken: RequestLimit) -> None:
 
 @contextmanager
 def limit(limit_value: str, key: str, scope: str) -> Iterator[None]:
-    """A limit inside a view, where the key needs the request's principal or body."""
+    """A limit inside a view, where the key needs the request's principal or body.
+
+    The attempt is counted on entry, before the body of the ``with`` checks
+    anything, and refused (429) past the limit.
+    """
     limiter: Limiter = current_app.extensions[_EXT]
-    with limiter.shared_limit(limit_value, scope, key_func=lambda: key):
-        yield
+    # flask-limiter keeps a context-manager limit in one slot per calling line,
+    # shared by the process's threads, between storing it and counting it: without
+    # the lock one thread's attempt could be counted under another's key and scope.
+    with current_app.extensions[_IN_VIEW_LOCK]:
+        limiter.shared_limit(limit_value, scope, key_func=lambda: key).__enter__()
+    yield

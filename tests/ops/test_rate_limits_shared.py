@@ -4,11 +4,14 @@ Against gunicorn with two workers: concurrent guesses cannot get past the
 failed-login limit (attempts are counted before the password check), the
 workers share one set of counters without Redis (the database storage, on
 SQLite and on PostgreSQL) and with it, and a Redis that dies mid-way does not
-turn the limits off (each worker then counts in its own memory).
+turn the limits off (each worker then counts in its own memory). In process:
+the database storage's windows and refunds, and in-view limits (MFA codes,
+password changes) counted by several threads at once.
 """
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +24,7 @@ from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import func, select
 
+from app import ratelimit
 from app.core.ratelimit_storage import PURGE_EVERY, DatabaseStorage
 from app.extensions import db
 from app.models import RateLimitCounter
@@ -177,3 +181,36 @@ def test_wrong_after_right_passwords_count_exactly(make_app) -> None:  # type: i
     with app.app_context():
         counted = db.session.scalars(select(RateLimitCounter.count)).all()
     assert sorted(counted) == [3, 3]  # per address and per username, in the database
+
+
+def test_in_view_limits_count_against_their_own_keys(make_app) -> None:  # type: ignore[no-untyped-def]
+    """The MFA and password-change limits, counted by threads of one worker at once."""
+    app = make_app()
+    rate, attempts, threads_n = "1000000/minute", 300, 4
+    errors: list[BaseException] = []
+
+    def attempt_many(n: int) -> None:
+        try:
+            for _ in range(attempts):
+                with app.test_request_context("/auth/password", method="POST"), \
+                        ratelimit.limit(rate, f"user:{n}", f"scope-{n}"):
+                    pass
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(exc)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as CPython allows: the race shows
+    try:
+        threads = [threading.Thread(target=attempt_many, args=(n,)) for n in range(threads_n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+    counters = app.extensions["tessera.limiter"].limiter.storage
+    with app.app_context():
+        counts = {n: counters.get(parse(rate).key_for("tessera-rl", f"user:{n}", f"scope-{n}"))
+                  for n in range(threads_n)}
+    assert counts == dict.fromkeys(range(threads_n), attempts)

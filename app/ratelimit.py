@@ -230,7 +230,8 @@ def _refund(taken: RequestLimit) -> None:
     try:
         if isinstance(counters, MemoryStorage):
             counters.decr(taken.key)  # never below zero nor into a new window
-        else:  # the database storage floors at zero; Redis INCRBY (see NOTES)
+        else:  # the database floors at zero; Redis INCRBY -1 may open the next window
+            # at -1 if this one ended since the hit (one extra attempt, rarely)
             counters.incr(taken.key, taken.limit.get_expiry(), amount=-1)
     except counters.base_exceptions:
         # The store died meanwhile: the attempt stays counted, the safe side.

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import logging
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -50,6 +51,8 @@ __all__ = ["PURGE_EVERY", "SCHEME", "DatabaseStorage"]
 
 SCHEME = "tessera-db"
 PURGE_EVERY = 256
+log = logging.getLogger(__name__)
+
 _KEY_LENGTH = 255  # the column's; longer keys are stored by their digest
 
 _table = RateLimitCounter.__table__
@@ -128,9 +131,15 @@ class DatabaseStorage(Storage):
         count = self._write(self._upsert, {"k": _stored(key), "n": amount, "now": now,
                                            "until": self._at(expiry)})
         if next(self._calls) % PURGE_EVERY == 0:
-            self._write(_purge, {"now": now})
+            self._purge(now)
         assert count is not None  # an upsert always returns its row
         return count
+
+    def _purge(self, now: datetime) -> None:
+        try:
+            self._write(_purge, {"now": now})
+        except SQLAlchemyError:  # housekeeping: the hit is counted, the next purge will do
+            log.warning("purging lapsed rate-limit counters failed", exc_info=True)
 
     def get(self, key: str) -> int:
         """The count of the live window of ``key`` (0 when none)."""

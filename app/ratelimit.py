@@ -3,18 +3,29 @@
 A module-level Limiter would keep the first app's storage and settings for
 every later app (tests, several apps in one process), so each app gets its
 own, kept in ``app.extensions``, and the route limits are applied to that
-app's registered view functions in ``init_app``. Counters live in Redis when
-``REDIS_URL`` is set (shared by every worker), in memory otherwise.
+app's registered view functions in ``init_app``.
 
-Login counts failed attempts only (``deduct_when``): the 11th wrong password
-in a minute from one address is refused, however the usernames vary.
+Counters are shared by every worker (``storage()``): in Redis when
+``REDIS_URL`` is set, else in the app's database (``app.core.ratelimit_storage``).
+While that store fails, flask-limiter counts in each worker's memory (its
+in-memory fallback) and tries the store again after a back-off: a limit is
+never off, though during an outage each worker counts alone.
+
+Failed logins: every attempt takes its place in both login counters before
+the password is checked, and gets it back when it did not fail (a success, or
+a 429 that checked nothing). Counting after the answer let every request in
+flight pass the check; this way at most the limit's number of failures are
+ever checked in a window, however many arrive at once. The 11th wrong
+password in a minute from one address is refused, however the usernames vary.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import math
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -22,14 +33,22 @@ from typing import Any, TypeVar
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
+from limits.storage import MemoryStorage
+from sqlalchemy import Engine
 
 from app import state
 from app.audit import audit
+from app.config import Settings
+from app.core import ratelimit_storage  # registers the tessera-db:// storage scheme
+from app.extensions import db
 from app.metrics import metrics
 
-__all__ = ["client_ip", "init_app", "limit"]
+__all__ = ["client_ip", "init_app", "limit", "storage"]
+
+log = logging.getLogger(__name__)
 
 _EXT = "tessera.limiter"
+_IN_VIEW_LOCK = "tessera.limiter.in_view_lock"
 _Hook = TypeVar("_Hook")
 
 
@@ -48,8 +67,12 @@ def _username_key() -> str:
     return f"user:{digest}"
 
 
-def _failed(response: Response) -> bool:
-    return response.status_code in (400, 401)
+def storage(settings: Settings, engine: Engine) -> tuple[str, dict[str, Any]]:
+    """Where the counters live: flask-limiter's storage URI and its options."""
+    if settings.redis_url:
+        # Passed on to the redis client, which takes float timeouts.
+        return settings.redis_url, {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    return f"{ratelimit_storage.SCHEME}://", {"engine": engine}
 
 
 def _on_breach(limit: RequestLimit) -> None:
@@ -64,27 +87,24 @@ def _on_breach(limit: RequestLimit) -> None:
           details={"limit": str(limit.limit)})
 
 
-def _route_limits() -> list[tuple[str, str, Callable[[], str], Callable[[], str], Any]]:
-    """(endpoint, counter, limit setting, key function, deduct_when) for every route limit.
+def _route_limits() -> list[tuple[str, str, Callable[[], str], Callable[[], str]]]:
+    """(endpoint, counter, limit setting, key function) for every route limit.
 
     A JSON route and its web page share one counter, so that the pages are no
     way around the API's limits.
     """
     s = state.settings()
     return [
-        (endpoint, counter, setting, key_func, deduct_when)
-        for endpoints, counter, setting, key_func, deduct_when in [
-            (("auth.login", "web.login"), "login", lambda: s.ratelimit_login_per_ip,
-             client_ip, _failed),
-            (("auth.login", "web.login"), "login", lambda: s.ratelimit_login_per_username,
-             _username_key, _failed),
+        (endpoint, counter, setting, key_func)
+        for endpoints, counter, setting, key_func in [
+            (_LOGINS, "login", lambda: s.ratelimit_login_per_ip, client_ip),
+            (_LOGINS, "login", lambda: s.ratelimit_login_per_username, _username_key),
             (("auth.mfa_verify", "web.login_mfa"), "mfa-verify", lambda: s.ratelimit_mfa,
-             client_ip, None),
-            (("mfa.step_up", "web.step_up"), "step-up", lambda: s.ratelimit_mfa, client_ip, None),
-            (("auth.refresh", "web.resume"), "refresh", lambda: s.ratelimit_refresh,
-             client_ip, None),
-            (("auth.exchange",), "exchange", lambda: s.ratelimit_exchange, client_ip, None),
-            (("auth.register",), "register", lambda: s.ratelimit_exchange, client_ip, None),
+             client_ip),
+            (("mfa.step_up", "web.step_up"), "step-up", lambda: s.ratelimit_mfa, client_ip),
+            (("auth.refresh", "web.resume"), "refresh", lambda: s.ratelimit_refresh, client_ip),
+            (("auth.exchange",), "exchange", lambda: s.ratelimit_exchange, client_ip),
+            (("auth.register",), "register", lambda: s.ratelimit_exchange, client_ip),
         ]
         for endpoint in endpoints
     ]
@@ -94,14 +114,13 @@ def init_app(app: Flask) -> None:
     """Make this app's Limiter and wrap the limited views (after blueprints are registered)."""
     if _EXT in app.extensions:
         raise RuntimeError("rate limits are already set up on this app")
-    settings = app.extensions["tessera.settings"]
-    # Passed on to the redis client, which takes float timeouts; flask-limiter's
-    # annotation (dict[str, str | int]) is narrower than what it forwards.
-    storage_options: dict[str, Any] = (
-        {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if settings.redis_url else {})
+    with app.app_context():  # the engine exists since db.init_app; nothing connects here
+        storage_uri, storage_options = storage(app.extensions["tessera.settings"], db.engine)
     limiter = Limiter(
         key_func=client_ip,
-        storage_uri=settings.redis_url or "memory://",
+        storage_uri=storage_uri,
+        # flask-limiter's annotation (dict[str, str | int]) is narrower than what it
+        # forwards to the storage (an engine, float timeouts).
         storage_options=storage_options,
         strategy="fixed-window",
         # No X-RateLimit-* headers: they cost two storage reads on every limited
@@ -109,19 +128,23 @@ def init_app(app: Flask) -> None:
         headers_enabled=False,
         key_prefix="tessera-rl",
         on_breach=_on_breach,
-        swallow_errors=True,  # a dead Redis must not take logins down with it
+        # A failing store must not turn the limits off: count in this worker's memory
+        # until the store answers again (flask-limiter retries it with a back-off).
+        in_memory_fallback_enabled=True,
+        swallow_errors=False,
     )
     limiter.init_app(app)
     app.extensions[_EXT] = limiter
+    app.extensions[_IN_VIEW_LOCK] = threading.Lock()
     with app.app_context():
         policies = _route_limits()
-        for endpoint, counter, limit_value, key_func, deduct_when in policies:
+        for endpoint, counter, limit_value, key_func in policies:
             # Callable[..., Any]: the decorator keeps the view's signature, and mypy cannot
             # carry RouteCallable's sync-or-async union through its ParamSpec.
             view: Callable[..., Any] = app.view_functions[endpoint]
             app.view_functions[endpoint] = limiter.shared_limit(
                 limit_value, f"{counter}:{key_func.__name__}", key_func=key_func,
-                deduct_when=deduct_when, methods=_submissions(app, endpoint),
+                methods=_submissions(app, endpoint),
             )(view)
     _hooks_only_for(app, limiter, {endpoint for endpoint, *_ in policies} | _IN_VIEW_LIMITS)
 
@@ -131,6 +154,9 @@ def _submissions(app: Flask, endpoint: str) -> list[str] | None:
     methods = set().union(*(rule.methods or () for rule in app.url_map.iter_rules(endpoint)))
     return ["POST"] if "POST" in methods else None
 
+
+# Login routes: their counters are given back when the attempt did not fail.
+_LOGINS = ("auth.login", "web.login")
 
 # Views that call ``limit()`` themselves (the key needs the body or the principal).
 _IN_VIEW_LIMITS = frozenset({"auth.mfa_verify", "mfa.step_up", "web.login_mfa", "web.step_up"})
@@ -148,8 +174,7 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
 
     They cost about 70 µs per request, on every route, while only the views
     above are limited; those views' own wrappers check their limits, and the
-    hooks (moved to the limited views' blueprints) still add Retry-After and
-    apply ``deduct_when`` where it matters.
+    hooks (moved to the limited views' blueprints) still run where they matter.
     """
 
     def before(hook: Callable[[], Any]) -> Callable[[], Any]:
@@ -175,7 +200,7 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
     move(app.after_request_funcs, after)
     move(app.teardown_request_funcs, teardown)
     for name in blueprints:
-        app.after_request_funcs.setdefault(name, []).append(_retry_after)
+        app.after_request_funcs.setdefault(name, []).extend((_retry_after, _give_back))
 
 
 def _retry_after(response: Response) -> Response:
@@ -186,9 +211,44 @@ def _retry_after(response: Response) -> Response:
     return response
 
 
+def _give_back(response: Response) -> Response:
+    """Return a login's places in its counters unless it failed (see the module doc).
+
+    A success (2xx, 3xx) and a refusal (429) give back what they took; every
+    other answer (400, 401, 403, 5xx, ...) keeps counting as a failed attempt.
+    """
+    status = response.status_code
+    if request.endpoint in _LOGINS and (status < 400 or status == 429):
+        limiter: Limiter = current_app.extensions[_EXT]
+        for taken in limiter.current_limits:
+            _refund(taken)
+    return response
+
+
+def _refund(taken: RequestLimit) -> None:
+    counters = taken.limiter.storage  # the fallback's while the store is down
+    try:
+        if isinstance(counters, MemoryStorage):
+            counters.decr(taken.key)  # never below zero nor into a new window
+        else:  # the database floors at zero; Redis INCRBY -1 may open the next window
+            # at -1 if this one ended since the hit (one extra attempt, rarely)
+            counters.incr(taken.key, taken.limit.get_expiry(), amount=-1)
+    except counters.base_exceptions:
+        # The store died meanwhile: the attempt stays counted, the safe side.
+        log.warning("rate limit refund failed; the attempt stays counted", exc_info=True)
+
+
 @contextmanager
 def limit(limit_value: str, key: str, scope: str) -> Iterator[None]:
-    """A limit inside a view, where the key needs the request's principal or body."""
+    """A limit inside a view, where the key needs the request's principal or body.
+
+    The attempt is counted on entry, before the body of the ``with`` checks
+    anything, and refused (429) past the limit.
+    """
     limiter: Limiter = current_app.extensions[_EXT]
-    with limiter.shared_limit(limit_value, scope, key_func=lambda: key):
-        yield
+    # flask-limiter keeps a context-manager limit in one slot per calling line,
+    # shared by the process's threads, between storing it and counting it: without
+    # the lock one thread's attempt could be counted under another's key and scope.
+    with current_app.extensions[_IN_VIEW_LOCK]:
+        limiter.shared_limit(limit_value, scope, key_func=lambda: key).__enter__()
+    yield

@@ -3,6 +3,7 @@
 from app.models.audit import AuditEvent, ServiceClient
 from app.models.keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
 from app.models.mfa import RecoveryCode, TotpCredential
+from app.models.ratelimit import RateLimitCounter
 from app.models.sessions import AuthSession, RefreshToken, Revocation
 from app.models.user import Note, User
 
@@ -12,6 +13,7 @@ __all__ = [
     "KEY_STATES",
     "LegacyUsage",
     "Note",
+    "RateLimitCounter",
     "RecoveryCode",
     "RefreshToken",
     "Revocation",

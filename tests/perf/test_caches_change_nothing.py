@@ -55,9 +55,10 @@ def test_revoked_token_key_expired_and_disabled_user_with_warm_caches(setup) -> 
     app, uid, server = setup
     revoked = issue(app, uid, jti="revoke-me", sid="s-1")
     survivor = issue(app, uid, jti="keep-me", sid="s-2")
+    _warm(server, revoked, survivor)  # both workers are up and warm after this
     short_exp = int(time.time()) + 5  # long enough to warm, short enough to wait for
     short = issue(app, uid, jti="short", sid="s-3", exp=short_exp)
-    _warm(server, revoked, survivor, short)
+    _warm(server, short)
 
     with app.test_request_context():
         now = datetime.now(UTC)

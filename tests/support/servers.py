@@ -110,9 +110,12 @@ class AppServer:
     def _answers(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError("gunicorn exited:\n" + self.log_path.read_text()[-3000:])
+        # An HTTP answer, not just the socket: gunicorn's master accepts connections
+        # before its workers have booted, and tests that time tokens need them ready.
         try:
-            with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                return True
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as sock:
+                sock.sendall(b"GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+                return sock.recv(16).startswith(b"HTTP/1.")
         except OSError:
             return False
 

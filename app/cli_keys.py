@@ -87,3 +87,8 @@ def set_command(phase: str) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"migration phase: {previous or 'default'} -> {phase}")
+    current = snapshot()
+    status = migration.signing_status(phase, state.settings().legacy_accept_until, state.now(),
+                                      current.signer.alg if current.signer else None)
+    if status.note:  # e.g. legacy past the sunset: allowed, but not what the name suggests
+        click.echo(f"note: {status.note}")

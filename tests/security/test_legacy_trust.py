@@ -230,7 +230,9 @@ def test_phase_legacy_past_the_sunset_signs_with_the_asymmetric_key(
 def test_past_the_sunset_status_cli_api_and_page_say_what_signs(
     build: Callable[..., Flask],
 ) -> None:
-    app = build("legacy", LEGACY_ACCEPT_UNTIL="2026-01-01T00:00:00Z")
+    app = build("dual", LEGACY_ACCEPT_UNTIL="2026-01-01T00:00:00Z")
+    moved = app.test_cli_runner().invoke(args=["migration", "set", "legacy"])
+    assert moved.exit_code == 0 and "past LEGACY_ACCEPT_UNTIL" in moved.output
     status = app.test_cli_runner().invoke(args=["migration", "status"])
     assert "phase: legacy" in status.output
     assert "past LEGACY_ACCEPT_UNTIL" in status.output
@@ -314,10 +316,12 @@ def test_hs256_naming_an_asymmetric_kid_never_uses_that_key(
     assert _rejected(caplog, "alg_mismatch")
 
 
+@pytest.mark.parametrize("store", ["database", "redis"])
 def test_password_change_ends_the_users_old_system_tokens(
-    build: Callable[..., Flask], clock: FrozenClock,
+    build: Callable[..., Flask], clock: FrozenClock, request: pytest.FixtureRequest, store: str,
 ) -> None:
-    app = build("dual")
+    redis = {"REDIS_URL": request.getfixturevalue("redis_url")} if store == "redis" else {}
+    app = build("dual", **redis)
     alice = str(_uid(app, "alice"))
     with_iat = _old_system(app, {"sub": alice, "iat": _now(app) - 60, "exp": _now(app) + DAY})
     without_iat = _old_system(app, {"sub": alice, "exp": _now(app) + DAY})

@@ -64,9 +64,16 @@ def revoke_command(kid: str) -> None:
 @migration_cli.command("status")
 def status_command() -> None:
     """The phase, and legacy tokens seen per day."""
-    click.echo(f"phase: {snapshot().phase}")
+    current = snapshot()
+    click.echo(f"phase: {current.phase}")
     until = state.settings().legacy_accept_until
     click.echo(f"legacy accepted until: {until.isoformat() if until else 'no limit'}")
+    status = migration.signing_status(current.phase, until, state.now(),
+                                      current.signer.alg if current.signer else None)
+    click.echo(f"signing: {status.signing_alg or 'no key'}; "
+               f"HS256 {'accepted' if status.legacy_accepted else 'refused'}")
+    if status.note:
+        click.echo(f"note: {status.note}")
     for day in migration.legacy_usage(db.session()):
         click.echo(f"{day.day}  {day.count:>8}  last {day.last_seen_at:%H:%M:%S}Z")
 
@@ -80,3 +87,8 @@ def set_command(phase: str) -> None:
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"migration phase: {previous or 'default'} -> {phase}")
+    current = snapshot()
+    status = migration.signing_status(phase, state.settings().legacy_accept_until, state.now(),
+                                      current.signer.alg if current.signer else None)
+    if status.note:  # e.g. legacy past the sunset: allowed, but not what the name suggests
+        click.echo(f"note: {status.note}")

@@ -248,9 +248,17 @@ class Settings:
     legacy_accept_until: datetime | None = _setting(
         None, _optional_timestamp, "ISO 8601 time after which HS256 tokens are refused."
     )
+    legacy_max_lifetime: timedelta = _setting(
+        30 * 86400,
+        _seconds,
+        "Longest a legacy HS256 token may still live: one whose `exp` is further away is "
+        "refused; revocations that cannot see a token's `exp` last this long, seconds.",
+    )
     legacy_subject_claim: str = _setting("sub", _text, "Claim naming the user in legacy tokens.")
     legacy_subject_lookup: str = _setting(
-        "id", _one_of("id", "username"), "Whether that claim holds a user id or a username."
+        "id",
+        _one_of("id", "username"),
+        "Whether that claim holds a user id or a username (matched exactly, as stored).",
     )
     legacy_issuer: str | None = _setting(None, _optional_text, "Required `iss` of legacy tokens.")
     legacy_audience: str | None = _setting(

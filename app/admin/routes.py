@@ -31,7 +31,7 @@ from app.models import AuthSession, SigningKey, User
 from app.security import current_principal, keyops, snapshot
 from app.security.guards import protect_blueprint
 from app.security.issuing import session_limits
-from app.security.revocation import revocations
+from app.security.revocation import longest_token_lifetime, revocations
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/api")
 protect_blueprint(bp, roles=("admin",))
@@ -128,12 +128,11 @@ def end_session(session_id: str) -> Response:
 
 @bp.post("/tokens/revoke")
 def revoke_token() -> Response:
-    """Revoke one access token by its jti, for as long as any access token can live."""
+    """Revoke one access token by its jti, for as long as any accepted token can live
+    (the jti alone does not tell its ``exp``; a legacy token may live LEGACY_MAX_LIFETIME)."""
     body = load_json(TokenRevokeSchema())
-    s = state.settings()
     now = state.now()
-    revocations().revoke_jti(body["jti"], now + s.access_token_ttl + s.clock_skew_leeway, now,
-                             "admin")
+    revocations().revoke_jti(body["jti"], now + longest_token_lifetime(), now, "admin")
     audit("TOKEN_REVOKED", actor_id=current_principal().user_id, reason="admin",
           details={"jti": body["jti"]})
     return jsonify(revoked=body["jti"])
@@ -170,8 +169,14 @@ def revoke_key(kid: str) -> Response:
 def _migration_json() -> dict[str, Any]:
     usage = migration.legacy_usage(db.session())
     until = state.settings().legacy_accept_until
+    current = snapshot()
+    status = migration.signing_status(current.phase, until, state.now(),
+                                      current.signer.alg if current.signer else None)
     return {
-        "phase": snapshot().phase,
+        "phase": current.phase,
+        "signing_alg": status.signing_alg,
+        "legacy_accepted": status.legacy_accepted,
+        "note": status.note,
         "legacy_accept_until": until.isoformat() if until else None,
         "legacy_usage": [{"day": u.day.isoformat(), "count": u.count} for u in usage],
         "last_legacy_token_at": max((u.last_seen_at for u in usage), default=None),

@@ -27,6 +27,7 @@ from app.metrics import metrics
 from app.models import AuthSession, User
 from app.ratelimit import limit
 from app.security import Principal
+from app.security.cookies import cookie_names
 from app.security.issuing import access_token_for, session_limits
 from app.security.mfa_token import (
     MAX_FAILURES,
@@ -36,6 +37,9 @@ from app.security.mfa_token import (
     read_mfa_token,
 )
 from app.security.revocation import (
+    claim_access_token,
+    end_legacy_tokens,
+    publish_claim,
     revocations,
     revoke_access_token,
     revoke_session,
@@ -53,6 +57,8 @@ __all__ = [
     "check_current_password",
     "complete_mfa_login",
     "end_own_session",
+    "exchange_legacy_token",
+    "finish_exchange",
     "issue_tokens",
     "kek",
     "log_out",
@@ -217,13 +223,52 @@ def _revoke_reused_session(session_id: str | None) -> None:
           session_id=session_id, result="failure", reason="consumed_token_reused")
 
 
+def exchange_legacy_token(principal: Principal) -> StartedSession:
+    """Trade a legacy token for a new session, once (SPEC §4).
+
+    The token's revocation row is inserted first, in the transaction that then
+    makes the session and its audit rows (``issue_tokens`` commits them all): of
+    concurrent exchanges of one token, the one whose insert lands wins, and every
+    other finds the row, rolls back and makes nothing. The caller publishes the
+    revocation to Redis (``finish_exchange``) after the commit.
+    """
+    user = db.session.get(User, principal.user_id)
+    if user is None:
+        raise InvalidToken("unknown_subject")
+    if not claim_access_token(principal, reason="legacy_exchange"):
+        db.session.rollback()
+        audit("TOKEN_INVALID", result="failure", reason="already_exchanged", kid=principal.kid)
+        raise InvalidToken("token_revoked")
+    started = start_session(user, client_id="legacy-exchange")
+    audit("TOKEN_REVOKED", user_id=user.id, reason="legacy_exchange",
+          details={"jti": principal.jti} if principal.jti else None, commit=False)
+    audit("LEGACY_TOKEN_EXCHANGED", user_id=user.id, session_id=started.session.id,
+          kid=principal.kid, commit=False)  # committed with the session it starts
+    return started
+
+
+def finish_exchange(principal: Principal) -> None:
+    """After the exchange committed: the legacy token's revocation to Redis."""
+    publish_claim(principal)
+
+
 def log_out(principal: Principal) -> None:
-    """End the caller's session and its access token."""
+    """End the caller's session and its access token.
+
+    An HS256 token names no session (its ``sid`` grants nothing), so for one the
+    session ended is the one whose refresh cookie the request carries, if it is
+    the same user's: a browser logged in during phase ``legacy`` still logs out.
+    """
     revoke_access_token(principal, reason="logout")
-    if principal.session_id:
-        sess = db.session.get(AuthSession, principal.session_id)
-        if sess is not None:
-            revoke_session(sess, reason="logout")
+    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
+    if sess is None and principal.legacy:
+        names = cookie_names(state.settings().cookie_secure)
+        presented = request.cookies.get(names.refresh)
+        found = session_service.session_of_refresh_token(db.session(), presented) \
+            if presented else None
+        sess = found if found is not None and found.user_id == principal.user_id else None
+    if sess is not None and sess.revoked_at is None:
+        revoke_session(sess, reason="logout")
 
 
 def log_out_by_refresh_token(presented: str) -> None:
@@ -279,4 +324,6 @@ def change_password(principal: Principal, current_password: str, new_password: s
     for sess in session_service.live_sessions(db.session(), user.id, state.now(), session_limits()):
         if sess.id != principal.session_id:
             revoke_session(sess, reason="password_changed")
+    # The old system's tokens stood for the old password too (they have no session to end).
+    end_legacy_tokens(user.id, reason="password_changed")
     audit("PASSWORD_CHANGED", user_id=user.id)

@@ -16,12 +16,11 @@ from app.core import users as user_service
 from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.http import load_json
-from app.models import AuthSession, User
+from app.models import AuthSession
 from app.security import authenticate, check_csrf, current_principal
 from app.security.cookies import cookie_names
 from app.security.guards import require_auth
 from app.security.issuing import session_limits
-from app.security.revocation import revoke_access_token
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 
@@ -149,11 +148,6 @@ def exchange() -> Response:
     principal = authenticate()
     if not principal.legacy:
         raise Forbidden("Only legacy HS256 tokens can be exchanged.")
-    user = db.session.get(User, principal.user_id)
-    if user is None:
-        raise InvalidToken("unknown_subject")
-    revoke_access_token(principal, reason="legacy_exchange")
-    started = flows.start_session(user, client_id="legacy-exchange")
-    audit("LEGACY_TOKEN_EXCHANGED", user_id=user.id, session_id=started.session.id,
-          kid=principal.kid, commit=False)  # committed with the session it starts
-    return session_response(started, asymmetric=True)
+    response = session_response(flows.exchange_legacy_token(principal), asymmetric=True)
+    flows.finish_exchange(principal)
+    return response

@@ -15,8 +15,11 @@ from app.models import LegacyUsage, ServiceState
 __all__ = [
     "PHASE_KEY",
     "LegacyUsageDay",
+    "SigningStatus",
     "effective_phase",
     "legacy_usage",
+    "signing_status",
+    "signs_hs256",
     "record_legacy_use",
     "set_phase",
     "stored_phase",
@@ -44,6 +47,38 @@ def effective_phase(stored: str | None, configured: str | None, has_legacy_secre
     if phase in ("legacy", "dual") and not has_legacy_secrets:
         return "asymmetric"  # nothing to accept or sign HS256 with
     return phase
+
+
+def signs_hs256(phase: str, legacy_accept_until: datetime | None, now: datetime) -> bool:
+    """Whether new tokens are signed with the first legacy secret at ``now``.
+
+    Only in phase ``legacy`` and only before LEGACY_ACCEPT_UNTIL: past it HS256 is
+    refused on every request, so a token signed HS256 then would lock its user out;
+    the active asymmetric key signs instead (and the status says so).
+    """
+    return phase == "legacy" and (legacy_accept_until is None or now < legacy_accept_until)
+
+
+@dataclass(frozen=True)
+class SigningStatus:
+    """What signs new tokens and whether HS256 is accepted, as the operator is shown it."""
+
+    signing_alg: str | None  # HS256, ES256/RS256, or None when no key can sign
+    legacy_accepted: bool
+    note: str | None  # set when the phase alone would mislead (legacy past the sunset)
+
+
+def signing_status(phase: str, legacy_accept_until: datetime | None, now: datetime,
+                   asymmetric_alg: str | None) -> SigningStatus:
+    """The migration's effect at ``now`` (``flask migration status``, the admin API and page)."""
+    sunset = legacy_accept_until is not None and now >= legacy_accept_until
+    accepted = phase in ("legacy", "dual") and not sunset
+    alg = "HS256" if signs_hs256(phase, legacy_accept_until, now) else asymmetric_alg
+    note = None
+    if phase in ("legacy", "dual") and sunset:
+        note = (f"phase {phase} is past LEGACY_ACCEPT_UNTIL: HS256 tokens are refused and "
+                f"new tokens are signed with the active asymmetric key ({asymmetric_alg}).")
+    return SigningStatus(alg, accepted, note)
 
 
 def set_phase(session: Session, phase: str, now: datetime) -> str | None:

@@ -24,6 +24,8 @@ from typing import Any
 
 import redis
 from sqlalchemy import String, TextualSelect, bindparam, delete, select, text, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
@@ -45,9 +47,12 @@ log = logging.getLogger(__name__)
 PREFIX = "tessera:rev:"
 EPOCH_KEY = PREFIX + "epoch"
 REBUILD_LOCK = PREFIX + "rebuild"
-_REDIS_KIND = {"jti": "jti", "sid": "sid", "tokenhash": "th", "user": "user", "kid": "kid"}
+_REDIS_KIND = {"jti": "jti", "sid": "sid", "tokenhash": "th", "user": "user", "kid": "kid",
+               "legacyuser": "lu"}
 _REASONS = {"jti": "token_revoked", "tokenhash": "token_revoked", "sid": "session_revoked",
-            "user": "user_revoked", "kid": "key_revoked"}
+            "user": "user_revoked", "kid": "key_revoked", "legacyuser": "legacy_cutoff"}
+# Kinds whose value is a cutoff: tokens issued before it are refused, later ones pass.
+_CUTOFF_KINDS = frozenset({"user", "legacyuser"})
 
 
 class StoreUnavailable(Exception):
@@ -106,7 +111,11 @@ class RevocationQuery:
 
     @classmethod
     def of(cls, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
-           token_hash: str | None, kid: str | None = None) -> RevocationQuery:
+           token_hash: str | None, kid: str | None = None,
+           legacy: bool = False) -> RevocationQuery:
+        """The query of one token. A ``legacy`` (HS256) token's ``sid`` may only get it
+        refused: it does not vouch for the token within a cutoff's second, and the
+        user's legacy cutoff (a password change) applies to it as well."""
         pairs: list[tuple[str, str]] = []
         if kid:
             pairs.append(("kid", kid))
@@ -118,8 +127,10 @@ class RevocationQuery:
             pairs.append(("sid", sid))
         if user_id is not None:
             pairs.append(("user", str(user_id)))
+            if legacy:
+                pairs.append(("legacyuser", str(user_id)))
         keys = (EPOCH_KEY, *(redis_key(kind, value) for kind, value in pairs))
-        return cls(tuple(pairs), iat, bool(sid), keys)
+        return cls(tuple(pairs), iat, bool(sid) and not legacy, keys)
 
 
 class RevocationService:
@@ -184,6 +195,32 @@ class RevocationService:
             [("sid", sid, None) for sid in sids] + [("user", str(user_id), now)])
         self._write(entries, expires_at, now, reason)
         return sids
+
+    def revoke_legacy_user(self, user_id: int, now: datetime, expires_at: datetime,
+                           reason: str = "") -> None:
+        """Refuse the user's HS256 tokens issued before ``now`` (or without ``iat``);
+        their sessions and ES256 tokens are untouched (a password change)."""
+        self._write([("legacyuser", str(user_id), now)], expires_at, now, reason)
+
+    def claim(self, kind: str, value: str, expires_at: datetime, now: datetime,
+              reason: str = "") -> bool:
+        """Insert this revocation unless it exists, in the caller's transaction: True if
+        this call inserted it. One statement decides a race (a single-use exchange):
+        a concurrent claimer waits on the unique (kind, value) and inserts nothing.
+        The caller commits, then calls ``publish``."""
+        insert = (postgresql_insert if self._db.get_bind().dialect.name == "postgresql"
+                  else sqlite_insert)
+        result = self._db.execute(
+            insert(Revocation).values(kind=kind, value=value, not_before=None, created_at=now,
+                                      expires_at=expires_at, reason=reason[:64])
+            .on_conflict_do_nothing(index_elements=["kind", "value"])
+            .returning(Revocation.id))  # a row back only if inserted (rowcount is unreliable here)
+        return result.first() is not None
+
+    def publish(self, kind: str, value: str, expires_at: datetime, now: datetime) -> None:
+        """Copy a committed revocation (from ``claim``) to Redis, best effort."""
+        ttl_ms = max(1000, math.ceil((expires_at - now).total_seconds() * 1000))
+        self._redis_set([(redis_key(kind, value), 1)], ttl_ms)
 
     def _write(self, entries: list[tuple[str, str, datetime | None]], expires_at: datetime,
                now: datetime, reason: str) -> None:
@@ -363,7 +400,7 @@ def _parse(raw: Any) -> int:
 def _verdict(lookup: RevocationQuery, hits: Iterable[tuple[str, int]]) -> str | None:
     """Apply the rules to what the store found (values: cutoff microseconds for users)."""
     for kind, value in hits:
-        if kind != "user":
+        if kind not in _CUTOFF_KINDS:
             return _REASONS[kind]
         if _before_cutoff(lookup, value):
             return _REASONS[kind]

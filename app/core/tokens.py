@@ -130,6 +130,7 @@ class TokenPolicy:
     leeway: int
     max_bytes: int
     legacy_accept_until: datetime | None = None
+    legacy_max_lifetime: int = 30 * 86400  # seconds an HS256 token may still live (its exp)
     legacy_subject_claim: str = "sub"
     legacy_issuer: str | None = None
     legacy_audience: str | None = None
@@ -150,8 +151,8 @@ class VerifiedToken:
     claims: dict[str, Any]
     kid: str
     alg: str
-    legacy: bool  # HS256: signed with a legacy secret
-    old_system: bool  # passed the old system's claim rules (SPEC §4), not Tessera's own
+    legacy: bool  # HS256: signed with a legacy secret; its principal comes from the database
+    old_system: bool  # passed the old system's claim rules (SPEC §4), not Tessera's own form
     subject: str
     jti: str | None
     sid: str | None
@@ -273,6 +274,11 @@ def _find_key(
     if not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise TokenRejected("bad_kid")
     key = snapshot.keys.get(kid)
+    if key is None and header["alg"] == "HS256" and not _known_dead(kid, snapshot):
+        # The old system's own kid names none of our keys: only the legacy secrets can
+        # verify an HS256 token, so try them (no reload: they come from the settings).
+        # A kid of ours is never skipped this way: HS256 naming an EC key is alg_mismatch.
+        return snapshot, None
     if key is None and keyring is not None and not _known_dead(kid, snapshot):
         snapshot = keyring.reload_for_unknown_kid()
         key = snapshot.keys.get(kid)
@@ -548,10 +554,12 @@ def verify_token(
         verified = _verify_uncached(token, snapshot, keyring, policy, now, headers, profile)
         if cache is not None:
             cache.put(token, verified)
-    if verified.legacy and not policy.legacy_allowed_at(now):
-        if cache is not None:
-            cache.drop(token)
-        raise TokenRejected("legacy_disabled")
+    if verified.legacy:
+        reason = _legacy_refusal(verified, policy, now)
+        if reason is not None:
+            if cache is not None:
+                cache.drop(token)
+            raise TokenRejected(reason)
     try:
         check_times(verified, now, policy.leeway)
     except TokenRejected:
@@ -559,6 +567,21 @@ def verify_token(
             cache.drop(token)
         raise
     return verified
+
+
+def _legacy_refusal(verified: VerifiedToken, policy: TokenPolicy, now: float) -> str | None:
+    """Why an HS256 token cannot be used at ``now``, if it cannot (checked on every use).
+
+    Past LEGACY_ACCEPT_UNTIL none is. One whose ``exp`` lies further than
+    LEGACY_MAX_LIFETIME ahead is refused too: every revocation that cannot see a
+    token's ``exp`` (an admin's jti, a user cutoff) lasts that long, so no accepted
+    legacy token can outlive the revocation that names it.
+    """
+    if not policy.legacy_allowed_at(now):
+        return "legacy_disabled"
+    if verified.exp > now + policy.legacy_max_lifetime:
+        return "lifetime_too_long"
+    return None
 
 
 def now_seconds(clock: Callable[[], datetime] | None = None) -> float:

@@ -49,8 +49,16 @@ class WeakPassword(UserError):
 
 
 def normalize_username(username: str) -> str:
-    """Usernames are compared case-folded and trimmed."""
-    return username.strip().lower()
+    """Trimmed, and ASCII letters lower-cased; nothing else is folded.
+
+    Usernames are ASCII (USERNAME_PATTERN), and this one normalisation applies at
+    creation, registration and login. Unicode case mapping is left out on purpose:
+    ``"\u212a".lower()`` is ``"k"`` (KELVIN SIGN), which would make a second spelling
+    of an existing account; such a name stays as it is and the pattern refuses it.
+    A legacy token's username is not normalised at all (``app.security.legacy``).
+    """
+    name = username.strip()
+    return name.lower() if name.isascii() else name
 
 
 def create_user(

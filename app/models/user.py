@@ -15,7 +15,8 @@ class User(db.Model):  # type: ignore[name-defined,misc]
     __tablename__ = "users"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    # Stored case-folded so that "Alice" and "alice" are one account.
+    # Stored trimmed and ASCII lower-cased (users.normalize_username): "Alice" and "alice"
+    # are one account; a legacy token must carry this exact form.
     username: Mapped[str] = mapped_column(String(64), unique=True)
     password_hash: Mapped[str] = mapped_column(String(255))
     roles: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -71,6 +71,7 @@ def init_app(app: Flask) -> None:
         leeway=int(s.clock_skew_leeway.total_seconds()),
         max_bytes=s.token_max_bytes,
         legacy_accept_until=s.legacy_accept_until,
+        legacy_max_lifetime=int(s.legacy_max_lifetime.total_seconds()),
         legacy_subject_claim=s.legacy_subject_claim,
         legacy_issuer=s.legacy_issuer,
         legacy_audience=s.legacy_audience,
@@ -209,7 +210,9 @@ def _count_rejection(reason: str) -> None:
 
 
 def _principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
-    if verified.old_system:  # by the claim rules it passed: a sid proves nothing here
+    if verified.legacy:
+        # Whoever holds the shared secret can write any claim, in either form: the user,
+        # roles and state come from the database, never from the token (issue 16).
         return legacy_principal(verified, via_cookie)  # reads the user: never cached
     cached = verified.derived
     if cached is not None and cached.via_cookie == via_cookie:

@@ -6,6 +6,7 @@ from typing import Any
 
 from app import state
 from app.core.keyring import SigningMaterial
+from app.core.migration import signs_hs256
 from app.core.sessions import SessionLimits
 from app.core.tokens import access_claims, sign_token
 from app.errors import ServiceUnavailable
@@ -26,7 +27,10 @@ def session_limits() -> SessionLimits:
 
 def _signer(asymmetric: bool) -> SigningMaterial | None:
     current = snapshot()
-    return current.signer if asymmetric else current.current_signer()
+    if asymmetric or not signs_hs256(current.phase, state.settings().legacy_accept_until,
+                                     state.now()):
+        return current.signer
+    return current.legacy_signer
 
 
 def _revoked_elsewhere(kid: str) -> bool:
@@ -44,8 +48,11 @@ def access_token_for(
     """Sign an access token for ``sess``: its acr, amr and original auth_time (SPEC §3, §7).
 
     ``asymmetric`` forces the ES256/RS256 key even in the ``legacy`` phase (the
-    legacy exchange must hand out a new-world token).
+    legacy exchange must hand out a new-world token). So does an ``aal2`` session:
+    an HS256 token is never more than ``aal1`` (anyone holding the shared secret
+    could write the claim), so MFA gates could not open with one.
     """
+    asymmetric = asymmetric or sess.acr == "aal2"
     signer = _signer(asymmetric)
     if signer is not None and _revoked_elsewhere(signer.kid):
         # Another worker revoked this key moments ago; our keyring has not reloaded yet.

@@ -1,4 +1,12 @@
-"""Principals for legacy HS256 tokens minted by the old system (SPEC §4)."""
+"""Principals for HS256 tokens: the old system's, or Tessera's own from phase ``legacy`` (SPEC §4).
+
+Everyone who holds the shared secret can mint either form with any claims, so
+such a token names a user and its times, nothing more: roles and the disabled
+flag are read from the database, ``acr`` is ``aal1``, the scopes are a normal
+login's, and there is no session (a ``sid`` claim grants nothing; it can only
+get the token refused when that session is revoked). Claims such as ``roles``,
+``acr``, ``amr``, ``auth_time``, ``scope`` and ``sid`` are ignored.
+"""
 
 from __future__ import annotations
 
@@ -17,16 +25,20 @@ from app.security.principal import DEFAULT_SCOPES, Principal
 __all__ = ["legacy_principal"]
 
 
-def _find_user(subject: str) -> User | None:
-    if state.settings().legacy_subject_lookup == "username":
-        return db.session.scalars(select(User).where(User.username == subject.lower())).first()
-    user_id = user_id_from_subject(subject, leading_zeros=True)
+def _find_user(verified: VerifiedToken) -> User | None:
+    subject = verified.subject
+    if verified.old_system and state.settings().legacy_subject_lookup == "username":
+        # The stored name exactly: no case or Unicode folding, so that two names the old
+        # system told apart ("Kelvin", "\u212aelvin", "kelvin") never merge into one user.
+        return db.session.scalars(select(User).where(User.username == subject)).first()
+    # Tessera's own form always carries the user id (its access-token claim rules).
+    user_id = user_id_from_subject(subject, leading_zeros=verified.old_system)
     return db.session.get(User, user_id) if user_id is not None else None
 
 
 def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
-    """Map the old system's claims onto a user, and count the legacy use."""
-    user = _find_user(verified.subject)
+    """Map an HS256 token's subject onto a user, and count the legacy use."""
+    user = _find_user(verified)
     if user is None:
         raise TokenRejected("unknown_subject")
     if user.disabled:
@@ -35,14 +47,13 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
     metrics().legacy_accepted.inc()
     audit("LEGACY_TOKEN_ACCEPTED", user_id=user.id, kid=verified.kid)
     claims = verified.claims
-    scope = claims.get("scope")
     return Principal(
         user_id=user.id,
         session_id=None,
         client_id="legacy",
         # A legacy token stood for the whole user: the scopes of a normal login and
-        # the roles the user has now (never roles from the token).
-        scopes=frozenset(scope.split() if isinstance(scope, str) else DEFAULT_SCOPES),
+        # the roles the user has now (never scopes or roles from the token).
+        scopes=frozenset(DEFAULT_SCOPES),
         roles=frozenset(user.roles),
         acr="aal1",
         amr=("pwd",),

@@ -29,7 +29,11 @@ from app.security.principal import Principal
 
 __all__ = [
     "check_revoked",
+    "claim_access_token",
+    "end_legacy_tokens",
     "init_app",
+    "longest_token_lifetime",
+    "publish_claim",
     "revocations",
     "revoke_access_token",
     "revoke_session",
@@ -64,14 +68,15 @@ def _margin() -> timedelta:
     return state.settings().clock_skew_leeway + timedelta(seconds=1)
 
 
-def _user_cutoff_lifetime() -> timedelta:
-    """How long a revoke-all must be remembered: the longest life of any token it covers.
+def longest_token_lifetime() -> timedelta:
+    """How long a revocation that cannot see a token's ``exp`` must be remembered.
 
-    Access tokens live ACCESS_TOKEN_TTL; a legacy token is assumed to live no longer
-    than a session (SESSION_MAX_AGE), which the README states.
+    That is the longest any accepted token can still live: ACCESS_TOKEN_TTL for
+    Tessera's tokens, LEGACY_MAX_LIFETIME for HS256 ones (verification refuses a
+    legacy token whose ``exp`` is further away), plus the leeway.
     """
     s = state.settings()
-    return max(s.access_token_ttl, s.session_max_age) + _margin()
+    return max(s.access_token_ttl, s.legacy_max_lifetime) + _margin()
 
 
 def check_revoked(principal: Principal, verified: VerifiedToken, now: datetime) -> None:
@@ -91,15 +96,46 @@ def _query(principal: Principal, verified: VerifiedToken) -> RevocationQuery:
         return kept[1]  # type: ignore[no-any-return]
     query = RevocationQuery.of(
         jti=verified.jti, sid=verified.sid, user_id=principal.user_id, iat=verified.iat,
-        token_hash=verified.token_hash, kid=verified.kid,
+        token_hash=verified.token_hash, kid=verified.kid, legacy=principal.legacy,
     )
     verified.revocation_query = (principal.user_id, query)
     return query
 
 
+def _until_exp(principal: Principal) -> datetime:
+    return datetime.fromtimestamp(principal.exp, state.now().tzinfo) + _margin()
+
+
+def _handle(principal: Principal) -> tuple[str, str]:
+    """The revocation that names the presented token: its jti, else (legacy) its hash."""
+    if principal.jti:
+        return "jti", principal.jti
+    assert principal.token_hash is not None  # set for every token without a jti
+    return "tokenhash", principal.token_hash
+
+
+def claim_access_token(principal: Principal, *, reason: str) -> bool:
+    """Revoke the presented token in the caller's transaction, until its ``exp``; False if
+    it was revoked already (another request won). The caller commits, then publishes."""
+    kind, value = _handle(principal)
+    return revocations().claim(kind, value, _until_exp(principal), state.now(), reason)
+
+
+def publish_claim(principal: Principal) -> None:
+    """After the commit: the claimed revocation to Redis (best effort, as every write)."""
+    kind, value = _handle(principal)
+    revocations().publish(kind, value, _until_exp(principal), state.now())
+
+
+def end_legacy_tokens(user_id: int, *, reason: str) -> None:
+    """Refuse every HS256 token of ``user_id`` issued before now (or without ``iat``)."""
+    now = state.now()
+    revocations().revoke_legacy_user(user_id, now, now + longest_token_lifetime(), reason)
+
+
 def revoke_access_token(principal: Principal, *, reason: str) -> None:
     """Revoke the presented access token itself, until its ``exp``."""
-    expires_at = datetime.fromtimestamp(principal.exp, state.now().tzinfo) + _margin()
+    expires_at = _until_exp(principal)
     service = revocations()
     if principal.jti:
         service.revoke_jti(principal.jti, expires_at, state.now(), reason)
@@ -121,5 +157,5 @@ def revoke_session(sess: AuthSession, *, reason: str, actor_id: int | None = Non
 def revoke_user_tokens(user_id: int, *, reason: str, actor_id: int | None = None) -> None:
     """Every session and token of ``user_id``, issued before now (SPEC §6)."""
     now = state.now()
-    revocations().revoke_user(user_id, now, now + _user_cutoff_lifetime(), reason)
+    revocations().revoke_user(user_id, now, now + longest_token_lifetime(), reason)
     audit("USER_TOKENS_REVOKED", user_id=user_id, actor_id=actor_id, reason=reason)

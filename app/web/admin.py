@@ -81,10 +81,17 @@ def admin() -> Response | tuple[str, int]:
     return page(
         "web/admin.html", me=me, notice=filter_notice, q=q, users=users, sessions=sessions,
         keys=keys, active_kid=next((k.kid for k in keys if k.state == "active"), None),
-        phase=snapshot().phase, usage=migration.legacy_usage(db.session()),
+        phase=snapshot().phase, signing=_signing_status(),
+        usage=migration.legacy_usage(db.session()),
         events=sorted(audit_service.EVENTS), event=filters["event"],
         user_filter=filters["user_id"], audit=audit_service.query(db.session(), **filters),
     )
+
+
+def _signing_status() -> migration.SigningStatus:
+    current = snapshot()
+    return migration.signing_status(current.phase, state.settings().legacy_accept_until,
+                                    state.now(), current.signer.alg if current.signer else None)
 
 
 def _user(user_id: int) -> User:

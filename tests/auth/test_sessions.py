@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import jwt
 import pytest
 from sqlalchemy import select
@@ -178,7 +180,8 @@ def legacy(make_app):  # type: ignore[no-untyped-def]
         app = make_app(COOKIE_SECURE=False, LEGACY_HS256_SECRETS=[LEGACY_SECRET],
                        MIGRATION_PHASE=phase)
         uid = make_user(app, "alice")
-        token = jwt.encode({"sub": str(uid), "exp": 4_102_444_800}, LEGACY_SECRET,
+        # A day: within LEGACY_MAX_LIFETIME (a legacy token living longer is refused).
+        token = jwt.encode({"sub": str(uid), "exp": int(time.time()) + 86400}, LEGACY_SECRET,
                            algorithm="HS256")
         return app, token
 

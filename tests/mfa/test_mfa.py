@@ -325,7 +325,7 @@ def test_step_up_without_a_live_session_does_not_spend_the_code(make_app, clock)
                     LEGACY_HS256_SECRETS=[legacy_secret])
     with mfa.app.app_context():
         uid = db.session.scalars(select(User.id)).one()
-    legacy = jwt.encode({"sub": str(uid), "exp": 4_102_444_800}, legacy_secret,
+    legacy = jwt.encode({"sub": str(uid), "exp": int(clock().timestamp()) + 86400}, legacy_secret,
                         algorithm="HS256")  # the old system's token: no session behind it
     mfa.next_step()
     code = mfa.code()

@@ -264,7 +264,8 @@ def test_mfa_session_in_phase_legacy_gets_an_asymmetric_aal2_token(
     token = auth.login().get_json()["access_token"]
     secret = auth.client.post("/mfa/totp/enroll", headers=bearer(token)).get_json()["secret"]
     assert auth.client.post("/mfa/totp/confirm", headers=bearer(token),
-                            json={"code": pyotp.TOTP(secret).at(_now(app))}).status_code == 200
+                            json={"code": pyotp.TOTP(secret).at(_now(app)),
+                                  "current_password": PASSWORD}).status_code == 200
     mfa_token = auth.login().get_json()["mfa_token"]
     reply = auth.client.post("/auth/mfa/verify", json={
         "mfa_token": mfa_token, "code": _next_code(secret, app)})

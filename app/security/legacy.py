@@ -6,6 +6,10 @@ flag are read from the database, ``acr`` is ``aal1``, the scopes are a normal
 login's, and there is no session (a ``sid`` claim grants nothing; it can only
 get the token refused when that session is revoked). Claims such as ``roles``,
 ``acr``, ``amr``, ``auth_time``, ``scope`` and ``sid`` are ignored.
+
+The one role never granted to such a token is ``admin``: every service of the
+old system holds the secret, and none of them ever administered Tessera, so the
+admin API and page need a Tessera login (and its MFA, when the admin has it).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from app.models import User
 from app.security.principal import DEFAULT_SCOPES, Principal
 
 __all__ = ["legacy_principal"]
+
+_TESSERA_LOGIN_ONLY_ROLES = frozenset({"admin"})
 
 
 def _find_user(verified: VerifiedToken) -> User | None:
@@ -52,9 +58,10 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
         session_id=None,
         client_id="legacy",
         # A legacy token stood for the whole user: the scopes of a normal login and
-        # the roles the user has now (never scopes or roles from the token).
+        # the roles the user has now (never scopes or roles from the token), but
+        # not the right to administer Tessera, which no old-system token had.
         scopes=frozenset(DEFAULT_SCOPES),
-        roles=frozenset(user.roles),
+        roles=frozenset(user.roles) - _TESSERA_LOGIN_ONLY_ROLES,
         acr="aal1",
         amr=("pwd",),
         auth_time=int(claims["iat"]) if isinstance(claims.get("iat"), int) else None,

@@ -138,11 +138,24 @@ def test_hs256_of_a_disabled_user_is_refused_in_either_form(
     assert _rejected(caplog, "user_disabled")
 
 
-def test_roles_come_from_the_database_for_an_admin_too(build: Callable[..., Flask]) -> None:
+def test_roles_come_from_the_database_but_never_admin(build: Callable[..., Flask]) -> None:
+    """Whoever holds the shared secret can name an admin; that must not administer Tessera."""
     app = build("dual")
-    root = _uid(app, "root")
-    token = _tessera_form(app, root, roles=[])  # the token says nothing; the user is admin
-    assert _me(app, token).get_json()["roles"] == ["admin"]
+    app.test_cli_runner().invoke(args=["users", "create", "ops", "--role", "admin",
+                                       "--role", "auditor", "--password-stdin"],
+                                 input=PASSWORD + "\n")
+    ops = _uid(app, "ops")
+    for token in (_tessera_form(app, ops, roles=["admin"]),
+                  _old_system(app, {"sub": str(ops), "exp": _now(app) + 3600})):
+        assert _me(app, token).get_json()["roles"] == ["auditor"]  # from the database
+        client = app.test_client()
+        assert client.get("/admin/api/users", headers=bearer(token)).status_code == 403
+        assert client.post("/admin/api/keys/rotate", headers=bearer(token),
+                           json={"force": True}).status_code == 403
+        assert client.put("/admin/api/migration", headers=bearer(token),
+                          json={"phase": "legacy"}).status_code == 403
+        client.set_cookie("access_token", token)
+        assert client.get("/admin", headers={"Accept": "text/html"}).status_code == 403
 
 
 # --- finding 2: legacy revocations last as long as the tokens they revoke

@@ -44,6 +44,8 @@ from tests.support.servers import ROOT, wait_until
 
 pytestmark = [
     pytest.mark.slow,
+    # A bound (a build, or a cluster to start, in the first test), not a speed check.
+    pytest.mark.timeout(240),
     pytest.mark.postgres,
     pytest.mark.skipif(not POSTGRES_URL, reason="runs in the PostgreSQL pass (the cluster "
                        "starts its own PostgreSQL from the binaries that pass provides)"),

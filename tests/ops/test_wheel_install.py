@@ -37,6 +37,8 @@ from tests.support.servers import ROOT, free_port, wait_until
 
 pytestmark = [
     pytest.mark.slow,
+    # A bound (a build, or a cluster to start, in the first test), not a speed check.
+    pytest.mark.timeout(240),
     pytest.mark.skipif(bool(POSTGRES_URL), reason="runs in the SQLite pass (own database)"),
 ]
 

@@ -210,9 +210,10 @@ cmd_down() {
   [ -d "$DIR" ] || return 0
   stop_pidfile "$DIR/nginx/nginx.pid" QUIT 10
   local host
-  for host in "${HOSTS[@]}"; do
-    stop_pidfile "$DIR/hosts/$host/gunicorn.pid" TERM 35
+  for host in "${HOSTS[@]}"; do  # at once, as separate machines would stop
+    stop_pidfile "$DIR/hosts/$host/gunicorn.pid" TERM 35 &
   done
+  wait
   stop_pidfile "$DIR/redis/redis.pid" TERM 10
   pg_stop "$DIR/pg"
   rm -rf "$DIR"

@@ -93,15 +93,20 @@ start_redis() {
   done
 }
 
-start_host() {  # host port
-  local host=$1 port=$2 home=$DIR/hosts/$1 n=300
+start_host() {  # host: its gunicorn master, in the background
+  local home=$DIR/hosts/$1
   # setsid: the master leads its own process group, which `down` can stop as a whole.
-  as_host "$host" setsid -w "$BIN/gunicorn" --config "$ROOT/gunicorn.conf.py" \
+  as_host "$1" setsid -w "$BIN/gunicorn" --config "$ROOT/gunicorn.conf.py" \
     --pid "$home/gunicorn.pid" 'tessera:create_app()' >>"$home/gunicorn.log" 2>&1 </dev/null &
-  until curl -sf -o /dev/null "http://127.0.0.1:$port/readyz"; do
+  echo $! >"$home/launcher.pid"
+}
+
+wait_host() {  # host port: until it answers /readyz; its log if it cannot
+  local home=$DIR/hosts/$1 n=300
+  until curl -sf -o /dev/null "http://127.0.0.1:$2/readyz"; do
     n=$((n - 1))
-    if [ "$n" -le 0 ] || ! alive "$!"; then
-      cat "$home/gunicorn.log" >&2; die "host $host (gunicorn) did not start"
+    if [ "$n" -le 0 ] || ! alive "$(cat "$home/launcher.pid")"; then
+      cat "$home/gunicorn.log" >&2; die "host $1 (gunicorn) did not start"
     fi
     sleep 0.1
   done
@@ -179,8 +184,10 @@ cmd_up() {
     { cat "$DIR/hosts/a/migrate.log" >&2; die "tessera db upgrade failed"; }
   as_host a "$BIN/tessera" keys ensure >/dev/null
   log "hosts a (127.0.0.1:$PORT_A) and b (127.0.0.1:$PORT_B), $WORKERS workers each"
-  start_host a "$PORT_A"
-  start_host b "$PORT_B"
+  start_host a
+  start_host b
+  wait_host a "$PORT_A"
+  wait_host b "$PORT_B"
   log "nginx on $ORIGIN"
   start_nginx
   cat >"$DIR/cluster.env" <<ENV

@@ -81,10 +81,12 @@ def _read_env(path: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
 
 
-def _finish(process: subprocess.Popen[str], stdin: str = "") -> str:
-    output, _ = process.communicate(stdin, timeout=60)
-    assert process.returncode == 0, output
-    return output
+def _finish(*processes: subprocess.Popen[str], stdin: str = "") -> list[str]:
+    """Wait for every one (none left running if one failed), then check each succeeded."""
+    outputs = [process.communicate(stdin, timeout=60)[0] for process in processes]
+    failed = [out for process, out in zip(processes, outputs, strict=True) if process.returncode]
+    assert failed == [], failed
+    return outputs
 
 
 @pytest.fixture(scope="module")
@@ -176,9 +178,9 @@ def _kid(token: str) -> str:
 
 @pytest.fixture(scope="module")
 def users(cluster: Cluster) -> None:
-    _finish(cluster.tessera("a", "users", "create", "alice", "--password-stdin"), PASSWORD)
-    _finish(cluster.tessera("b", "users", "create-admin", "--username", "root",
-                            "--password-stdin"), PASSWORD)
+    _finish(cluster.tessera("a", "users", "create", "alice", "--password-stdin"),
+            cluster.tessera("b", "users", "create-admin", "--username", "root", "--password-stdin"),
+            stdin=PASSWORD)
 
 
 def _log_in(browser: Browser, username: str) -> tuple[str, str]:
@@ -246,8 +248,8 @@ def test_key_rotation_timers_on_both_hosts_at_once_rotate_exactly_once(
     old_active = next(kid for kid, state in before.items() if state == "active")
     standby = next(kid for kid, state in before.items() if state == "standby")
 
-    runs = [cluster.tessera(host, "keys", "rotate", "--if-due") for host in ("a", "b")]
-    outputs = sorted(_finish(run) for run in runs)
+    outputs = sorted(_finish(*(cluster.tessera(host, "keys", "rotate", "--if-due")
+                               for host in ("a", "b"))))
     assert [line.split(":")[0] for line in outputs] == ["not due", "rotated"], outputs
 
     with engine.begin() as db:

@@ -291,6 +291,8 @@ def test_chromium_logs_in_over_http2_with_secure_host_cookies(cluster: Cluster, 
             assert response is not None and response.status == 200
             assert page.evaluate(
                 "performance.getEntriesByType('navigation')[0].nextHopProtocol") == "h2"
+            # (read after goto's load event: after a click, the next page may still be loading)
+            assert page.evaluate("[...document.styleSheets].map(s => s.cssRules.length)")[0] > 0
             page.fill("#username", "alice")
             page.fill("#password", PASSWORD)
             page.click("button:has-text('Log in')")
@@ -301,6 +303,5 @@ def test_chromium_logs_in_over_http2_with_secure_host_cookies(cluster: Cluster, 
                     "__Secure-refresh_token"} <= set(cookies)
             assert all(c["secure"] for c in cookies.values())
             assert cookies["__Host-access_token"]["httpOnly"]
-            assert page.evaluate("[...document.styleSheets].map(s => s.cssRules.length)")[0] > 0
         finally:
             browser.close()

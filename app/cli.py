@@ -8,12 +8,12 @@ import click
 from flask import Flask
 from flask.cli import AppGroup
 
-from . import state
-from .cli_keys import keys_cli, migration_cli
-from .core import users as user_service
-from .core.clients import ClientError, create_client
-from .extensions import db
-from .security.revocation import revocations
+from app import state
+from app.cli_keys import keys_cli, migration_cli
+from app.core import users as user_service
+from app.core.clients import ClientError, create_client
+from app.extensions import db
+from app.security.revocation import revocations
 
 users_cli = AppGroup("users", help="Create and manage users.")
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from . import state
-from .core import keys as key_service
-from .core import migration
-from .extensions import db
-from .security import keyops, snapshot
+from app import state
+from app.core import keys as key_service
+from app.core import migration
+from app.extensions import db
+from app.security import keyops, snapshot
 
 keys_cli = AppGroup("keys", help="Signing keys: list, ensure, rotate, revoke.")
 migration_cli = AppGroup("migration", help="The HS256 to asymmetric migration.")

@@ -14,9 +14,9 @@ from marshmallow import Schema
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.sansio.response import Response
 
-from .errors import UnsupportedMediaType, ValidationFailed
-from .headers import REQUEST_ID_KEY
-from .models.base import MAX_INTEGER_ID
+from app.errors import UnsupportedMediaType, ValidationFailed
+from app.headers import REQUEST_ID_KEY
+from app.models.base import MAX_INTEGER_ID
 
 __all__ = ["CompactJSONProvider", "init_app", "load_json", "request_id"]
 

@@ -23,9 +23,9 @@ from typing import Any, TypeVar
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
 
-from . import state
-from .audit import audit
-from .metrics import metrics
+from app import state
+from app.audit import audit
+from app.metrics import metrics
 
 __all__ = ["client_ip", "init_app", "limit"]
 

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import state
-from ..audit import audit
-from ..core import keys as key_service
-from ..core import mfa as mfa_service
-from ..errors import Conflict, NotFound, StepUpRequired
-from ..extensions import db
-from ..models import AuthSession, SigningKey, User
-from ..security import current_principal, keyops
-from ..security.revocation import revoke_session, revoke_user_tokens
+from app import state
+from app.audit import audit
+from app.core import keys as key_service
+from app.core import mfa as mfa_service
+from app.errors import Conflict, NotFound, StepUpRequired
+from app.extensions import db
+from app.models import AuthSession, SigningKey, User
+from app.security import current_principal, keyops
+from app.security.revocation import revoke_session, revoke_user_tokens
 
 __all__ = [
     "STEP_UP_MAX_AGE",

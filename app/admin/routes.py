@@ -7,23 +7,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import func, select
 
-from .. import state
-from ..audit import audit
-from ..core import audit as audit_service
-from ..core import mfa as mfa_service
-from ..core import migration
-from ..core import sessions as session_service
-from ..core import users as user_service
-from ..errors import Conflict, NotFound, ValidationFailed
-from ..extensions import db
-from ..http import load_json
-from ..models import AuthSession, SigningKey, User
-from ..security import current_principal, keyops, snapshot
-from ..security.guards import protect_blueprint
-from ..security.issuing import session_limits
-from ..security.revocation import revocations
-from . import actions
-from .schemas import (
+from app import state
+from app.admin import actions
+from app.admin.schemas import (
     AuditQuerySchema,
     PhaseSchema,
     RotateSchema,
@@ -32,6 +18,20 @@ from .schemas import (
     UserQuerySchema,
     UserUpdateSchema,
 )
+from app.audit import audit
+from app.core import audit as audit_service
+from app.core import mfa as mfa_service
+from app.core import migration
+from app.core import sessions as session_service
+from app.core import users as user_service
+from app.errors import Conflict, NotFound, ValidationFailed
+from app.extensions import db
+from app.http import load_json
+from app.models import AuthSession, SigningKey, User
+from app.security import current_principal, keyops, snapshot
+from app.security.guards import protect_blueprint
+from app.security.issuing import session_limits
+from app.security.revocation import revocations
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/api")
 protect_blueprint(bp, roles=("admin",))

@@ -9,8 +9,8 @@ from datetime import datetime
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import ServiceClient
-from .passwords import hash_password, verify_password
+from app.core.passwords import hash_password, verify_password
+from app.models import ServiceClient
 
 __all__ = ["ClientError", "authenticate_client", "create_client"]
 

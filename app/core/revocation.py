@@ -27,9 +27,9 @@ from sqlalchemy import String, TextualSelect, bindparam, delete, select, text, u
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, scoped_session
 
-from ..models import AuthSession, Revocation
-from ..models.base import UTCDateTime
-from .revocation_mirror import RevocationMirror
+from app.core.revocation_mirror import RevocationMirror
+from app.models import AuthSession, Revocation
+from app.models.base import UTCDateTime
 
 __all__ = [
     "EPOCH_KEY",

@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from ..models import AuthSession, RefreshToken, User
-from .crypto import SealError, seal, sha256_hex, unseal
+from app.core.crypto import SealError, seal, sha256_hex, unseal
+from app.models import AuthSession, RefreshToken, User
 
 __all__ = [
     "RefreshFailed",

@@ -31,8 +31,8 @@ from typing import Any
 
 from joserfc import jws
 
-from .ids import user_id_from_subject
-from .keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
+from app.core.ids import user_id_from_subject
+from app.core.keyring import Keyring, KeyringSnapshot, SigningMaterial, VerificationKey
 
 __all__ = [
     "ACCESS_PROFILE",

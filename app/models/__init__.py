@@ -1,10 +1,10 @@
 """Typed models, one module per aggregate; imported here so Alembic sees them all."""
 
-from .audit import AuditEvent, ServiceClient
-from .keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
-from .mfa import RecoveryCode, TotpCredential
-from .sessions import AuthSession, RefreshToken, Revocation
-from .user import Note, User
+from app.models.audit import AuditEvent, ServiceClient
+from app.models.keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
+from app.models.mfa import RecoveryCode, TotpCredential
+from app.models.sessions import AuthSession, RefreshToken, Revocation
+from app.models.user import Note, User
 
 __all__ = [
     "AuditEvent",

@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from ..extensions import db
-from .base import UTCDateTime
+from app.extensions import db
+from app.models.base import UTCDateTime
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]

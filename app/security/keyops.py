@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from .. import state
-from ..core import keys as key_service
-from ..core import migration
-from ..core.crypto import SealError
-from ..extensions import db
-from ..models import SigningKey
-from . import keyring
-from .revocation import revocations
+from app import state
+from app.core import keys as key_service
+from app.core import migration
+from app.core.crypto import SealError
+from app.extensions import db
+from app.models import SigningKey
+from app.security import keyring
+from app.security.revocation import revocations
 
 __all__ = [
     "check_kek",

@@ -11,21 +11,21 @@ from datetime import datetime, timedelta
 
 from flask import Flask, current_app
 
-from .. import state
-from ..audit import audit
-from ..core.revocation import (
+from app import state
+from app.audit import audit
+from app.core.revocation import (
     PREFIX,
     RevocationQuery,
     RevocationService,
     RevocationState,
     StoreUnavailable,
 )
-from ..core.revocation_mirror import RevocationMirror
-from ..core.tokens import TokenRejected, VerifiedToken
-from ..errors import ServiceUnavailable
-from ..extensions import db
-from ..models import AuthSession
-from .principal import Principal
+from app.core.revocation_mirror import RevocationMirror
+from app.core.tokens import TokenRejected, VerifiedToken
+from app.errors import ServiceUnavailable
+from app.extensions import db
+from app.models import AuthSession
+from app.security.principal import Principal
 
 __all__ = [
     "check_revoked",

@@ -15,18 +15,18 @@ from marshmallow import ValidationError
 from sqlalchemy import select
 from werkzeug.wrappers import Response
 
-from .. import state
-from ..admin import actions
-from ..admin.schemas import AuditQuerySchema, PhaseSchema
-from ..core import audit as audit_service
-from ..core import migration
-from ..core import sessions as session_service
-from ..errors import Forbidden, NotFound, ValidationFailed
-from ..extensions import db
-from ..models import AuthSession, User
-from ..security import keyops, snapshot
-from ..security.issuing import session_limits
-from .pages import Notice, PageUser, bp, form, page, signed_in
+from app import state
+from app.admin import actions
+from app.admin.schemas import AuditQuerySchema, PhaseSchema
+from app.core import audit as audit_service
+from app.core import migration
+from app.core import sessions as session_service
+from app.errors import Forbidden, NotFound, ValidationFailed
+from app.extensions import db
+from app.models import AuthSession, User
+from app.security import keyops, snapshot
+from app.security.issuing import session_limits
+from app.web.pages import Notice, PageUser, bp, form, page, signed_in
 
 _USERS_SHOWN = 50
 _AUDIT_SHOWN = 50

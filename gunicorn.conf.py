@@ -1,9 +1,11 @@
 """gunicorn settings; each may be overridden with the usual GUNICORN_CMD_ARGS."""
 
+import importlib
 import os
 import shutil
 import sys
 import tempfile
+from pathlib import Path
 
 
 # Prometheus multiprocess mode: workers write samples to files in this directory,
@@ -11,9 +13,22 @@ import tempfile
 _metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="tessera-metrics-")
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
-# Imported only now: importing the app package imports prometheus-client, which
-# picks its multiprocess mode from the variable set just above.
-from app.logs import logging_config  # noqa: E402
+
+def _tessera_package():  # type: ignore[no-untyped-def]
+    """The service's package: `app` beside this file in a checkout, `tessera` installed."""
+    names = ("app", "tessera") if (Path(__file__).parent / "app").is_dir() else ("tessera",)
+    for name in names:
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    raise ImportError("neither the checkout's `app` nor an installed `tessera` can be imported")
+
+
+# Imported only now: importing the package imports prometheus-client, which picks
+# its multiprocess mode from the variable set just above.
+_package = _tessera_package()
+logging_config = importlib.import_module(_package.__name__ + ".logs").logging_config
 
 bind = os.environ.get("TESSERA_BIND", "127.0.0.1:8000")
 # Embedded default: one worker with threads (SQLite, in-memory limits). Production
@@ -37,11 +52,9 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     os.makedirs(_metrics_dir, exist_ok=True)
     # Refuse a bad configuration here, once, with one line naming the setting
     # (in a worker it would be a traceback per boot attempt).
-    from app import ConfigError, check_settings
-
     try:
-        check_settings()
-    except ConfigError as exc:
+        _package.check_settings()
+    except _package.ConfigError as exc:
         print(f"tessera: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
 

@@ -62,7 +62,7 @@ def create_app(
 
     db.init_app(app)
     _tune_sqlite(app)
-    migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
+    migrate.init_app(app, db, directory=_migrations_directory(app))
     redis_store.init_app(app, settings.redis_url)
     headers.init_app(app)  # WSGI middleware: wrapped by ProxyFix below, so it sees the
     if settings.trusted_proxies:  # client's scheme
@@ -102,9 +102,16 @@ def _bare_app(instance_path: str | None) -> Flask:
     )
 
 
-def _instance_path() -> str:
-    explicit = os.environ.get("TESSERA_INSTANCE_PATH")
-    return explicit or str(Path(__file__).resolve().parent.parent / "instance")
+def _instance_path() -> str | None:
+    """``TESSERA_INSTANCE_PATH``, else Flask's choice (None): ``instance/`` beside ``app/``
+    in a checkout, ``<prefix>/var/tessera-instance`` when installed, never site-packages."""
+    return os.environ.get("TESSERA_INSTANCE_PATH") or None
+
+
+def _migrations_directory(app: Flask) -> str:
+    """The Alembic scripts: inside the installed package, else ``migrations/`` of the checkout."""
+    packaged = Path(app.root_path) / "migrations"  # the wheel maps migrations/ there
+    return str(packaged if packaged.is_dir() else Path(app.root_path).parent / "migrations")
 
 
 def _load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:

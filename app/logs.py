@@ -86,13 +86,14 @@ def logging_config(level: str = "INFO", fmt: str = "json",
         raise ValueError(f"expected one of {', '.join(LEVELS)}, got {level!r}")
     if fmt not in FORMATS:
         raise ValueError(f"expected one of {', '.join(FORMATS)}, got {fmt!r}")
-    formatter = "app.logs.JsonFormatter" if fmt == "json" else "app.logs.TextFormatter"
+    # By this module's own name: `app.logs` in a checkout, `tessera.logs` installed.
+    formatter = f"{__name__}.{'JsonFormatter' if fmt == 'json' else 'TextFormatter'}"
     handler = {"class": "logging.StreamHandler", "stream": stream,
                "formatter": "default", "filters": ["request_id"]}
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "app.logs.RequestIdFilter"}},
+        "filters": {"request_id": {"()": f"{__name__}.RequestIdFilter"}},
         "formatters": {"default": {"()": formatter}},
         "handlers": {"stdout": handler},
         "root": {"level": level.upper(), "handlers": ["stdout"]},

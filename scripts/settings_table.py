@@ -1,5 +1,11 @@
 """Print the README's settings table from app/config.py (the one source of defaults)."""
 
+import sys
+from pathlib import Path
+
+# The checkout's `app` (installed, the package is `tessera`; the editable install too).
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from app.config import setting_docs
 
 

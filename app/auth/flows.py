@@ -36,6 +36,7 @@ from app.security.mfa_token import (
     issue_mfa_token,
     read_mfa_token,
 )
+from app.security.principal import LEGACY_EXCHANGE_CLIENT
 from app.security.revocation import (
     claim_access_token,
     end_legacy_tokens,
@@ -239,7 +240,7 @@ def exchange_legacy_token(principal: Principal) -> StartedSession:
         db.session.rollback()
         audit("TOKEN_INVALID", result="failure", reason="already_exchanged", kid=principal.kid)
         raise InvalidToken("token_revoked")
-    started = start_session(user, client_id="legacy-exchange")
+    started = start_session(user, client_id=LEGACY_EXCHANGE_CLIENT)
     audit("TOKEN_REVOKED", user_id=user.id, reason="legacy_exchange",
           details={"jti": principal.jti} if principal.jti else None, commit=False)
     audit("LEGACY_TOKEN_EXCHANGED", user_id=user.id, session_id=started.session.id,

@@ -13,7 +13,7 @@ from app.errors import ServiceUnavailable
 from app.extensions import db
 from app.models import AuthSession, User
 from app.security import keyring, snapshot
-from app.security.principal import DEFAULT_SCOPES
+from app.security.principal import DEFAULT_SCOPES, LEGACY_EXCHANGE_CLIENT, roles_from_shared_secret
 from app.security.revocation import revocations
 
 __all__ = ["DEFAULT_SCOPES", "access_token_for", "session_limits"]
@@ -63,6 +63,9 @@ def access_token_for(
     if signer is None:
         raise ServiceUnavailable("No signing key is available.")
     s = state.settings()
+    # A session the legacy exchange started rests on the shared secret alone.
+    roles = (roles_from_shared_secret(user.roles) if sess.client_id == LEGACY_EXCHANGE_CLIENT
+             else frozenset(user.roles))
     claims = access_claims(
         issuer=s.issuer,
         audience=s.access_audience,
@@ -70,7 +73,7 @@ def access_token_for(
         session_id=sess.id,
         client_id=sess.client_id,
         scope=" ".join(DEFAULT_SCOPES),
-        roles=sorted(user.roles),
+        roles=sorted(roles),
         auth_time=int(sess.auth_time.timestamp()),
         amr=list(sess.amr),
         acr=sess.acr,

@@ -7,9 +7,8 @@ login's, and there is no session (a ``sid`` claim grants nothing; it can only
 get the token refused when that session is revoked). Claims such as ``roles``,
 ``acr``, ``amr``, ``auth_time``, ``scope`` and ``sid`` are ignored.
 
-The one role never granted to such a token is ``admin``: every service of the
-old system holds the secret, and none of them ever administered Tessera, so the
-admin API and page need a Tessera login (and its MFA, when the admin has it).
+The one role never granted to such a token is ``admin``
+(``roles_from_shared_secret``): the admin API and page need a password login.
 """
 
 from __future__ import annotations
@@ -24,11 +23,9 @@ from app.core.tokens import TokenRejected, VerifiedToken
 from app.extensions import db
 from app.metrics import metrics
 from app.models import User
-from app.security.principal import DEFAULT_SCOPES, Principal
+from app.security.principal import DEFAULT_SCOPES, Principal, roles_from_shared_secret
 
 __all__ = ["legacy_principal"]
-
-_TESSERA_LOGIN_ONLY_ROLES = frozenset({"admin"})
 
 
 def _find_user(verified: VerifiedToken) -> User | None:
@@ -61,7 +58,7 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
         # the roles the user has now (never scopes or roles from the token), but
         # not the right to administer Tessera, which no old-system token had.
         scopes=frozenset(DEFAULT_SCOPES),
-        roles=frozenset(user.roles) - _TESSERA_LOGIN_ONLY_ROLES,
+        roles=roles_from_shared_secret(user.roles),
         acr="aal1",
         amr=("pwd",),
         auth_time=int(claims["iat"]) if isinstance(claims.get("iat"), int) else None,

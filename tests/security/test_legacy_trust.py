@@ -158,6 +158,25 @@ def test_roles_come_from_the_database_but_never_admin(build: Callable[..., Flask
         assert client.get("/admin", headers={"Accept": "text/html"}).status_code == 403
 
 
+def test_an_exchanged_admin_session_never_administers(build: Callable[..., Flask]) -> None:
+    """The exchange needs no password, so its session rests on the shared secret too."""
+    app = build("dual")
+    app.test_cli_runner().invoke(args=["users", "create", "ops", "--role", "admin",
+                                       "--role", "auditor", "--password-stdin"],
+                                 input=PASSWORD + "\n")
+    legacy = _old_system(app, {"sub": str(_uid(app, "ops")), "exp": _now(app) + 3600})
+    auth = AuthActions(app.test_client())
+    exchanged = auth.client.post("/auth/token/exchange", headers=bearer(legacy))
+    assert exchanged.status_code == 200
+    token = exchanged.get_json()["access_token"]
+    assert _me(app, token).get_json()["roles"] == ["auditor"]
+    assert app.test_client().get("/admin/api/users", headers=bearer(token)).status_code == 403
+    refreshed = auth.refresh()  # every token of that session, not just the first
+    assert refreshed.status_code == 200
+    assert _me(app, refreshed.get_json()["access_token"]).get_json()["roles"] == ["auditor"]
+    assert _me(app, _login(app, "ops")).get_json()["roles"] == ["admin", "auditor"]
+
+
 # --- finding 2: legacy revocations last as long as the tokens they revoke
 
 

@@ -188,10 +188,16 @@ class TrustKeeper:
                         self.identity[:12], identity[:12])
         self.identity = identity
 
+    def expected_epoch(self, client: redis.Redis) -> bytes | None:
+        """The epoch Redis must show for its answers to count (the hot path's one call);
+        None: untrusted, or this process has not seen the server yet (``plausible``)."""
+        if self._monotonic() >= self._due:
+            self.tick(client)
+        row = self._row
+        return row.epoch if row.trusted and self.identity == row.identity else None
+
     def tick(self, client: redis.Redis) -> None:
-        """Re-read the row and the server's identity once ``recheck`` has passed."""
-        if self._monotonic() < self._due:
-            return
+        """Re-read the row and the server's identity (every ``recheck`` seconds)."""
         self._due = self._monotonic() + self._recheck
         try:
             self.observe(fetch_identity(client))

@@ -45,12 +45,14 @@ class RedisServer:
     between restarts, which keep the port and the directory.
     """
 
-    def __init__(self, *, save: str = "", appendonly: bool = False) -> None:
+    def __init__(self, *, save: str = "", appendonly: bool = False,
+                 replica_of: int | None = None) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="tessera-redis-")
         self.process: subprocess.Popen[bytes] | None = None
         self.save = save
         self.appendonly = appendonly
+        self.replica_of = replica_of  # the port of a primary on 127.0.0.1
 
     @property
     def url(self) -> str:
@@ -63,7 +65,8 @@ class RedisServer:
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", self.save,
              "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
-             "--dir", self.dir, "--protected-mode", "yes"],
+             "--dir", self.dir, "--protected-mode", "yes",
+             *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_until(self._answers)

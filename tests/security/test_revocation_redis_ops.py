@@ -27,7 +27,7 @@ from app import create_app
 from app.core.revocation import EPOCH_KEY, redis_key
 from app.core.revocation_trust import TrustRow, TrustStore
 from app.extensions import db
-from app.models import Revocation
+from app.models import AuthSession, Revocation
 from app.security.keyops import ensure_signing_keys
 from app.security.revocation import revocations
 from tests.conftest import POSTGRES_URL, TEST_KEK, _empty_postgres
@@ -348,12 +348,13 @@ def test_a_rebuild_racing_a_revoke_all_keeps_the_newer_cutoff(stack: Stack) -> N
     assert _accepted(stack, {"between": between.token}) == []
 
 
-# --- acceptance 6: logins in flight while the user is disabled
+# --- acceptance 6: logins in flight while the user is disabled (or all their tokens revoked)
 
 
-def test_disable_while_twenty_logins_are_in_flight(stack: Stack) -> None:
-    _warm(stack)
-    name, uid = _user(stack, "busy")
+def _logins_in_flight(stack: Stack, name: str, revoke: Any) -> list[Login]:
+    """20 logins with the right password, over both instances; ``revoke`` runs once
+    three of them are through, so that the others are in flight. The logins that
+    succeeded, whenever they did."""
     replies: list[Reply] = []
     some_done = threading.Event()
     lock = threading.Lock()
@@ -369,12 +370,19 @@ def test_disable_while_twenty_logins_are_in_flight(stack: Stack) -> None:
     threads = [threading.Thread(target=log_in, args=(i,)) for i in range(20)]
     for thread in threads:
         thread.start()
-    assert some_done.wait(timeout=30)  # three are through: the others are in flight
-    _admin(stack, "PATCH", f"/users/{uid}", {"disabled": True})
+    assert some_done.wait(timeout=30)
+    revoke()
     for thread in threads:
         thread.join(timeout=60)
     assert len(replies) == 20 and {r.status for r in replies} <= {200, 401}
-    issued = [_session_of(r) for r in replies if r.status == 200]
+    return [_session_of(r) for r in replies if r.status == 200]
+
+
+def test_disable_while_twenty_logins_are_in_flight(stack: Stack) -> None:
+    _warm(stack)
+    name, uid = _user(stack, "busy")
+    issued = _logins_in_flight(
+        stack, name, lambda: _admin(stack, "PATCH", f"/users/{uid}", {"disabled": True}))
     assert _accepted(stack, {f"login-{i}": s.token for i, s in enumerate(issued)}) == []
     for login in issued:
         refreshed = call("POST", stack.servers[0].url + "/auth/refresh",
@@ -382,3 +390,21 @@ def test_disable_while_twenty_logins_are_in_flight(stack: Stack) -> None:
                                             f"csrf_token={login.csrf}",
                                   "X-CSRF-Token": login.csrf})
         assert refreshed.status == 401
+
+
+def test_revoke_all_while_twenty_logins_are_in_flight(stack: Stack) -> None:
+    """Every session created before the cutoff is refused, to the microsecond; a login
+    whose password was checked after it may go on (the user is not disabled)."""
+    _warm(stack)
+    name, uid = _user(stack, "again")
+    issued = _logins_in_flight(
+        stack, name, lambda: _admin(stack, "POST", f"/users/{uid}/revoke-tokens"))
+    with stack.app.app_context():
+        cutoff = db.session.scalars(db.select(Revocation.not_before).where(
+            Revocation.kind == "user", Revocation.value == str(uid))).one()
+        created = dict(db.session.execute(db.select(AuthSession.id, AuthSession.created_at)
+                                          .where(AuthSession.user_id == uid)).all())
+    before = {f"login-{i}": s.token for i, s in enumerate(issued)
+              if created[s.claims["sid"]] <= cutoff}
+    assert len(before) >= 3  # the three that were through, at least
+    assert _accepted(stack, before) == []

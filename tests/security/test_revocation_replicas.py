@@ -40,9 +40,10 @@ def _sid(token: str) -> str:
 
 @pytest.fixture
 def replica(redis_url: str, redis_server: RedisServer) -> Iterator[RedisServer]:
+    primary = redis_server.client()
+    primary.config_set("repl-diskless-sync-delay", 0)  # sync the replica at once, not in 5 s
     server = RedisServer(replica_of=redis_server.port)
     server.start()
-    primary = redis_server.client()
     wait_until(lambda: server.client().info("replication")["master_link_status"] == "up"
                and primary.info("replication").get("slave0", {}).get("state") == "online")
     yield server

@@ -452,8 +452,7 @@ class RevocationService:
             return True  # a rebuild finished while we waited for the lock
         identity = fetch_identity(self._redis)
         if identity.startswith("evicting:"):
-            log.error("revocation store: Redis maxmemory-policy is %s; it may drop revocations "
-                      "on its own, so it is never trusted (set noeviction)", identity[9:])
+            trust.refuse_evicting(identity)
             return False
         self._copy(self.live_rows(now), now)
         if fetch_identity(self._redis) != identity:

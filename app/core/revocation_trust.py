@@ -171,6 +171,7 @@ class TrustKeeper:
         self.repair_lock = threading.Lock()  # one repair at a time in this process
         self._repair_due = 0.0
         self._warned = False
+        self._evicting_logged = False
 
     @property
     def row(self) -> TrustRow:
@@ -247,6 +248,14 @@ class TrustKeeper:
             self._warned = True
             log.warning("revocation store: Redis may have lost revocations (%s); checks use "
                         "the database until it is rebuilt", why)
+
+    def refuse_evicting(self, identity: str) -> None:
+        """Say once why a Redis that may evict keys is never rebuilt into."""
+        if not self._evicting_logged:
+            self._evicting_logged = True
+            log.error("revocation store: Redis maxmemory-policy is %s; it may drop revocations "
+                      "on its own, so it is never trusted (set noeviction)",
+                      identity.removeprefix("evicting:"))
 
     def trusted_again(self) -> None:
         if self._warned:

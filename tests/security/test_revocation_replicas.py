@@ -54,7 +54,7 @@ def test_revocations_wait_for_a_replica_and_an_unacknowledged_one_is_a_failed_wr
     make_app, redis_server: RedisServer, redis_url: str, replica: RedisServer
 ) -> None:  # type: ignore[no-untyped-def]
     app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False,
-                   REVOCATION_REDIS_WAIT_REPLICAS=1, REVOCATION_REDIS_WAIT_TIMEOUT=0.2)
+                   REVOCATION_REDIS_WAIT_REPLICAS=1, REVOCATION_REDIS_WAIT_TIMEOUT=1)
     make_user(app, "alice")
     auth, token = _login(app)
     assert auth.me(token).status_code == 200  # the first check rebuilds Redis

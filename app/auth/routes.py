@@ -145,9 +145,11 @@ def exchange() -> Response:
     """Trade a valid legacy HS256 bearer token for an ES256 session (SPEC §4)."""
     if not request.headers.get("Authorization"):
         raise InvalidToken("missing_token", "A legacy bearer token is required.")
+    checked_at = state.now()
     principal = authenticate()
     if not principal.legacy:
         raise Forbidden("Only legacy HS256 tokens can be exchanged.")
-    response = session_response(flows.exchange_legacy_token(principal), asymmetric=True)
+    response = session_response(flows.exchange_legacy_token(principal, checked_at),
+                                asymmetric=True)
     flows.finish_exchange(principal)
     return response

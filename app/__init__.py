@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -33,6 +34,7 @@ from app import (
     state,
 )
 from app.config import ConfigError, Settings, load_settings
+from app.core import redis_connections
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
 from app.oauth import routes as oauth_routes
@@ -61,7 +63,7 @@ def create_app(
     db.init_app(app)
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=str(Path(app.root_path).parent / "migrations"))
-    redis_store.init_app(app, settings.redis_url)
+    redis_store.init_app(app, _redis_client(settings))
     headers.init_app(app)  # WSGI middleware: wrapped by ProxyFix below, so it sees the
     if settings.trusted_proxies:  # client's scheme
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -79,6 +81,11 @@ def create_app(
     openapi.init_app(app)
     cli.init_app(app)
     return app
+
+
+def _redis_client(settings: Settings) -> redis.Redis | None:
+    target = settings.redis_target
+    return None if target is None else redis_connections.connect(target)
 
 
 def _instance_path() -> str:

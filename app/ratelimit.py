@@ -25,6 +25,8 @@ from flask_limiter import Limiter, RequestLimit
 
 from app import state
 from app.audit import audit
+from app.config import Settings
+from app.core.redis_connections import limiter_storage
 from app.metrics import metrics
 
 __all__ = ["client_ip", "init_app", "limit"]
@@ -95,13 +97,10 @@ def init_app(app: Flask) -> None:
     if _EXT in app.extensions:
         raise RuntimeError("rate limits are already set up on this app")
     settings = app.extensions["tessera.settings"]
-    # Passed on to the redis client, which takes float timeouts; flask-limiter's
-    # annotation (dict[str, str | int]) is narrower than what it forwards.
-    storage_options: dict[str, Any] = (
-        {"socket_timeout": 0.5, "socket_connect_timeout": 0.5} if settings.redis_url else {})
+    storage_uri, storage_options = _storage(settings)
     limiter = Limiter(
         key_func=client_ip,
-        storage_uri=settings.redis_url or "memory://",
+        storage_uri=storage_uri,
         storage_options=storage_options,
         strategy="fixed-window",
         # No X-RateLimit-* headers: they cost two storage reads on every limited
@@ -124,6 +123,14 @@ def init_app(app: Flask) -> None:
                 deduct_when=deduct_when, methods=_submissions(app, endpoint),
             )(view)
     _hooks_only_for(app, limiter, {endpoint for endpoint, *_ in policies} | _IN_VIEW_LIMITS)
+
+
+def _storage(settings: Settings) -> tuple[str, dict[str, Any]]:
+    """Where the counters live: the app's Redis (same URL, Sentinels, TLS), else memory."""
+    # The options go on to the redis client, which takes float timeouts; flask-limiter's
+    # annotation (dict[str, str | int]) is narrower than what it forwards.
+    target = settings.redis_target
+    return ("memory://", {}) if target is None else limiter_storage(target)
 
 
 def _submissions(app: Flask, endpoint: str) -> list[str] | None:

@@ -13,6 +13,7 @@ from flask import Flask, current_app
 
 from app import state
 from app.audit import audit
+from app.core.redis_connections import connection_factory
 from app.core.revocation import (
     PREFIX,
     RevocationQuery,
@@ -46,7 +47,10 @@ def init_app(app: Flask) -> None:
     mirror = None
     settings = app.extensions["tessera.settings"]
     if client is not None and settings.revocation_mirror:  # opens in the first checking worker
-        mirror = RevocationMirror(client.connection_pool.connection_kwargs, PREFIX)
+        # RESP2 on purpose: invalidations then arrive as plain pub/sub messages, which a
+        # raw connection reads like any reply. The mirror sends its own health checks.
+        mirror = RevocationMirror(
+            connection_factory(client, protocol=2, health_check_interval=0), PREFIX)
     revocation_state = RevocationState(
         on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror)
     # db.session is the scoped-session proxy: one service serves every request and thread.

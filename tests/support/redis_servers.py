@@ -1,0 +1,409 @@
+"""Redis as production runs it, for the tests: TLS, a unix socket, Sentinel.
+
+Every process listens on 127.0.0.1 (or a socket in a temporary directory), on
+free ports, is waited for with a bound, and is killed by ``stop()``. The TLS
+server uses a CA and certificates made here with ``cryptography``; the
+:class:`Relay` forwards TCP bytes and keeps what the client sent, so a test
+can see what crossed the wire.
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import redis
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from tests.support.servers import free_port, wait_until
+
+PASSWORD = "s3cret-redis-password"  # the test servers' requirepass
+
+
+# --- certificates
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
+
+    ca: Path
+    server_cert: Path
+    server_key: Path
+    client_cert: Path
+    client_key: Path
+
+
+def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption())
+
+
+def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
+                 signer: ec.EllipticCurvePrivateKey, *, ca: bool,
+                 usage: ExtendedKeyUsageOID | None = None) -> x509.Certificate:
+    now = datetime.datetime.now(datetime.UTC)
+    builder = (x509.CertificateBuilder()
+               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+               .issuer_name(issuer).public_key(key.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - datetime.timedelta(minutes=5))
+               .not_valid_after(now + datetime.timedelta(days=1))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    if usage is not None:
+        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
+    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
+        builder = builder.add_extension(x509.SubjectAlternativeName(
+            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
+            critical=False)
+    return builder.sign(signer, hashes.SHA256())
+
+
+def make_tls_files(directory: Path) -> TlsFiles:
+    """A fresh CA and the two certificates it signs, written under ``directory``."""
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tessera test CA")])
+    ca_cert = _certificate("Tessera test CA", ca_key, ca_name, ca_key, ca=True)
+    files = TlsFiles(*(directory / name for name in (
+        "ca.pem", "server.pem", "server.key", "client.pem", "client.key")))
+    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
+    for cert_path, key_path, usage in (
+            (files.server_cert, files.server_key, ExtendedKeyUsageOID.SERVER_AUTH),
+            (files.client_cert, files.client_key, ExtendedKeyUsageOID.CLIENT_AUTH)):
+        key = ec.generate_private_key(ec.SECP256R1())
+        cert = _certificate(cert_path.stem, key, ca_name, ca_key, ca=False, usage=usage)
+        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+        key_path.write_bytes(_key_pem(key))
+        key_path.chmod(0o600)
+    return files
+
+
+# --- redis-server processes
+
+
+class RedisProcess:
+    """One redis-server (or redis-sentinel) with a config file, so CONFIG REWRITE works."""
+
+    def __init__(self, args: list[str], client: Callable[[], redis.Redis],
+                 directory: Path, *, sentinel: bool = False, config: str = "") -> None:
+        self.args = args
+        self.make_client = client
+        self.dir = directory
+        self.sentinel = sentinel
+        self.config = directory / ("sentinel.conf" if sentinel else "redis.conf")
+        self.config.write_text(config)
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RedisProcess:
+        binary = shutil.which("redis-sentinel" if self.sentinel else "redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server/redis-sentinel not installed (scripts/test.sh)")
+        self.process = subprocess.Popen(
+            [binary, str(self.config), "--dir", str(self.dir), *self.args],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(self._answers, timeout=15)
+        return self
+
+    def _answers(self) -> bool:
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"{self.args[:2]} exited with {self.process.returncode}")
+        try:
+            return bool(self.make_client().ping())
+        except (redis.RedisError, OSError):
+            return False
+
+    def client(self) -> redis.Redis:
+        return self.make_client()
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+            self.process = None
+
+
+def _base_args(port: int) -> list[str]:
+    return ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+            "--protected-mode", "yes"]
+
+
+class TlsRedis:
+    """A redis-server that speaks only TLS (``--port 0``), requires a client
+    certificate and a password."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tessera-redis-tls-"))
+        self.tls = make_tls_files(self.dir)
+        self.port = free_port()
+        args = [*_base_args(0), "--tls-port", str(self.port),
+                "--tls-cert-file", str(self.tls.server_cert),
+                "--tls-key-file", str(self.tls.server_key),
+                "--tls-ca-cert-file", str(self.tls.ca), "--tls-auth-clients", "yes",
+                "--requirepass", PASSWORD]
+        self.server = RedisProcess(args, self.client, self.dir)
+
+    def url(self, port: int | None = None) -> str:
+        """A ``rediss://`` URL (to ``port`` if given: a relay in front) with the TLS files."""
+        query = urlencode({"ssl_ca_certs": self.tls.ca, "ssl_certfile": self.tls.client_cert,
+                           "ssl_keyfile": self.tls.client_key, "ssl_cert_reqs": "required"})
+        return f"rediss://:{PASSWORD}@127.0.0.1:{port or self.port}/0?{query}"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url(), socket_timeout=2)
+
+    def start(self) -> TlsRedis:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+class UnixRedis:
+    """A redis-server on a unix socket only (``--port 0``), with a password."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tessera-redis-unix-"))
+        self.path = self.dir / "redis.sock"
+        args = [*_base_args(0), "--unixsocket", str(self.path), "--unixsocketperm", "700",
+                "--requirepass", PASSWORD]
+        self.server = RedisProcess(args, self.client, self.dir)
+
+    @property
+    def url(self) -> str:
+        return f"unix://:{PASSWORD}@{self.path}?db=0"
+
+    def client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+    def start(self) -> UnixRedis:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- Sentinel
+
+
+SERVICE = "tessera"
+
+
+class SentinelGroup:
+    """A primary, one replica and three Sentinels watching them (quorum 2).
+
+    Automatic failover is slow on purpose (``down-after`` 60 s): the tests fail
+    over when they choose, with ``SENTINEL FAILOVER``.
+    """
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tessera-sentinel-"))
+        self.ports = [free_port(), free_port()]
+        self.servers: list[RedisProcess] = []
+        for index, port in enumerate(self.ports):
+            directory = self.dir / f"redis-{index}"
+            directory.mkdir()
+            replica = ["--replicaof", "127.0.0.1", str(self.ports[0])] if index else []
+            self.servers.append(RedisProcess(
+                [*_base_args(port), "--requirepass", PASSWORD, "--masterauth", PASSWORD,
+                 "--repl-diskless-sync-delay", "0", *replica],  # no 5 s wait per sync
+                self._client_for(port), directory))
+        self.sentinel_ports = [free_port() for _ in range(3)]
+        self.sentinels: list[RedisProcess] = []
+        for index, port in enumerate(self.sentinel_ports):
+            directory = self.dir / f"sentinel-{index}"
+            directory.mkdir()
+            config = "\n".join([
+                f"port {port}", "bind 127.0.0.1",
+                f"sentinel monitor {SERVICE} 127.0.0.1 {self.ports[0]} 2",
+                f"sentinel auth-pass {SERVICE} {PASSWORD}",
+                f"sentinel down-after-milliseconds {SERVICE} 60000",
+                f"sentinel failover-timeout {SERVICE} 10000", ""])
+            self.sentinels.append(RedisProcess(
+                [], self._client_for(port, password=None), directory, sentinel=True,
+                config=config))
+
+    @staticmethod
+    def _client_for(port: int, password: str | None = PASSWORD) -> Callable[[], redis.Redis]:
+        return lambda: redis.Redis(port=port, password=password, socket_timeout=2)
+
+    @property
+    def url(self) -> str:
+        """REDIS_URL under Sentinel: the credentials and db (the address comes from Sentinel)."""
+        return f"redis://:{PASSWORD}@/0"
+
+    @property
+    def sentinel_addresses(self) -> list[str]:
+        return [f"127.0.0.1:{port}" for port in self.sentinel_ports]
+
+    def settings(self) -> dict[str, Any]:
+        """The Tessera settings that use this group."""
+        return {"REDIS_URL": self.url, "REDIS_SENTINELS": self.sentinel_addresses,
+                "REDIS_SENTINEL_SERVICE": SERVICE}
+
+    def start(self) -> SentinelGroup:
+        for server in self.servers:
+            server.start()
+        wait_until(lambda: self._info(1).get("master_link_status") == "up", timeout=15)
+        for sentinel in self.sentinels:
+            sentinel.start()
+        wait_until(self._sentinels_ready, timeout=20)
+        return self
+
+    def _info(self, index: int) -> dict[str, Any]:
+        info: dict[str, Any] = self.servers[index].client().info("replication")
+        return info
+
+    def _sentinels_ready(self) -> bool:
+        """Every Sentinel knows the replica: the one asked can promote it, and the
+        others hear the new configuration on its hello channel."""
+        return all(any(r["port"] == self.ports[1] and r.get("is_slave") and
+                       r.get("master-link-status") == "ok"
+                       for r in sentinel.client().sentinel_slaves(SERVICE))
+                   for sentinel in self.sentinels)
+
+    def primary_port(self, sentinel: int = 0) -> int:
+        """The primary's port according to one Sentinel."""
+        _, port = self.sentinels[sentinel].client().sentinel_get_master_addr_by_name(SERVICE)
+        return int(port)
+
+    def cut_replication(self) -> None:
+        """Make the replica miss every write from now on: it cannot log back in."""
+        replica = self.servers[1].client()
+        replica.config_set("masterauth", "wrong-password")
+        replica.execute_command("CLIENT", "KILL", "TYPE", "master")
+        wait_until(lambda: self._info(0).get("connected_slaves") == 0, timeout=10)
+
+    def fail_over(self) -> None:
+        """SENTINEL FAILOVER to the replica; wait until every Sentinel names it and the
+        old primary (if alive) follows it."""
+        target = self.ports[1]
+
+        def started() -> bool:
+            try:
+                return bool(self.sentinels[0].client().execute_command(
+                    "SENTINEL", "FAILOVER", SERVICE))
+            except redis.ResponseError:  # NOGOODSLAVE until its link is judged again
+                return False
+
+        wait_until(started, timeout=20, interval=0.5)
+        wait_until(lambda: all(self.primary_port(i) == target for i in range(3)), timeout=30,
+                   interval=0.2)
+        wait_until(lambda: self._info(1).get("role") == "master", timeout=10)
+        if self.servers[0].process is None:
+            return
+        # The old primary, alive, is turned into the new one's replica (its clients killed).
+        wait_until(lambda: self._info(0).get("role") == "slave", timeout=20, interval=0.2)
+
+    def stop(self) -> None:
+        for process in (*self.sentinels, *self.servers):
+            process.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+# --- a TCP relay that records what the client sends
+
+
+class Relay:
+    """Forwards 127.0.0.1:``port`` to ``target_port``; keeps every byte clients sent.
+
+    ``freeze()`` stops forwarding in both directions without closing anything:
+    a connection that died silently, as a lost network path looks to its ends.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.sent = bytearray()
+        self.openings: list[bytes] = []  # each connection's first bytes from the client
+        self.frozen = threading.Event()
+        self._stop = threading.Event()
+        self._sockets: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.2)
+        self.port = int(self._listener.getsockname()[1])
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    def start(self) -> Relay:
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while not self._stop.is_set():
+            try:
+                downstream, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
+            except OSError:
+                downstream.close()
+                continue
+            with self._lock:
+                self._sockets += [downstream, upstream]
+            for source, sink, record in ((downstream, upstream, True),
+                                         (upstream, downstream, False)):
+                threading.Thread(target=self._pump, args=(source, sink, record),
+                                 daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, record: bool) -> None:
+        source.settimeout(0.2)
+        first = record
+        while not self._stop.is_set():
+            if self.frozen.is_set():
+                self._stop.wait(0.05)
+                continue
+            try:
+                data = source.recv(65536)
+            except TimeoutError:
+                continue
+            except OSError:
+                break
+            if not data:
+                break
+            if self.frozen.is_set():  # arrived as the path died: lost with it
+                continue
+            if record:
+                with self._lock:
+                    self.sent += data
+                    if first:
+                        self.openings.append(data[:8])
+                first = False
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        for sock in (source, sink):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def freeze(self) -> None:
+        self.frozen.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._listener.close()
+        with self._lock:
+            for sock in self._sockets:
+                sock.close()
+        self._thread.join(timeout=5)

@@ -90,6 +90,11 @@ class RevocationMirror:
         subscriber = self._new_connection()
         tracker = self._new_connection()
         try:
+            for connection in (subscriber, tracker):
+                # connect() first, as redis-py's pool does: a Sentinel-managed
+                # connection asks the Sentinels for the primary there, not on send.
+                connection.connect()
+            _require_primary(tracker)
             subscriber.send_command("CLIENT", "ID")
             client_id = subscriber.read_response()
             subscriber.send_command("SUBSCRIBE", _CHANNEL)
@@ -256,3 +261,18 @@ class RevocationMirror:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+def _require_primary(connection: AbstractConnection) -> None:
+    """Refuse a replica: its invalidations trail the primary's writes (replication lag).
+
+    Sentinel can name a demoted primary for a moment after a failover; the
+    mirror then retries. A user whose ACL forbids ROLE skips this check.
+    """
+    connection.send_command("ROLE")
+    try:
+        role = connection.read_response()
+    except redis.exceptions.NoPermissionError:
+        return
+    if not isinstance(role, list) or role[0] not in (b"master", "master"):
+        raise redis.ConnectionError("not a primary")

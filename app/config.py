@@ -67,6 +67,19 @@ def _seconds_or_zero(raw: Any) -> timedelta:
     return timedelta(seconds=_non_negative_int(raw))
 
 
+def _fractional_seconds(raw: Any) -> timedelta:
+    """A positive number of seconds, decimals allowed (``0.5``)."""
+    if isinstance(raw, bool):
+        raise ValueError(f"expected a number of seconds, got {raw!r}")
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"expected a number of seconds, got {raw!r}") from None
+    if not 0 < value < 86400:
+        raise ValueError(f"must be more than 0 and less than a day, got {raw!r}")
+    return timedelta(seconds=value)
+
+
 def _boolean(raw: Any) -> bool:
     if isinstance(raw, bool):
         return raw
@@ -316,6 +329,21 @@ class Settings:
         _boolean,
         "Keep a per-worker copy of the Redis denylist, invalidated by Redis client tracking, "
         "so that checks need no round trip (see Speed); `false`: one `MGET` per check.",
+    )
+    revocation_trust_recheck: timedelta = _setting(
+        1,
+        _seconds,
+        "How often each worker re-reads the database's word on whether Redis holds every "
+        "revocation, and asks Redis who it is (INFO), seconds.",
+    )
+    revocation_redis_wait_replicas: int = _setting(
+        0,
+        _non_negative_int,
+        "Replicas that must acknowledge every revocation (Redis `WAIT`); one not acknowledged "
+        "in time makes Redis untrusted until it is rebuilt. 0: no wait.",
+    )
+    revocation_redis_wait_timeout: timedelta = _setting(
+        0.5, _fractional_seconds, "How long a revocation waits for those replicas, seconds."
     )
     # MFA (SPEC §7)
     mfa_token_ttl: timedelta = _setting(300, _seconds, "Lifetime of the login MFA token, seconds.")

@@ -77,6 +77,10 @@ class StartedSession:
     # Read while the row is loaded: after the commit it would cost a query.
     expires_at: datetime
     renewed: bool = False  # a refresh of an existing session, not a login
+    # A new session: when its credential was checked, and the password hash it matched
+    # (confirm_new_session refuses it if a user revocation overtook the login).
+    checked_at: datetime | None = None
+    password_hash: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,14 +107,18 @@ def _client() -> _ClientInfo:
 
 
 def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None,
-                  client_id: str = "web") -> StartedSession:
+                  client_id: str = "web", checked_at: datetime | None = None,
+                  password_hash: str | None = None) -> StartedSession:
     """A new session for ``user`` from this request's client (committed by the audit
-    of ``issue_tokens``, in one transaction with it)."""
+    of ``issue_tokens``, in one transaction with it); ``checked_at``: when the
+    credential was checked (default now)."""
+    now = state.now()
     sess, refresh_token = session_service.new_session(
-        db.session(), user, now=state.now(), limits=session_limits(), client_id=client_id,
+        db.session(), user, now=now, limits=session_limits(), client_id=client_id,
         acr=acr, amr=amr, **_client(),
     )
-    return StartedSession(user, sess, refresh_token, sess.expires_at)
+    return StartedSession(user, sess, refresh_token, sess.expires_at,
+                          checked_at=checked_at or now, password_hash=password_hash)
 
 
 def issue_tokens(started: StartedSession, *,
@@ -118,9 +126,24 @@ def issue_tokens(started: StartedSession, *,
     """Mint the session's access token and commit it with its audit row (and whatever
     the flow left uncommitted); the caller sets it with ``set_cookies``."""
     token, claims = access_token_for(started.user, started.session, asymmetric=asymmetric)
+    if started.checked_at is not None:
+        _confirm_new_session(started)
     audit("TOKEN_ISSUED", user_id=started.user.id, session_id=started.session.id,
           details={"jti": claims["jti"]})
     return token, claims
+
+
+def _confirm_new_session(started: StartedSession) -> None:
+    assert started.checked_at is not None
+    try:
+        session_service.confirm_new_session(db.session(), started.session,
+                                            checked_at=started.checked_at,
+                                            password_hash=started.password_hash)
+    except session_service.LoginOvertaken:
+        db.session.rollback()  # no session, no refresh token, no success audit
+        audit("LOGIN_FAILURE", user_id=started.user.id, result="failure",
+              reason="revoked_in_flight")
+        raise Unauthorized(LOGIN_FAILED) from None
 
 
 def set_cookies(response: Response, started: StartedSession, access_token: str) -> None:
@@ -132,6 +155,7 @@ def set_cookies(response: Response, started: StartedSession, access_token: str) 
 
 def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
     """The password step; users with MFA get a challenge instead of a session (SPEC §7)."""
+    checked_at = state.now()
     checked = user_service.check_credentials(db.session(), username, password)
     if checked is None:
         metrics().logins.labels("failure").inc()
@@ -143,7 +167,7 @@ def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
         metrics().logins.labels("mfa_required").inc()
         audit("LOGIN_SUCCESS", user_id=user.id, reason="mfa_required")
         return MfaNeeded(issue_mfa_token(user))
-    started = start_session(user)
+    started = start_session(user, checked_at=checked_at, password_hash=user.password_hash)
     metrics().logins.labels("success").inc()
     audit("LOGIN_SUCCESS", user_id=user.id, session_id=started.session.id, commit=False)
     return started
@@ -169,7 +193,7 @@ def complete_mfa_login(mfa_token: str, code: str) -> StartedSession:
                 _spend(challenge)
             raise Unauthorized(BAD_CODE)
     _spend(challenge)  # single use
-    started = start_session(user, acr="aal2", amr=["pwd", "otp"])
+    started = start_session(user, acr="aal2", amr=["pwd", "otp"], checked_at=issued)
     audit("MFA_SUCCESS", user_id=user.id, session_id=started.session.id,
           reason=f"login_{method}", commit=False)  # issue_tokens commits
     return started

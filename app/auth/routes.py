@@ -146,6 +146,7 @@ def exchange() -> Response:
     """Trade a valid legacy HS256 bearer token for an ES256 session (SPEC §4)."""
     if not request.headers.get("Authorization"):
         raise InvalidToken("missing_token", "A legacy bearer token is required.")
+    checked_at = state.now()
     principal = authenticate()
     if not principal.legacy:
         raise Forbidden("Only legacy HS256 tokens can be exchanged.")
@@ -153,7 +154,7 @@ def exchange() -> Response:
     if user is None:
         raise InvalidToken("unknown_subject")
     revoke_access_token(principal, reason="legacy_exchange")
-    started = flows.start_session(user, client_id="legacy-exchange")
+    started = flows.start_session(user, client_id="legacy-exchange", checked_at=checked_at)
     audit("LEGACY_TOKEN_EXCHANGED", user_id=user.id, session_id=started.session.id,
           kid=principal.kid, commit=False)  # committed with the session it starts
     return session_response(started, asymmetric=True)

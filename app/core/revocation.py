@@ -1,13 +1,16 @@
 """Revocation (SPEC §6): the database is the truth, Redis the hot path.
 
-Writes go to the database first (committed), then to Redis with a TTL equal
-to the remaining life of what they revoke. The per-request check reads the
-token's ``jti``, its ``sid``, its user cutoff (and a legacy token's hash)
-together with the epoch marker in one ``MGET``. A missing epoch marker means
-Redis restarted empty or was flushed: that request is answered from the
-database and Redis is rebuilt from it (one process at a time). When Redis
-cannot be reached the check falls back to the database (``fail_mode="open"``)
-or refuses to answer (``"closed"``).
+Writes go to the database first (committed), then to Redis through a small
+Lua script that keeps the later cutoff and the longer lifetime of each key
+(a second, shorter revocation or a rebuild racing a revoke-all can never
+shorten or lower one). The per-request check reads the token's ``jti``, its
+``sid``, its user cutoff (and a legacy token's hash) together with the epoch
+key in one ``MGET``, and believes the answer only while the database's trust
+row names that epoch and the server it comes from (``revocation_trust``).
+Anything else (a failed write anywhere, a restart, a restore from a snapshot,
+a failover) sends the check to the database, and Redis is rebuilt from it.
+When Redis cannot be reached the check falls back to the database
+(``fail_mode="open"``) or refuses to answer (``"closed"``).
 """
 
 from __future__ import annotations
@@ -17,18 +20,19 @@ import logging
 import math
 import threading
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import redis
 from sqlalchemy import String, TextualSelect, bindparam, delete, select, text, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
 from app.core.revocation_mirror import RevocationMirror
-from app.models import AuthSession, Revocation
+from app.core.revocation_trust import TrustKeeper, fetch_identity
+from app.models import AuthSession, Revocation, User
 from app.models.base import UTCDateTime
 
 __all__ = [
@@ -37,6 +41,7 @@ __all__ = [
     "RevocationService",
     "RevocationState",
     "StoreUnavailable",
+    "WaitPolicy",
     "redis_key",
 ]
 
@@ -46,6 +51,24 @@ PREFIX = "tessera:rev:"
 EPOCH_KEY = PREFIX + "epoch"
 REBUILD_LOCK = PREFIX + "rebuild"
 _REDIS_KIND = {"jti": "jti", "sid": "sid", "tokenhash": "th", "user": "user", "kid": "kid"}
+# Keep the later value (a user cutoff) and the longer life of every key: a second,
+# shorter revocation or a rebuild racing a revoke-all never lowers or shortens one.
+# The value is written as given (a Lua number would print as 1.8e+15).
+_KEEP_LATEST = """
+for i, key in ipairs(KEYS) do
+  local value, ttl = ARGV[2 * i - 1], ARGV[2 * i]
+  local current = redis.call('GET', key)
+  if not current then
+    redis.call('SET', key, value, 'PX', ttl)
+  else
+    if tonumber(value) > (tonumber(current) or 0) then
+      redis.call('SET', key, value, 'KEEPTTL')
+    end
+    redis.call('PEXPIRE', key, ttl, 'GT')
+  end
+end
+return #KEYS
+"""
 _REASONS = {"jti": "token_revoked", "tokenhash": "token_revoked", "sid": "session_revoked",
             "user": "user_revoked", "kid": "key_revoked"}
 
@@ -63,19 +86,33 @@ def _micros(when: datetime) -> int:
     return int(when.timestamp() * 1_000_000)
 
 
+@dataclass(frozen=True)
+class WaitPolicy:
+    """Wait for ``replicas`` replicas to acknowledge every revocation (Redis ``WAIT``);
+    one not acknowledged within ``timeout_ms`` counts as a failed write."""
+
+    replicas: int = 0
+    timeout_ms: int = 500
+
+
+class _NotAcknowledged(Exception):
+    """Fewer replicas than asked for acknowledged a revocation in time."""
+
+
 @dataclass
 class RevocationState:
-    """What one process remembers between requests: whether Redis is down (log once)."""
+    """What one process keeps between requests: whether Redis is down (log once), its
+    view of the trust row (``trust``), and the mirror. Trust itself lives in the
+    database and in Redis; this is a copy re-read at a bounded interval."""
 
     redis_down: bool = False
-    # A revocation reached the database but not Redis: Redis must be rebuilt
-    # before anyone trusts it again (see RevocationService._check_redis).
-    dirty: bool = False
     lock: threading.Lock = field(default_factory=threading.Lock)
     fallbacks: int = 0
     on_fallback: Callable[[str], None] | None = None
     # Local copy of the Redis keys, kept exact by invalidations (SPEC §10); None: off.
     mirror: RevocationMirror | None = None
+    # The database's word on whether Redis may be believed (None without Redis).
+    trust: TrustKeeper | None = None
 
     def mark_down(self, why: str) -> None:
         with self.lock:
@@ -134,15 +171,20 @@ class RevocationService:
         *,
         state: RevocationState,
         fail_mode: str = "open",
+        wait: WaitPolicy | None = None,
     ) -> None:
         self._db = session
         self._redis = client
         self._state = state
         self._fail_mode = fail_mode
+        self._wait = wait or WaitPolicy()
+        self._keep_latest = client.register_script(_KEEP_LATEST) if client is not None else None
+        if client is not None and state.trust is None:
+            raise ValueError("a Redis-backed revocation service needs a TrustKeeper")
 
     @property
     def state(self) -> RevocationState:
-        """The per-process state (outage flag, mirror) this service keeps."""
+        """The per-process state (outage flag, trust view, mirror) this service keeps."""
         return self._state
 
     # --- writing
@@ -174,12 +216,19 @@ class RevocationService:
 
     def revoke_user(self, user_id: int, now: datetime, expires_at: datetime,
                     reason: str = "") -> list[str]:
-        """Every session of the user and every token issued before ``now``; returns the sids."""
-        sids = list(self._db.scalars(select(AuthSession.id).where(
-            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))))
-        if sids:
-            self._db.execute(update(AuthSession).where(AuthSession.id.in_(sids))
-                             .values(revoked_at=now).execution_options(synchronize_session=False))
+        """Every session of the user and every token issued before ``now``; returns the sids.
+
+        The user's row is locked first (PostgreSQL ``FOR UPDATE``; on SQLite the
+        UPDATE below takes the database's write lock), and a login confirms its new
+        session under the same row (``sessions.confirm_new_session``): a login is
+        either seen here and its session revoked, or it sees this cutoff and fails.
+        """
+        self._db.execute(select(User.id).where(User.id == user_id).with_for_update())
+        sids = list(self._db.scalars(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now).returning(AuthSession.id),
+            execution_options={"synchronize_session": False}))
         entries: list[tuple[str, str, datetime | None]] = (
             [("sid", sid, None) for sid in sids] + [("user", str(user_id), now)])
         self._write(entries, expires_at, now, reason)
@@ -187,13 +236,22 @@ class RevocationService:
 
     def _write(self, entries: list[tuple[str, str, datetime | None]], expires_at: datetime,
                now: datetime, reason: str) -> None:
-        """Database first, in one transaction; then Redis, best effort."""
+        """Database first, in one transaction; then Redis. A Redis write that fails
+        makes Redis untrusted everywhere before this returns."""
         for kind, value, not_before in entries:
             self._upsert(kind, value, not_before, expires_at, now, reason)
         self._db.commit()
+        if self._redis is None:
+            return
         ttl_ms = max(1000, math.ceil((expires_at - now).total_seconds() * 1000))
-        items = [(redis_key(k, v), _micros(nb) if nb else 1) for k, v, nb in entries]
-        self._redis_set(items, ttl_ms)
+        items = [(redis_key(k, v), _micros(nb) if nb else 1, ttl_ms) for k, v, nb in entries]
+        try:
+            self._redis_write(items)
+        except (redis.RedisError, _NotAcknowledged) as exc:
+            # The database already holds it; nobody may trust Redis until it is rebuilt.
+            if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+                self._state.mark_down(type(exc).__name__)
+            self.distrust(f"write_failed:{type(exc).__name__}", now)
 
     def _upsert(self, kind: str, value: str, not_before: datetime | None, expires_at: datetime,
                 now: datetime, reason: str) -> None:
@@ -214,44 +272,74 @@ class RevocationService:
         if not_before is not None:
             row.not_before = max(row.not_before or not_before, not_before)
 
-    def _redis_set(self, items: list[tuple[str, int]], ttl_ms: int) -> None:
-        if self._redis is None:
-            return
+    def _redis_write(self, items: Sequence[tuple[str, int, int]]) -> None:
+        """One script call (keep the latest), and WAIT on the same connection if asked."""
+        assert self._redis is not None and self._keep_latest is not None
+        pipe = self._redis.pipeline(transaction=False)
+        self._keep_latest(keys=[key for key, _, _ in items],
+                          args=[part for _, value, ttl in items for part in (value, ttl)],
+                          client=pipe)
+        if self._wait.replicas:
+            pipe.wait(self._wait.replicas, self._wait.timeout_ms)
+        results = pipe.execute()
+        if self._wait.replicas and int(results[-1]) < self._wait.replicas:
+            raise _NotAcknowledged()
+
+    def distrust(self, reason: str, now: datetime) -> None:
+        """Stop every worker and host trusting Redis until a rebuild: the database row
+        first (it survives restarts), then the epoch key (every reader sees that at once)."""
+        trust = self._state.trust
+        assert self._redis is not None and trust is not None
+        log.warning("revocation store: Redis untrusted (%s)", reason)
         try:
-            pipe = self._redis.pipeline(transaction=False)
-            for key, value in items:
-                pipe.set(key, value, px=ttl_ms)
-            pipe.execute()
-        except redis.RedisError as exc:
-            # The database already holds it; Redis is repaired when it answers again.
-            self._state.dirty = True
-            self._state.mark_down(type(exc).__name__)
+            trust.store.distrust(reason, now)
+        except SQLAlchemyError as exc:
+            log.error("revocation store: cannot mark Redis untrusted in the database (%s)",
+                      type(exc).__name__)
+        try:
+            self._redis.delete(EPOCH_KEY)  # allowed even when Redis refuses writes (maxmemory)
+        except redis.RedisError:
+            pass  # then Redis cannot be read by anyone either, or the row above tells them
+        trust.reread()
 
     # --- checking
 
     def check(self, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
-              token_hash: str | None, now: datetime, kid: str | None = None) -> str | None:
+              token_hash: str | None, now: datetime, kid: str | None = None,
+              repair: bool = True) -> str | None:
         """None if the token may be used, else ``token_revoked``, ``session_revoked``,
-        ``user_revoked`` or ``key_revoked``."""
-        return self.check_query(RevocationQuery.of(
-            jti=jti, sid=sid, user_id=user_id, iat=iat, token_hash=token_hash, kid=kid), now)
+        ``user_revoked`` or ``key_revoked``.
 
-    def check_query(self, lookup: RevocationQuery, now: datetime) -> str | None:
+        ``repair=False``: never rebuild Redis from this call (a caller holding a write
+        lock on SQLite, whose rebuild would wait for that very lock).
+        """
+        return self.check_query(RevocationQuery.of(
+            jti=jti, sid=sid, user_id=user_id, iat=iat, token_hash=token_hash, kid=kid), now,
+            repair=repair)
+
+    def check_query(self, lookup: RevocationQuery, now: datetime,
+                    repair: bool = True) -> str | None:
         """``check`` for a query built earlier (the hot path keeps one per cached token)."""
         if self._redis is not None:
-            found = self._check_redis(lookup, now)
+            found = self._check_redis(lookup, now, repair)
             if found is not _DB:
                 return found  # type: ignore[return-value]
         return self._check_db(lookup, now)
 
-    def _check_redis(self, lookup: RevocationQuery, now: datetime) -> str | None | object:
+    def _check_redis(self, lookup: RevocationQuery, now: datetime,
+                     repair: bool) -> str | None | object:
         assert self._redis is not None
+        trust = self._state.trust
+        assert trust is not None
+        trust.tick(self._redis)  # at most once per interval: re-read the row and INFO
+        if not trust.plausible():
+            return self._untrusted(now, repair)
         keys = lookup.keys
-        mirror = self._state.mirror if not self._state.dirty else None
+        mirror = self._state.mirror
         generation = -1
         if mirror is not None:
             known = mirror.lookup(keys)
-            if known is not None and known[0] is not None:
+            if known is not None and trust.agrees(_epoch(known[0])):
                 return self._verdict_from(lookup, known)  # steady state: no round trip
             generation = mirror.begin_read()
         try:
@@ -262,21 +350,26 @@ class RevocationService:
                 raise StoreUnavailable() from None
             return _DB
         self._state.mark_up()
-        if self._state.dirty:
-            # Redis missed a write of ours: drop the epoch so that every process
-            # stops trusting it until the rebuild below has copied the database.
-            try:
-                self._redis.delete(EPOCH_KEY)
-            except redis.RedisError:
-                return _DB
-            self._state.dirty = False
-            values[0] = None
-        if values[0] is None:
-            self.rebuild(now)
-            return _DB
+        # A new connection reports its server before the MGET runs on it, so a
+        # restarted or replaced server is already known here.
+        if not trust.agrees(_epoch(values[0])) and not trust.agrees_after_reread(
+                _epoch(values[0])):
+            return self._untrusted(now, repair)
         if mirror is not None:
             mirror.store(keys, values, generation)
         return self._verdict_from(lookup, values)
+
+    def _untrusted(self, now: datetime, repair: bool) -> object:
+        """Redis may have lost revocations: answer from the database, and repair."""
+        trust = self._state.trust
+        assert trust is not None
+        trust.warn_untrusted("the server or its epoch changed" if trust.row.trusted
+                             else "not rebuilt since the last failure")
+        if self._state.on_fallback is not None:
+            self._state.on_fallback("untrusted")
+        if repair and trust.repair_due() and not self.repair(now):
+            trust.repair_failed()
+        return _DB
 
     @staticmethod
     def _verdict_from(lookup: RevocationQuery, values: list[Any]) -> str | None:
@@ -295,41 +388,114 @@ class RevocationService:
 
     # --- repair
 
-    def rebuild(self, now: datetime) -> bool:
-        """Copy every live revocation into Redis and set a new epoch; one process at a time."""
-        if self._redis is None:
+    def repair(self, now: datetime) -> bool:
+        """Make Redis trusted again: distrust a server the database still trusts but that
+        disagrees (restart, restore, failover, lost epoch), then rebuild."""
+        trust = self._state.trust
+        if self._redis is None or trust is None:
             return False
-        token = uuid.uuid4().hex
+        if not trust.repair_lock.acquire(blocking=False):
+            return False  # another thread of this process is at it
         try:
-            if not self._redis.set(REBUILD_LOCK, token, nx=True, px=30_000):
-                return False  # another process is rebuilding; we answer from the database
-            self._copy_all(now)
-            self._redis.set(EPOCH_KEY, token)
-            self._redis.delete(REBUILD_LOCK)
-        except redis.RedisError as exc:
-            self._state.mark_down(type(exc).__name__)
+            row = trust.reread()
+            if row.trusted:
+                try:
+                    trust.observe(fetch_identity(self._redis))
+                    seen = self._redis.get(EPOCH_KEY)
+                except redis.RedisError:
+                    return False
+                if trust.agrees(_epoch(seen)):
+                    return True  # someone else repaired it meanwhile
+                self.distrust("redis_changed", now)
+            return self.rebuild(now)
+        finally:
+            trust.repair_lock.release()
+
+    def rebuild(self, now: datetime) -> bool:
+        """Copy every live revocation into Redis and trust a new epoch; one process at a
+        time (a Redis lock), and only if no write failed meanwhile (the row's generation)."""
+        trust = self._state.trust
+        if self._redis is None or trust is None:
             return False
-        log.info("revocation store: Redis rebuilt from the database (epoch %s)", token[:8])
+        epoch = uuid.uuid4().hex
+        try:
+            lock = self._redis.lock(REBUILD_LOCK, timeout=60, blocking=False)
+            if not lock.acquire():
+                return False  # another process is rebuilding; we answer from the database
+        except redis.RedisError as exc:
+            log.warning("revocation store: cannot rebuild Redis yet (%s)", type(exc).__name__)
+            return False
+        try:
+            return self._rebuild_locked(epoch, now)
+        except (redis.RedisError, SQLAlchemyError) as exc:
+            log.warning("revocation store: rebuild failed (%s)", type(exc).__name__)
+            return False
+        finally:
+            try:
+                lock.release()
+            except redis.RedisError:
+                pass  # expired or Redis gone: nothing left to release
+
+    def _rebuild_locked(self, epoch: str, now: datetime) -> bool:
+        assert self._redis is not None and self._state.trust is not None
+        trust = self._state.trust
+        before = trust.store.claim(now)  # read before the rows: a later failure moves it
+        if before.trusted:
+            trust.adopt(before)
+            return True  # a rebuild finished while we waited for the lock
+        identity = fetch_identity(self._redis)
+        if identity.startswith("evicting:"):
+            log.error("revocation store: Redis maxmemory-policy is %s; it may drop revocations "
+                      "on its own, so it is never trusted (set noeviction)", identity[9:])
+            return False
+        self._copy(self.live_rows(now), now)
+        if fetch_identity(self._redis) != identity:
+            return False  # the server changed under us (restart, failover): start again
+        self._redis.set(EPOCH_KEY, epoch)
+        if not trust.store.confirm(before.generation, epoch, identity, now):
+            return False  # a write failed while we copied: Redis stays untrusted
+        trust.observe(identity)
+        trust.reread()
+        trust.trusted_again()
+        log.info("revocation store: Redis rebuilt from the database (epoch %s)", epoch[:8])
         return True
 
-    def _copy_all(self, now: datetime, batch: int = 1000) -> None:
-        assert self._redis is not None
-        rows = self._db.execute(select(Revocation.kind, Revocation.value, Revocation.not_before,
-                                       Revocation.expires_at)
-                                .where(Revocation.expires_at > now)).all()
+    def live_rows(self, now: datetime) -> list[tuple[str, str, datetime | None, datetime]]:
+        """Every revocation still in force, read in a session of its own."""
+        with Session(self._db.get_bind()) as session:
+            rows = session.execute(select(Revocation.kind, Revocation.value,
+                                          Revocation.not_before, Revocation.expires_at)
+                                   .where(Revocation.expires_at > now)).all()
+        return [(kind, value, not_before, expires_at)
+                for kind, value, not_before, expires_at in rows]
+
+    def copy_rows(self, rows: Sequence[tuple[str, str, datetime | None, datetime]],
+                  now: datetime) -> None:
+        """Write ``rows`` into Redis, keeping whatever later cutoff or longer life is there."""
+        self._copy(rows, now)
+
+    def _copy(self, rows: Sequence[tuple[str, str, datetime | None, datetime]],
+              now: datetime, batch: int = 1000) -> None:
+        assert self._keep_latest is not None
         for start in range(0, len(rows), batch):
-            pipe = self._redis.pipeline(transaction=False)
-            for kind, value, not_before, expires_at in rows[start:start + batch]:
+            chunk = rows[start:start + batch]
+            keys = [redis_key(kind, value) for kind, value, _, _ in chunk]
+            args: list[int] = []
+            for _, _, not_before, expires_at in chunk:
                 ttl_ms = max(1000, math.ceil((expires_at - now).total_seconds() * 1000))
-                pipe.set(redis_key(kind, value), _micros(not_before) if not_before else 1,
-                         px=ttl_ms)
-            pipe.execute()
+                args += (_micros(not_before) if not_before else 1, ttl_ms)
+            self._keep_latest(keys=keys, args=args)
 
     def purge(self, now: datetime) -> int:
         """Delete revocations that have outlived everything they revoke; return how many."""
         result = self._db.execute(delete(Revocation).where(Revocation.expires_at <= now))
         self._db.commit()
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _epoch(raw: Any) -> bytes | None:
+    """The epoch key's value as MGET (bytes) or the mirror returns it."""
+    return raw.encode() if isinstance(raw, str) else raw
 
 
 _DB = object()  # sentinel: "ask the database"

@@ -22,13 +22,15 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from app.core.crypto import SealError, seal, sha256_hex, unseal
-from app.models import AuthSession, RefreshToken, User
+from app.models import AuthSession, RefreshToken, Revocation, User
 
 __all__ = [
+    "LoginOvertaken",
     "RefreshFailed",
     "RefreshResult",
     "ReuseDetected",
     "SessionLimits",
+    "confirm_new_session",
     "is_live",
     "live_sessions",
     "new_session",
@@ -109,6 +111,37 @@ def new_session(
     token, row = _mint(sess.id, now)  # the id is ours, not the database's: no flush first
     db.add_all((sess, row))  # the unit of work inserts the session first (FK)
     return sess, token
+
+
+class LoginOvertaken(Exception):
+    """The user was disabled, had their password changed or all their tokens revoked
+    while this login was in flight: it must not get a session."""
+
+
+def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
+                        password_hash: str | None = None) -> None:
+    """The last step of a login, after the credential check (SPEC §6: a user revocation
+    refuses every session from before it, a login in flight included).
+
+    Writes the new session, then re-reads the user under a shared row lock
+    (PostgreSQL ``FOR SHARE``; on SQLite the INSERT already holds the database's
+    write lock). ``revocations.revoke_user`` locks the same row before it lists the
+    sessions to end, so either it sees this session and ends it, or this sees its
+    effects here: the account disabled, the password changed after ``checked_at``
+    (or its hash no longer ``password_hash``), or a revoke-all cutoff after
+    ``checked_at`` (to the microsecond; the same instant counts as after, SPEC §6). Then raise LoginOvertaken; the caller rolls back. Argon2 has run
+    before: nothing slow happens under the lock.
+    """
+    db.flush()
+    user = db.execute(select(User.disabled, User.password_hash, User.password_changed_at)
+                      .where(User.id == sess.user_id).with_for_update(read=True)).one()
+    cutoff = db.scalar(select(Revocation.not_before).where(
+        Revocation.kind == "user", Revocation.value == str(sess.user_id)))
+    if (user.disabled
+            or (password_hash is not None and user.password_hash != password_hash)
+            or user.password_changed_at > checked_at
+            or (cutoff is not None and cutoff > checked_at)):
+        raise LoginOvertaken()
 
 
 def _usable_session(db: Session, session_id: str, now: datetime, limits: SessionLimits) -> AuthSession:

@@ -3,7 +3,7 @@
 from app.models.audit import AuditEvent, ServiceClient
 from app.models.keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
 from app.models.mfa import RecoveryCode, TotpCredential
-from app.models.sessions import AuthSession, RefreshToken, Revocation
+from app.models.sessions import AuthSession, RefreshToken, Revocation, RevocationTrust
 from app.models.user import Note, User
 
 __all__ = [
@@ -15,6 +15,7 @@ __all__ = [
     "RecoveryCode",
     "RefreshToken",
     "Revocation",
+    "RevocationTrust",
     "ServiceClient",
     "ServiceState",
     "SigningKey",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from app.extensions import db
@@ -62,3 +62,24 @@ class Revocation(db.Model):  # type: ignore[name-defined,misc]
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     reason: Mapped[str] = mapped_column(String(64), default="")
+
+
+class RevocationTrust(db.Model):  # type: ignore[name-defined,misc]
+    """Whether the Redis denylist may be trusted, for every worker and host (one row, id 1).
+
+    Redis is trusted only while ``trusted`` is set, Redis's ``epoch`` key holds
+    ``epoch`` and the server answers with ``identity`` (run id and replication id,
+    which a restart, a snapshot restore or a failover changes). A failed write
+    bumps ``generation`` and clears ``trusted``; a rebuild sets it again only if
+    ``generation`` did not move while it copied (app/core/revocation_trust.py).
+    """
+
+    __tablename__ = "revocation_trust"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    generation: Mapped[int] = mapped_column(Integer)
+    trusted: Mapped[bool] = mapped_column(Boolean)
+    epoch: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    identity: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    reason: Mapped[str] = mapped_column(String(64))
+    changed_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -7,6 +7,7 @@ presented) and wires the per-request check into authentication.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 
 from flask import Flask, current_app
@@ -20,8 +21,10 @@ from app.core.revocation import (
     RevocationService,
     RevocationState,
     StoreUnavailable,
+    WaitPolicy,
 )
 from app.core.revocation_mirror import RevocationMirror
+from app.core.revocation_trust import TrustKeeper, TrustStore
 from app.core.tokens import TokenRejected, VerifiedToken
 from app.errors import ServiceUnavailable
 from app.extensions import db
@@ -41,22 +44,33 @@ _STATE = "tessera.revocation"
 
 
 def init_app(app: Flask) -> None:
-    """Per-process revocation state (outage flag, mirror) and this app's service."""
+    """Per-process revocation state (outage flag, trust view, mirror) and this app's service."""
     counters = app.extensions["tessera.metrics"]
     client = app.extensions["tessera.redis"]
-    mirror = None
+    mirror = trust = None
     settings = app.extensions["tessera.settings"]
-    if client is not None and settings.revocation_mirror:  # opens in the first checking worker
-        # RESP2 on purpose: invalidations then arrive as plain pub/sub messages, which a
-        # raw connection reads like any reply. The mirror sends its own health checks.
-        mirror = RevocationMirror(
-            connection_factory(client, protocol=2, health_check_interval=0), PREFIX)
+    if client is not None:
+        trust = TrustKeeper(TrustStore(lambda: db.engine),
+                            settings.revocation_trust_recheck.total_seconds())
+        # Every new connection tells the keeper which server it reached before it
+        # carries a command: a restarted or replaced Redis is known at its first read.
+        client.connection_pool.connection_kwargs["redis_connect_func"] = trust.on_connect
+        if settings.revocation_mirror:  # opens in the first checking worker
+            # Made like the client's connections (after the line above, so the mirror's
+            # tell the keeper too), in RESP2: invalidations then arrive as plain pub/sub
+            # messages, which a raw connection reads like any reply. The mirror sends its
+            # own health checks.
+            mirror = RevocationMirror(
+                connection_factory(client, protocol=2, health_check_interval=0), PREFIX)
     revocation_state = RevocationState(
-        on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror)
+        on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror,
+        trust=trust)
     # db.session is the scoped-session proxy: one service serves every request and thread.
     app.extensions[_STATE] = RevocationService(
         db.session, client, state=revocation_state,
-        fail_mode=settings.revocation_fail_mode)
+        fail_mode=settings.revocation_fail_mode,
+        wait=WaitPolicy(settings.revocation_redis_wait_replicas,
+                        math.ceil(settings.revocation_redis_wait_timeout.total_seconds() * 1000)))
 
 
 def revocations() -> RevocationService:

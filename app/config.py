@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 from app.core.redis_connections import RedisTarget
 
@@ -123,8 +124,13 @@ def _optional_redis_url(raw: Any) -> str | None:
     value = _optional_text(raw)
     if value is None:
         return None
-    if value.split("://", 1)[0] not in ("redis", "rediss", "unix"):
+    scheme = value.split("://", 1)[0]
+    if scheme not in ("redis", "rediss", "unix"):
         raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    database = urlsplit(value).path.strip("/")
+    if scheme != "unix" and database and not database.isdigit():
+        # redis-py would quietly use db 0.
+        raise ValueError("the path must be a database number, as in redis://host:6379/0")
     try:
         parse_url(value)
     except ValueError as exc:

@@ -95,6 +95,7 @@ class RevocationMirror:
                 # connect() first, as redis-py's pool does: a Sentinel-managed
                 # connection asks the Sentinels for the primary there, not on send.
                 connection.connect()
+            _require_same_server(subscriber, tracker)
             _require_primary(tracker)
             subscriber.send_command("CLIENT", "ID")
             client_id = subscriber.read_response()
@@ -289,3 +290,14 @@ def _require_primary(connection: AbstractConnection) -> None:
         return
     if not isinstance(role, list) or role[0] not in (b"master", "master"):
         raise redis.ConnectionError("not a primary")
+
+
+def _require_same_server(first: AbstractConnection, second: AbstractConnection) -> None:
+    """Both connections on one server: under Sentinel each asks for the primary on its
+    own, and across a failover the answers can differ. Tracking redirected to a client
+    id on the other server would reach some stranger, or nobody, in silence."""
+    def address(connection: AbstractConnection) -> tuple[object, ...]:
+        return tuple(getattr(connection, name, None) for name in ("host", "port", "path"))
+
+    if address(first) != address(second):
+        raise redis.ConnectionError("the mirror's connections reached different servers")

@@ -15,11 +15,13 @@ from typing import Any
 import pytest
 import redis
 
+from app.core.revocation import PREFIX
+from app.core.revocation_mirror import RevocationMirror
 from tests.conftest import TEST_KEK
 from tests.support.actions import AuthActions
 from tests.support.http import call, login_token
 from tests.support.redis_servers import PASSWORD as REDIS_PASSWORD
-from tests.support.redis_servers import Relay, TlsRedis, UnixRedis
+from tests.support.redis_servers import PlainRedis, Relay, TlsRedis, UnixRedis
 from tests.support.servers import AppServer, wait_until
 from tests.support.tokens import PASSWORD, bearer, make_user
 
@@ -198,3 +200,34 @@ def test_revocations_reach_two_workers_and_a_second_instance(make_app, database_
             assert call("GET", there.url + "/api/me", headers=bearer(tokens[2])).status == 401
     finally:
         there.stop()
+
+
+def test_the_mirror_refuses_connections_that_reached_two_servers(redis_server) -> None:  # type: ignore[no-untyped-def]
+    """Under Sentinel each mirror connection asks for the primary on its own; across a
+    failover they can land on two servers. Tracking on one, redirected to the
+    subscriber's client id, would then reach a stranger holding that id on the other."""
+    other = PlainRedis().start()
+    held: list[redis.Connection] = []
+    try:
+        with redis_server.client() as admin:
+            subscriber_id = int(admin.client_id()) + 1  # the next id there
+        while True:  # a stranger on the other server with the subscriber's id
+            stranger = redis.Connection(port=other.port)
+            stranger.send_command("CLIENT", "ID")
+            held.append(stranger)
+            stranger_id = int(stranger.read_response())
+            if stranger_id >= subscriber_id:
+                break
+        assert stranger_id == subscriber_id
+        ports = iter([redis_server.port, other.port])
+        mirror = RevocationMirror(
+            lambda: redis.Connection(port=next(ports), protocol=2), PREFIX)
+        assert mirror.lookup([PREFIX + "epoch"]) is None
+        assert not mirror.live
+        with other.client() as admin:
+            tracking = [c for c in admin.client_list() if "t" in c["flags"]]
+        assert tracking == []  # nobody's invalidations were sent to the stranger
+    finally:
+        for connection in held:
+            connection.disconnect()
+        other.stop()

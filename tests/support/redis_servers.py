@@ -121,7 +121,8 @@ class RedisProcess:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"{self.args[:2]} exited with {self.process.returncode}")
         try:
-            return bool(self.make_client().ping())
+            with self.make_client() as client:
+                return bool(client.ping())
         except (redis.RedisError, OSError):
             return False
 
@@ -138,6 +139,26 @@ class RedisProcess:
 def _base_args(port: int) -> list[str]:
     return ["--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
             "--protected-mode", "yes"]
+
+
+class PlainRedis:
+    """A plain-TCP redis-server with no password (a second, unrelated server)."""
+
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="tessera-redis-"))
+        self.port = free_port()
+        self.server = RedisProcess(_base_args(self.port), self.client, self.dir)
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=2)
+
+    def start(self) -> PlainRedis:
+        self.server.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.kill()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 class TlsRedis:

@@ -163,9 +163,13 @@ def _store(database_url: str, redis_url: str, tmp: Path) -> tuple[Flask, dict[st
     with app.app_context():
         upgrade(directory=str(ROOT / "migrations"))
         client = app.extensions["tessera.redis"]
+        mirrored = app.extensions["tessera.revocation"]
+        # The MGET path shares the app's view of the trust row (and its connection hook).
+        trust = mirrored.state.trust
         return app, {
-            "redis_mirror": app.extensions["tessera.revocation"],
-            "redis_mget": RevocationService(db.session, client, state=RevocationState()),
+            "redis_mirror": mirrored,
+            "redis_mget": RevocationService(db.session, client,
+                                            state=RevocationState(trust=trust)),
             "database": RevocationService(db.session, None, state=RevocationState()),
         }
 
@@ -181,8 +185,8 @@ def main() -> dict[str, object]:
                   "full": (full_app, full_services)}
         with full_app.app_context():
             client = full_app.extensions["tessera.redis"]
-            # One check first, without the mirror: it finds Redis without its epoch
-            # marker and sets it (a rebuild of nothing), as a running service would have.
+            # One check first, without the mirror: it finds Redis not yet trusted and
+            # rebuilds it (nothing to copy yet), as a running service would have.
             _batch_seconds(full_services["redis_mget"], _lookups()[:1])
             started = time.perf_counter()
             _fill(client, _entries(LIVE_REVOCATIONS))

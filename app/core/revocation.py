@@ -331,15 +331,16 @@ class RevocationService:
         assert self._redis is not None
         trust = self._state.trust
         assert trust is not None
-        trust.tick(self._redis)  # at most once per interval: re-read the row and INFO
-        if not trust.plausible():
-            return self._untrusted(now, repair)
+        # Re-reads the row and asks INFO once per interval; otherwise two comparisons.
+        expected = trust.expected_epoch(self._redis)
+        if expected is None and not trust.plausible():
+            return self._untrusted(lookup, now, repair)
         keys = lookup.keys
         mirror = self._state.mirror
         generation = -1
         if mirror is not None:
             known = mirror.lookup(keys)
-            if known is not None and trust.agrees(_epoch(known[0])):
+            if known is not None and expected is not None and known[0] == expected:
                 return self._verdict_from(lookup, known)  # steady state: no round trip
             generation = mirror.begin_read()
         try:
@@ -354,21 +355,27 @@ class RevocationService:
         # restarted or replaced server is already known here.
         if not trust.agrees(_epoch(values[0])) and not trust.agrees_after_reread(
                 _epoch(values[0])):
-            return self._untrusted(now, repair)
+            return self._untrusted(lookup, now, repair)
         if mirror is not None:
             mirror.store(keys, values, generation)
         return self._verdict_from(lookup, values)
 
-    def _untrusted(self, now: datetime, repair: bool) -> object:
-        """Redis may have lost revocations: answer from the database, and repair."""
+    def _untrusted(self, lookup: RevocationQuery, now: datetime, repair: bool) -> object:
+        """Redis may have lost revocations: repair it and ask again, else answer from
+        the database (``open``) or refuse to answer (``closed``, as when Redis is down)."""
         trust = self._state.trust
         assert trust is not None
-        trust.warn_untrusted("the server or its epoch changed" if trust.row.trusted
+        changed = trust.row.trusted
+        if repair and trust.repair_due():
+            if self.repair(now):
+                return self._check_redis(lookup, now, repair=False)
+            trust.repair_failed()
+        trust.warn_untrusted("the server or its epoch changed" if changed
                              else "not rebuilt since the last failure")
         if self._state.on_fallback is not None:
             self._state.on_fallback("untrusted")
-        if repair and trust.repair_due() and not self.repair(now):
-            trust.repair_failed()
+        if self._fail_mode == "closed":
+            raise StoreUnavailable()
         return _DB
 
     @staticmethod
@@ -445,8 +452,7 @@ class RevocationService:
             return True  # a rebuild finished while we waited for the lock
         identity = fetch_identity(self._redis)
         if identity.startswith("evicting:"):
-            log.error("revocation store: Redis maxmemory-policy is %s; it may drop revocations "
-                      "on its own, so it is never trusted (set noeviction)", identity[9:])
+            trust.refuse_evicting(identity)
             return False
         self._copy(self.live_rows(now), now)
         if fetch_identity(self._redis) != identity:

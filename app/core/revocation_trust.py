@@ -171,6 +171,7 @@ class TrustKeeper:
         self.repair_lock = threading.Lock()  # one repair at a time in this process
         self._repair_due = 0.0
         self._warned = False
+        self._evicting_logged = False
 
     @property
     def row(self) -> TrustRow:
@@ -188,10 +189,16 @@ class TrustKeeper:
                         self.identity[:12], identity[:12])
         self.identity = identity
 
+    def expected_epoch(self, client: redis.Redis) -> bytes | None:
+        """The epoch Redis must show for its answers to count (the hot path's one call);
+        None: untrusted, or this process has not seen the server yet (``plausible``)."""
+        if self._monotonic() >= self._due:
+            self.tick(client)
+        row = self._row
+        return row.epoch if row.trusted and self.identity == row.identity else None
+
     def tick(self, client: redis.Redis) -> None:
-        """Re-read the row and the server's identity once ``recheck`` has passed."""
-        if self._monotonic() < self._due:
-            return
+        """Re-read the row and the server's identity (every ``recheck`` seconds)."""
         self._due = self._monotonic() + self._recheck
         try:
             self.observe(fetch_identity(client))
@@ -241,6 +248,14 @@ class TrustKeeper:
             self._warned = True
             log.warning("revocation store: Redis may have lost revocations (%s); checks use "
                         "the database until it is rebuilt", why)
+
+    def refuse_evicting(self, identity: str) -> None:
+        """Say once why a Redis that may evict keys is never rebuilt into."""
+        if not self._evicting_logged:
+            self._evicting_logged = True
+            log.error("revocation store: Redis maxmemory-policy is %s; it may drop revocations "
+                      "on its own, so it is never trusted (set noeviction)",
+                      identity.removeprefix("evicting:"))
 
     def trusted_again(self) -> None:
         if self._warned:

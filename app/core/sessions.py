@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
 from app.core.crypto import SealError, seal, sha256_hex, unseal
@@ -129,18 +129,23 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
     sessions to end, so either it sees this session and ends it, or this sees its
     effects here: the account disabled, the password changed after ``checked_at``
     (or its hash no longer ``password_hash``), or a revoke-all cutoff after
-    ``checked_at`` (to the microsecond; the same instant counts as after, SPEC §6). Then raise LoginOvertaken; the caller rolls back. Argon2 has run
-    before: nothing slow happens under the lock.
+    ``checked_at`` (to the microsecond; the same instant counts as after, SPEC §6).
+    Then raise LoginOvertaken; the caller rolls back. Argon2 has run before:
+    nothing slow happens under the lock. One query reads the user and the cutoff.
     """
     db.flush()
-    user = db.execute(select(User.disabled, User.password_hash, User.password_changed_at)
-                      .where(User.id == sess.user_id).with_for_update(read=True)).one()
-    cutoff = db.scalar(select(Revocation.not_before).where(
-        Revocation.kind == "user", Revocation.value == str(sess.user_id)))
-    if (user.disabled
-            or (password_hash is not None and user.password_hash != password_hash)
-            or user.password_changed_at > checked_at
-            or (cutoff is not None and cutoff > checked_at)):
+    user_id = sess.user_id
+    row = db.execute(
+        select(User.disabled, User.password_hash, User.password_changed_at,
+               Revocation.not_before)
+        .outerjoin(Revocation, and_(Revocation.kind == "user",
+                                    Revocation.value == str(user_id)))
+        .where(User.id == user_id)
+        .with_for_update(read=True, of=User)).one()
+    if (row.disabled
+            or (password_hash is not None and row.password_hash != password_hash)
+            or row.password_changed_at > checked_at
+            or (row.not_before is not None and row.not_before > checked_at)):
         raise LoginOvertaken()
 
 

@@ -36,12 +36,23 @@ def wait_until(predicate, timeout: float = 10.0, interval: float = 0.05) -> None
 
 
 class RedisServer:
-    """A throw-away redis-server that tests may kill, restart and flush."""
+    """A throw-away redis-server that tests may kill, restart and flush.
 
-    def __init__(self) -> None:
+    Persistence is off unless asked for: ``save`` takes RDB save points as
+    ``--save`` does (``""``: none, though ``SAVE`` still writes a snapshot), and
+    ``appendonly`` turns the AOF on, fsynced on every write so that a copy of
+    its directory is exactly what Redis had acknowledged. Both may be changed
+    between restarts, which keep the port and the directory.
+    """
+
+    def __init__(self, *, save: str = "", appendonly: bool = False,
+                 replica_of: int | None = None) -> None:
         self.port = free_port()
         self.dir = tempfile.mkdtemp(prefix="tessera-redis-")
         self.process: subprocess.Popen[bytes] | None = None
+        self.save = save
+        self.appendonly = appendonly
+        self.replica_of = replica_of  # the port of a primary on 127.0.0.1
 
     @property
     def url(self) -> str:
@@ -52,8 +63,10 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed (run the README's test command)")
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir, "--protected-mode", "yes"],
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", self.save,
+             "--appendonly", "yes" if self.appendonly else "no", "--appendfsync", "always",
+             "--dir", self.dir, "--protected-mode", "yes",
+             *(["--replicaof", "127.0.0.1", str(self.replica_of)] if self.replica_of else [])],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
         wait_until(self._answers)
@@ -73,6 +86,35 @@ class RedisServer:
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, socket_timeout=2)
+
+    def shutdown_nosave(self) -> None:
+        """``SHUTDOWN NOSAVE``: stop without writing anything more to disk."""
+        if self.process is None:
+            return
+        try:
+            self.client().shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it goes
+        self.process.wait(timeout=10)
+        self.process = None
+
+    @property
+    def aof_dir(self) -> Path:
+        return Path(self.dir) / "appendonlydir"
+
+    def copy_aof(self, destination: Path) -> None:
+        """Copy the AOF as it is now (every acknowledged write is already on disk)."""
+        shutil.copytree(self.aof_dir, destination)
+
+    def restore_aof(self, source: Path) -> None:
+        """Put back an AOF copied earlier; the server must be stopped."""
+        assert self.process is None
+        shutil.rmtree(self.aof_dir, ignore_errors=True)
+        shutil.copytree(source, self.aof_dir)
+
+    def set_maxmemory(self, limit: int) -> None:
+        """``CONFIG SET maxmemory``: 1 makes every write fail (noeviction), 0 lifts it."""
+        self.client().config_set("maxmemory", limit)
 
     def stop(self) -> None:
         self.kill()
@@ -118,6 +160,16 @@ class AppServer:
 
     def log(self) -> str:
         return self.log_path.read_text()
+
+    def reload(self, workers: int) -> None:
+        """SIGHUP: gunicorn starts ``workers`` new workers and stops the old ones;
+        return once the old ones have exited."""
+        assert self.process is not None
+        exited = self.log().count("Worker exiting")
+        booted = self.log().count("Booting worker")
+        os.kill(self.process.pid, signal.SIGHUP)
+        wait_until(lambda: self.log().count("Booting worker") >= booted + workers
+                   and self.log().count("Worker exiting") >= exited + workers, timeout=30)
 
     def stop(self) -> None:
         if self.process is not None:

@@ -22,6 +22,8 @@ a reply proves that every invalidation Redis sent before it has arrived. The
 mirror answers only while its last proof is under two intervals old: past
 that it empties itself and sends the checks to the store until a reply comes
 back, and a ``PING`` left unanswered for a whole interval drops tracking.
+Under Sentinel the same check asks the Sentinels for the primary and leaves a
+server they no longer name (see ``_at_primary``).
 """
 
 from __future__ import annotations
@@ -206,6 +208,9 @@ class RevocationMirror:
             return
         if now - self._proven_at < self._interval:
             return
+        if not self._at_primary():
+            self._drop("the Sentinels name another primary")
+            return
         try:
             for connection in (self._subscriber, self._tracker):
                 assert connection is not None
@@ -214,6 +219,27 @@ class RevocationMirror:
             self._drop(type(exc).__name__)
             return
         self._ping_sent, self._pongs_due = now, 2
+
+    def _at_primary(self) -> bool:
+        """Under Sentinel, whether the Sentinels still name the server tracked here.
+
+        A primary that Sentinel replaced but could not demote (alive, cut off
+        from the Sentinels, or not yet reconfigured: about ten seconds) keeps
+        answering as a primary; asking once per health check moves the mirror
+        within a second of the switch. redis-py's pool proxy also drops the
+        client's idle connections when the answer changes, so the checks' reads
+        move with it. Sentinels that cannot be asked leave things as they are.
+        """
+        subscriber = self._subscriber
+        pool: Any = getattr(subscriber, "connection_pool", None)
+        if subscriber is None or not hasattr(pool, "get_master_address"):
+            return True  # not Sentinel-managed
+        try:
+            host, port = pool.get_master_address()
+        except (redis.RedisError, OSError):
+            return True
+        return (host, port) == (getattr(subscriber, "host", None),
+                                getattr(subscriber, "port", None))
 
     def _vouched(self, now: float) -> bool:
         """Whether the mirror may answer: live, with a recent proof that nothing was lost."""

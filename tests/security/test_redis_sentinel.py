@@ -162,3 +162,45 @@ def test_the_mirror_tracks_only_a_primary(sentinel_group) -> None:  # type: igno
                                                   health_check_interval=0), PREFIX)
     assert replica.lookup([PREFIX + "epoch"]) is None
     assert not replica.live
+
+
+def _mirror_subscribers(client: redis.Redis) -> int:
+    """Pub/sub clients that are not the Sentinels' own (theirs are named sentinel-...)."""
+    return sum(1 for c in client.client_list(_type="pubsub")
+               if not str(c.get("name", "")).startswith("sentinel"))
+
+
+def test_a_replaced_primary_that_stays_up_is_left_at_once(make_app, sentinel_group) -> None:  # type: ignore[no-untyped-def]
+    """Sentinel promoted the replica but cannot demote the old primary (cut off from the
+    Sentinels, or not yet reconfigured): it stays a primary, keeps its clients, and
+    never sees the revocations written to the new one."""
+    group = sentinel_group
+    # A long trust recheck: the core's own periodic INFO would send checks to the
+    # database; this isolates what the connections guarantee by themselves.
+    settings = {**group.settings(), "COOKIE_SECURE": False, "REVOCATION_TRUST_RECHECK": 3600}
+    warm = make_app(**settings)
+    make_user(warm, "alice")
+    auth = AuthActions(warm.test_client())
+    token = auth.login().get_json()["access_token"]
+    for _ in range(3):
+        assert auth.me(token).status_code == 200
+    old, new = (server.client() for server in group.servers)
+    assert _mirror_subscribers(old) == 1
+
+    group.keep_old_primary()
+    group.fail_over(old_primary_follows=False)
+    assert old.info("replication")["role"] == "master"  # still up, still a primary
+    other = make_app(**settings, keys=False)  # started after the switch: on the new primary
+    assert AuthActions(other.test_client()).client.post(
+        "/auth/logout-all", headers=bearer(token)).status_code == 200
+    assert new.keys(PREFIX + "user:*") and not old.keys(PREFIX + "user:*")
+
+    wait_until(lambda: auth.me(token).status_code == 401, timeout=10, interval=0.2)
+    # The first instance's mirror has moved: both instances' mirrors track the new
+    # primary, nothing is left on the old one.
+    wait_until(lambda: auth.me(token).status_code == 401 and _mirror_subscribers(old) == 0
+               and _mirror_subscribers(new) == 2, timeout=10, interval=0.2)
+    before = _reads(new)
+    for _ in range(5):
+        assert auth.me(token).status_code == 401
+    assert _reads(new) == before  # answered by the mirror again

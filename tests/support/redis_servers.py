@@ -243,7 +243,9 @@ class SentinelGroup:
             replica = ["--replicaof", "127.0.0.1", str(self.ports[0])] if index else []
             self.servers.append(RedisProcess(
                 [*_base_args(port), "--requirepass", PASSWORD, "--masterauth", PASSWORD,
-                 "--repl-diskless-sync-delay", "0", *replica],  # no 5 s wait per sync
+                 "--repl-diskless-sync-delay", "0",  # no 5 s wait per sync
+                 # The Sentinels' own user, so that a test can take rights from them.
+                 "--user", "sentinel", "on", f">{PASSWORD}", "~*", "&*", "+@all", *replica],
                 self._client_for(port), directory))
         self.sentinel_ports = [free_port() for _ in range(3)]
         self.sentinels: list[RedisProcess] = []
@@ -253,6 +255,7 @@ class SentinelGroup:
             config = "\n".join([
                 f"port {port}", "bind 127.0.0.1",
                 f"sentinel monitor {SERVICE} 127.0.0.1 {self.ports[0]} 2",
+                f"sentinel auth-user {SERVICE} sentinel",
                 f"sentinel auth-pass {SERVICE} {PASSWORD}",
                 f"sentinel down-after-milliseconds {SERVICE} 60000",
                 f"sentinel failover-timeout {SERVICE} 10000", ""])
@@ -311,9 +314,16 @@ class SentinelGroup:
         replica.execute_command("CLIENT", "KILL", "TYPE", "master")
         wait_until(lambda: self._info(0).get("connected_slaves") == 0, timeout=10)
 
-    def fail_over(self) -> None:
+    def keep_old_primary(self) -> None:
+        """The Sentinels can no longer demote the primary (REPLICAOF refused, and with
+        it their CLIENT KILLs): after a failover it stays a primary, clients and all,
+        as one cut off from the Sentinels would."""
+        self.servers[0].client().execute_command(
+            "ACL", "SETUSER", "sentinel", "-replicaof", "-slaveof")
+
+    def fail_over(self, old_primary_follows: bool = True) -> None:
         """SENTINEL FAILOVER to the replica; wait until every Sentinel names it and the
-        old primary (if alive) follows it."""
+        old primary (if alive, and asked) follows it."""
         target = self.ports[1]
 
         def started() -> bool:
@@ -327,7 +337,7 @@ class SentinelGroup:
         wait_until(lambda: all(self.primary_port(i) == target for i in range(3)), timeout=30,
                    interval=0.2)
         wait_until(lambda: self._info(1).get("role") == "master", timeout=10)
-        if self.servers[0].process is None:
+        if self.servers[0].process is None or not old_primary_follows:
             return
         # The old primary, alive, is turned into the new one's replica (its clients killed).
         wait_until(lambda: self._info(0).get("role") == "slave", timeout=20, interval=0.2)

@@ -84,6 +84,7 @@ def create_app(
 
 
 def _redis_client(settings: Settings) -> redis.Redis | None:
+    """The app's Redis client (by URL or through Sentinel), or None without REDIS_URL."""
     target = settings.redis_target
     return None if target is None else redis_connections.connect(target)
 

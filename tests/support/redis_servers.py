@@ -2,93 +2,30 @@
 
 Every process listens on 127.0.0.1 (or a socket in a temporary directory), on
 free ports, is waited for with a bound, and is killed by ``stop()``. The TLS
-server uses a CA and certificates made here with ``cryptography``; the
-:class:`Relay` forwards TCP bytes and keeps what the client sent, so a test
-can see what crossed the wire.
+server uses a CA and certificates made by ``tests/support/certificates.py``;
+``tests/support/relay.py`` forwards TCP bytes and keeps what clients sent.
 """
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import redis
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.support.certificates import make_tls_files
+from tests.support.relay import Relay
 from tests.support.servers import free_port, wait_until
 
+__all__ = ["PASSWORD", "SERVICE", "PlainRedis", "Relay", "SentinelGroup", "TlsRedis",
+           "UnixRedis"]
+
 PASSWORD = "s3cret-redis-password"  # the test servers' requirepass
-
-
-# --- certificates
-
-
-@dataclass(frozen=True)
-class TlsFiles:
-    """A CA, a server certificate for 127.0.0.1 and a client certificate, as PEM files."""
-
-    ca: Path
-    server_cert: Path
-    server_key: Path
-    client_cert: Path
-    client_key: Path
-
-
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
-
-
-def _certificate(subject: str, key: ec.EllipticCurvePrivateKey, issuer: x509.Name,
-                 signer: ec.EllipticCurvePrivateKey, *, ca: bool,
-                 usage: ExtendedKeyUsageOID | None = None) -> x509.Certificate:
-    now = datetime.datetime.now(datetime.UTC)
-    builder = (x509.CertificateBuilder()
-               .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-               .issuer_name(issuer).public_key(key.public_key())
-               .serial_number(x509.random_serial_number())
-               .not_valid_before(now - datetime.timedelta(minutes=5))
-               .not_valid_after(now + datetime.timedelta(days=1))
-               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
-    if usage is not None:
-        builder = builder.add_extension(x509.ExtendedKeyUsage([usage]), critical=False)
-    if usage == ExtendedKeyUsageOID.SERVER_AUTH:
-        builder = builder.add_extension(x509.SubjectAlternativeName(
-            [x509.IPAddress(ipaddress.ip_address("127.0.0.1")), x509.DNSName("localhost")]),
-            critical=False)
-    return builder.sign(signer, hashes.SHA256())
-
-
-def make_tls_files(directory: Path) -> TlsFiles:
-    """A fresh CA and the two certificates it signs, written under ``directory``."""
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Tessera test CA")])
-    ca_cert = _certificate("Tessera test CA", ca_key, ca_name, ca_key, ca=True)
-    files = TlsFiles(*(directory / name for name in (
-        "ca.pem", "server.pem", "server.key", "client.pem", "client.key")))
-    files.ca.write_bytes(ca_cert.public_bytes(serialization.Encoding.PEM))
-    for cert_path, key_path, usage in (
-            (files.server_cert, files.server_key, ExtendedKeyUsageOID.SERVER_AUTH),
-            (files.client_cert, files.client_key, ExtendedKeyUsageOID.CLIENT_AUTH)):
-        key = ec.generate_private_key(ec.SECP256R1())
-        cert = _certificate(cert_path.stem, key, ca_name, ca_key, ca=False, usage=usage)
-        cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-        key_path.write_bytes(_key_pem(key))
-        key_path.chmod(0o600)
-    return files
 
 
 # --- redis-server processes
@@ -346,95 +283,3 @@ class SentinelGroup:
         for process in (*self.sentinels, *self.servers):
             process.kill()
         shutil.rmtree(self.dir, ignore_errors=True)
-
-
-# --- a TCP relay that records what the client sends
-
-
-class Relay:
-    """Forwards 127.0.0.1:``port`` to ``target_port``; keeps every byte clients sent.
-
-    ``freeze()`` stops forwarding in both directions without closing anything:
-    a connection that died silently, as a lost network path looks to its ends.
-    """
-
-    def __init__(self, target_port: int) -> None:
-        self.target_port = target_port
-        self.sent = bytearray()
-        self.openings: list[bytes] = []  # each connection's first bytes from the client
-        self.frozen = threading.Event()
-        self._stop = threading.Event()
-        self._sockets: list[socket.socket] = []
-        self._lock = threading.Lock()
-        self._listener = socket.create_server(("127.0.0.1", 0))
-        self._listener.settimeout(0.2)
-        self.port = int(self._listener.getsockname()[1])
-        self._thread = threading.Thread(target=self._accept, daemon=True)
-
-    def start(self) -> Relay:
-        self._thread.start()
-        return self
-
-    def _accept(self) -> None:
-        while not self._stop.is_set():
-            try:
-                downstream, _ = self._listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            try:
-                upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
-            except OSError:
-                downstream.close()
-                continue
-            with self._lock:
-                self._sockets += [downstream, upstream]
-            for source, sink, record in ((downstream, upstream, True),
-                                         (upstream, downstream, False)):
-                threading.Thread(target=self._pump, args=(source, sink, record),
-                                 daemon=True).start()
-
-    def _pump(self, source: socket.socket, sink: socket.socket, record: bool) -> None:
-        source.settimeout(0.2)
-        first = record
-        while not self._stop.is_set():
-            if self.frozen.is_set():
-                self._stop.wait(0.05)
-                continue
-            try:
-                data = source.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                break
-            if not data:
-                break
-            if self.frozen.is_set():  # arrived as the path died: lost with it
-                continue
-            if record:
-                with self._lock:
-                    self.sent += data
-                    if first:
-                        self.openings.append(data[:8])
-                first = False
-            try:
-                sink.sendall(data)
-            except OSError:
-                break
-        for sock in (source, sink):
-            try:
-                sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    def freeze(self) -> None:
-        self.frozen.set()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._listener.close()
-        with self._lock:
-            for sock in self._sockets:
-                sock.close()
-        self._thread.join(timeout=5)

@@ -328,7 +328,8 @@ class Settings:
     revocation_fail_mode: str = _setting(
         "open",
         _one_of("open", "closed"),
-        "`open`: fall back to the database when Redis is down; `closed`: answer 503.",
+        "`open`: fall back to the database when Redis is down or may have lost revocations "
+        "(until rebuilt); `closed`: answer 503.",
     )
     revocation_mirror: bool = _setting(
         True,

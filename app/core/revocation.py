@@ -305,23 +305,21 @@ class RevocationService:
     # --- checking
 
     def check(self, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
-              token_hash: str | None, now: datetime, kid: str | None = None,
-              repair: bool = True) -> str | None:
+              token_hash: str | None, now: datetime, kid: str | None = None) -> str | None:
         """None if the token may be used, else ``token_revoked``, ``session_revoked``,
         ``user_revoked`` or ``key_revoked``.
 
-        ``repair=False``: never rebuild Redis from this call (a caller holding a write
-        lock on SQLite, whose rebuild would wait for that very lock).
+        A check that finds Redis untrusted repairs it, writing the trust row in a
+        transaction of its own: on SQLite, never call this while the request's
+        session holds the write lock (no flushed, uncommitted writes).
         """
         return self.check_query(RevocationQuery.of(
-            jti=jti, sid=sid, user_id=user_id, iat=iat, token_hash=token_hash, kid=kid), now,
-            repair=repair)
+            jti=jti, sid=sid, user_id=user_id, iat=iat, token_hash=token_hash, kid=kid), now)
 
-    def check_query(self, lookup: RevocationQuery, now: datetime,
-                    repair: bool = True) -> str | None:
+    def check_query(self, lookup: RevocationQuery, now: datetime) -> str | None:
         """``check`` for a query built earlier (the hot path keeps one per cached token)."""
         if self._redis is not None:
-            found = self._check_redis(lookup, now, repair)
+            found = self._check_redis(lookup, now, repair=True)
             if found is not _DB:
                 return found  # type: ignore[return-value]
         return self._check_db(lookup, now)

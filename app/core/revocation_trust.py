@@ -14,17 +14,20 @@ of them kept in one process's memory alone:
 - Redis's epoch key, read in the same MGET as the revocation keys (or kept
   by the mirror, which sees it change);
 - the identity of the server this process's connections talk to, read with
-  INFO on every new connection before it serves a command, and again at
-  least every ``recheck`` seconds.
+  INFO on every new connection before it serves a command, and again every
+  ``recheck`` seconds.
 
 Steady state: no round trip is added per request. The row is re-read and
 INFO sent at most once per ``recheck`` seconds per process.
 
 A revocation whose Redis write fails (or is not acknowledged by the replicas
 asked for) first marks the row untrusted (``generation`` + 1) and then
-deletes the epoch key. A rebuild copies the database into Redis, writes a new
-epoch and marks the row trusted with it, but only if ``generation`` did not
-move while it copied, so a failure during a rebuild is never forgotten.
+deletes the epoch key. In that order: a rebuild whose epoch lands after the
+delete either read the generation before the mark (and cannot confirm) or
+read the rows after the revocation was committed (and holds it). A rebuild
+copies the database into Redis, writes a new epoch and marks the row trusted
+with it, but only if ``generation`` did not move while it copied, so a failure
+during a rebuild is never forgotten.
 """
 
 from __future__ import annotations

@@ -1,8 +1,11 @@
-"""What the revocation store does with replicas and with a Redis that may evict (issue 15).
+"""What the revocation store does with replicas, a Redis that may evict, and an untrusted
+Redis in closed mode (issue 15).
 
 REVOCATION_REDIS_WAIT_REPLICAS makes every revocation wait (Redis ``WAIT``) for
 that many replicas; one not acknowledged counts as a failed write. A Redis whose
-maxmemory-policy may drop keys on its own is never trusted.
+maxmemory-policy may drop keys on its own is never trusted. With
+REVOCATION_FAIL_MODE=closed an untrusted Redis that cannot be repaired answers
+503, as a Redis that is down does.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ def test_revocations_wait_for_a_replica_and_an_unacknowledged_one_is_a_failed_wr
     make_app, redis_server: RedisServer, redis_url: str, replica: RedisServer
 ) -> None:  # type: ignore[no-untyped-def]
     app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False,
-                   REVOCATION_REDIS_WAIT_REPLICAS=1, REVOCATION_REDIS_WAIT_TIMEOUT=0.2)
+                   REVOCATION_REDIS_WAIT_REPLICAS=1, REVOCATION_REDIS_WAIT_TIMEOUT=1)
     make_user(app, "alice")
     auth, token = _login(app)
     assert auth.me(token).status_code == 200  # the first check rebuilds Redis
@@ -94,3 +97,25 @@ def test_a_redis_that_may_evict_keys_is_never_trusted(
         assert client.get(EPOCH_KEY) is None  # never rebuilt into a cache that may drop keys
     finally:
         client.config_set("maxmemory-policy", "noeviction")
+
+
+def test_closed_mode_refuses_while_redis_is_untrusted_and_resumes_once_rebuilt(
+    make_app, redis_server: RedisServer, redis_url: str
+) -> None:  # type: ignore[no-untyped-def]
+    app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False, REVOCATION_FAIL_MODE="closed")
+    make_user(app, "alice")
+    ended_auth, ended = _login(app)  # the first login repairs Redis itself: no 503 first
+    valid_auth, valid = _login(app)
+    assert valid_auth.me(valid).status_code == 200
+    redis_server.set_maxmemory(1)
+    try:
+        assert ended_auth.logout().status_code == 200  # in the database; Redis refused it
+        assert not _trust(app).trusted
+        response = valid_auth.me(valid)
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "unavailable"
+    finally:
+        redis_server.set_maxmemory(0)
+    wait_until(lambda: valid_auth.me(valid).status_code == 200)  # rebuilt by a check
+    assert _trust(app).trusted
+    assert ended_auth.me(ended).status_code == 401

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import redis
 from flask import Flask
 from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
@@ -34,6 +35,7 @@ from app import (
 )
 from app import instance as instance_files
 from app.config import ConfigError, Settings, load_settings
+from app.core import redis_connections
 from app.core.clock import Clock, system_clock
 from app.extensions import db, migrate, redis_store
 from app.oauth import routes as oauth_routes
@@ -63,7 +65,7 @@ def create_app(
     db.init_app(app)
     _tune_sqlite(app)
     migrate.init_app(app, db, directory=_migrations_directory(app))
-    redis_store.init_app(app, settings.redis_url)
+    redis_store.init_app(app, _redis_client(settings))
     headers.init_app(app)  # WSGI middleware: wrapped by ProxyFix below, so it sees the
     if settings.trusted_proxies:  # client's scheme
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
@@ -112,6 +114,12 @@ def _migrations_directory(app: Flask) -> str:
     """The Alembic scripts: inside the installed package, else ``migrations/`` of the checkout."""
     packaged = Path(app.root_path) / "migrations"  # the wheel maps migrations/ there
     return str(packaged if packaged.is_dir() else Path(app.root_path).parent / "migrations")
+
+
+def _redis_client(settings: Settings) -> redis.Redis | None:
+    """The app's Redis client (by URL or through Sentinel), or None without REDIS_URL."""
+    target = settings.redis_target
+    return None if target is None else redis_connections.connect(target)
 
 
 def _load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:

@@ -19,6 +19,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
+
+from app.core.redis_connections import RedisTarget
 
 __all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setting_docs"]
 
@@ -124,6 +127,41 @@ def _bind(raw: Any) -> str:
     return text
 
 
+def _optional_redis_url(raw: Any) -> str | None:
+    """A URL redis-py understands: ``redis://``, ``rediss://`` or ``unix://``."""
+    from redis.connection import parse_url  # redis-py's own parser: what the client will do
+
+    value = _optional_text(raw)
+    if value is None:
+        return None
+    scheme = value.split("://", 1)[0]
+    if scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected a redis://, rediss:// or unix:// URL")
+    database = urlsplit(value).path.strip("/")
+    if scheme != "unix" and database and not database.isdigit():
+        # redis-py would quietly use db 0.
+        raise ValueError("the path must be a database number, as in redis://host:6379/0")
+    try:
+        parse_url(value)
+    except ValueError as exc:
+        # Only redis-py's own "Invalid value for 'db'..." is repeated: other messages
+        # could quote part of the URL, and the URL may hold the password.
+        said = str(exc)
+        raise ValueError(said if said.startswith("Invalid value for") else
+                         "is not a valid Redis URL") from None
+    return value
+
+
+def _host_port_list(raw: Any) -> tuple[str, ...]:
+    """A JSON list of ``host:port`` strings (a Sentinel on each)."""
+    values = _text_list(raw)
+    for value in values:
+        host, _, port = value.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"expected host:port, got {value!r}")
+    return values
+
+
 def _one_of(*choices: str) -> Callable[[Any], str]:
     def parse(raw: Any) -> str:
         if raw not in choices:
@@ -204,8 +242,26 @@ class Settings:
     )
     redis_url: str | None = _setting(
         None,
+        _optional_redis_url,
+        "Redis URL for the denylist and rate-limit counters; unset keeps both in the database. "
+        "`redis://`, `rediss://` (TLS; `ssl_ca_certs`, `ssl_certfile`, `ssl_keyfile`, "
+        "`ssl_cert_reqs` as query arguments) or `unix://` (a socket path).",
+        secret=True,  # it may carry the password
+    )
+    redis_sentinels: tuple[str, ...] = _setting(
+        (),
+        _host_port_list,
+        "Redis Sentinels as a JSON list of `host:port`; set, the primary is found through "
+        "them and `REDIS_URL` gives only the scheme, credentials, db and TLS options.",
+    )
+    redis_sentinel_service: str = _setting(
+        "mymaster", _text, "The Sentinel service (master) name of Tessera's Redis."
+    )
+    redis_sentinel_password: str | None = _setting(
+        None,
         _optional_text,
-        "Redis URL for the denylist and rate-limit counters; unset keeps both local.",
+        "Password of the Sentinels themselves (their `requirepass`); unset: none.",
+        secret=True,
     )
     bind: str = _setting(
         "127.0.0.1:8000", _bind,
@@ -358,6 +414,14 @@ class Settings:
     )
 
     @property
+    def redis_target(self) -> RedisTarget | None:
+        """Where Redis is (URL, Sentinels), or None when it is not configured."""
+        if self.redis_url is None:
+            return None
+        return RedisTarget(self.redis_url, self.redis_sentinels, self.redis_sentinel_service,
+                           self.redis_sentinel_password)
+
+    @property
     def access_audience(self) -> str:
         """The audience of access tokens (SPEC §3: ISSUER + /api unless set)."""
         return self.audience or self.issuer.rstrip("/") + "/api"
@@ -375,6 +439,7 @@ def load_settings(raw: Mapping[str, Any]) -> Settings:
             values[f.name] = f.metadata["parse"](value)
         except ValueError as exc:
             raise ConfigError(f"setting {name} (env TESSERA_{name}): {exc}") from None
+    _check_sentinels(values)
     return Settings(**values)
 
 
@@ -384,6 +449,19 @@ def setting_default(name: str) -> Any:
         if f.name.upper() == name:
             return f.metadata["parse"](f.metadata["default"])
     raise KeyError(name)
+
+
+def _check_sentinels(values: Mapping[str, Any]) -> None:
+    """Sentinel needs REDIS_URL for the credentials and TLS options, and TCP."""
+    if not values["redis_sentinels"]:
+        return
+    url = values["redis_url"]
+    if url is None:
+        raise ConfigError("setting REDIS_URL (env REDIS_URL): required when REDIS_SENTINELS "
+                          "is set (it gives the scheme, credentials, db and TLS options)")
+    if url.startswith("unix://"):
+        raise ConfigError("setting REDIS_URL (env REDIS_URL): a unix:// socket cannot be "
+                          "used with REDIS_SENTINELS; use redis:// or rediss://")
 
 
 def setting_docs() -> list[tuple[str, Any, str]]:

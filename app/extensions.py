@@ -6,8 +6,6 @@ it. Per-app resources live in ``app.extensions`` behind one accessor each.
 
 from __future__ import annotations
 
-from typing import Any
-
 import redis
 from flask import Flask, current_app
 from flask_migrate import Migrate
@@ -40,15 +38,10 @@ class RedisStore:
 
     extension_key = "tessera.redis"
 
-    def init_app(self, app: Flask, url: str | None) -> None:
+    def init_app(self, app: Flask, client: redis.Redis | None) -> None:
+        """Keep ``client`` (made lazily by the factory: nothing is opened yet) for ``app``."""
         if self.extension_key in app.extensions:
             raise RuntimeError("RedisStore is already registered on this app")
-        client: Any = None
-        if url:
-            # redis-py connects lazily: nothing is opened here.
-            client = redis.Redis.from_url(
-                url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=10
-            )
         app.extensions[self.extension_key] = client
 
     @property

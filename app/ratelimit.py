@@ -40,6 +40,7 @@ from app import state
 from app.audit import audit
 from app.config import Settings
 from app.core import ratelimit_storage  # registers the tessera-db:// storage scheme
+from app.core.redis_connections import limiter_storage
 from app.extensions import db
 from app.metrics import metrics
 
@@ -68,10 +69,11 @@ def _username_key() -> str:
 
 
 def storage(settings: Settings, engine: Engine) -> tuple[str, dict[str, Any]]:
-    """Where the counters live: flask-limiter's storage URI and its options."""
-    if settings.redis_url:
-        # Passed on to the redis client, which takes float timeouts.
-        return settings.redis_url, {"socket_timeout": 0.5, "socket_connect_timeout": 0.5}
+    """Where the counters live: the app's Redis (same URL, Sentinels, TLS), else the
+    app's database; flask-limiter's storage URI and its options."""
+    target = settings.redis_target
+    if target is not None:
+        return limiter_storage(target)
     return f"{ratelimit_storage.SCHEME}://", {"engine": engine}
 
 

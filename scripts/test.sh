@@ -13,6 +13,7 @@ log "lint: ruff, mypy --strict (configured in pyproject.toml)"
 "$VENV/bin/mypy"
 
 ensure_apt redis-server redis-server
+ensure_apt redis-sentinel redis-sentinel  # the Sentinel failover tests start three
 ensure_apt chromium chromium  # the web page tests drive it through Playwright
 
 log "test suite on SQLite"

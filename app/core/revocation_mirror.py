@@ -5,6 +5,8 @@ process about every change to a key under ``tessera:rev:``: one connection
 subscribes to ``__redis__:invalidate``, another turns ``CLIENT TRACKING on
 REDIRECT <subscriber> BCAST PREFIX tessera:rev:`` on. Redis queues the
 invalidation while it executes the write, before the writer gets its reply.
+Both connections are made by the factory the app passes in, exactly as its
+Redis client makes its own (TLS, unix socket, credentials, db, Sentinel).
 
 Before every lookup the request thread drains whatever invalidations have
 arrived (a non-blocking poll, no round trip), so a revocation whose call has
@@ -12,6 +14,16 @@ returned is honoured by the next check here. A value read by ``MGET`` is kept
 only if no invalidation arrived while the read was in flight. When either
 connection fails, the mirror empties itself and stays off until tracking is
 set up again; the checks then go to Redis (or the database) as before.
+
+A connection can also die silently (a peer gone without a FIN, a frozen
+network path): invalidations would stop arriving and nothing would say so.
+Every ``health_check`` seconds a lookup sends ``PING`` down both connections;
+a reply proves that every invalidation Redis sent before it has arrived. The
+mirror answers only while its last proof is under two intervals old: past
+that it empties itself and sends the checks to the store until a reply comes
+back, and a ``PING`` left unanswered for a whole interval drops tracking.
+Under Sentinel the same check asks the Sentinels for the primary and leaves a
+server they no longer name (see ``_at_primary``).
 """
 
 from __future__ import annotations
@@ -21,11 +33,12 @@ import select
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from enum import Enum
 from typing import Any, Final
 
 import redis
+from redis.connection import AbstractConnection
 
 __all__ = ["RevocationMirror"]
 
@@ -47,20 +60,25 @@ _Value = bytes | str | None
 class RevocationMirror:
     """Known values of revocation keys (``None``: known absent), exact while ``live``."""
 
-    def __init__(self, connection_kwargs: dict[str, Any], prefix: str,
-                 max_keys: int = 200_000, retry_seconds: float = 1.0) -> None:
-        self._kwargs = {k: v for k, v in connection_kwargs.items()
-                        if k in ("host", "port", "db", "username", "password",
-                                 "socket_timeout", "socket_connect_timeout")}
+    def __init__(self, connect: Callable[[], AbstractConnection], prefix: str,
+                 max_keys: int = 200_000, retry_seconds: float = 1.0,
+                 health_check: float = 1.0) -> None:
+        """``connect`` makes one new, unconnected RESP2 connection to the client's Redis."""
+        self._new_connection = connect
         self._prefix = prefix
         self._max = max_keys
         self._retry = retry_seconds
+        self._interval = health_check
         self._values: OrderedDict[str, _Value] = OrderedDict()
         self._lock = threading.Lock()
-        self._subscriber: redis.Connection | None = None
-        self._tracker: redis.Connection | None = None
+        self._subscriber: AbstractConnection | None = None
+        self._tracker: AbstractConnection | None = None
         self._poller: select.poll | None = None  # both sockets: one syscall per drain
         self._next_attempt = 0.0
+        self._proven_at = 0.0  # when the PING last answered on both connections was sent
+        self._next_check = 0.0  # _proven_at + one interval: the hot path's one comparison
+        self._ping_sent: float | None = None
+        self._pongs_due = 0
         self.generation = 0  # bumped by every invalidation: guards reads in flight
 
     @property
@@ -70,11 +88,17 @@ class RevocationMirror:
     # --- tracking set-up and tear-down
 
     def _connect(self) -> None:
-        # RESP2 on purpose: invalidations then arrive as plain pub/sub messages,
-        # which a raw connection reads like any reply (and Redis 7.0 speaks it).
-        subscriber = redis.Connection(**self._kwargs, protocol=2)
-        tracker = redis.Connection(**self._kwargs, protocol=2)
+        # RESP2 connections (the factory's promise): invalidations then arrive as plain
+        # pub/sub messages, which a raw connection reads like any reply.
+        subscriber = self._new_connection()
+        tracker = self._new_connection()
         try:
+            for connection in (subscriber, tracker):
+                # connect() first, as redis-py's pool does: a Sentinel-managed
+                # connection asks the Sentinels for the primary there, not on send.
+                connection.connect()
+            _require_same_server(subscriber, tracker)
+            _require_primary(tracker)
             subscriber.send_command("CLIENT", "ID")
             client_id = subscriber.read_response()
             subscriber.send_command("SUBSCRIBE", _CHANNEL)
@@ -94,6 +118,8 @@ class RevocationMirror:
             tracker.disconnect()
             raise
         self._subscriber, self._tracker, self._poller = subscriber, tracker, poller
+        self._proven(time.monotonic())
+        self._ping_sent, self._pongs_due = None, 0
         log.info("revocation mirror: tracking %s* via client %s", self._prefix, client_id)
 
     def _drop(self, why: str) -> None:
@@ -136,17 +162,24 @@ class RevocationMirror:
         if not poller.poll(0):
             return
         try:
-            if tracker.can_read(timeout=0):
-                # The tracking connection never gets replies it did not ask for:
-                # anything readable means it broke, and tracking with it.
-                raise redis.ConnectionError("tracking connection closed")
+            while tracker.can_read(timeout=0):
+                # The tracking connection gets no replies but to our PINGs: anything
+                # else (or end of file) means it broke, and tracking with it.
+                if tracker.read_response() not in (b"PONG", "PONG") or not self._pongs_due:
+                    raise redis.ConnectionError("tracking connection closed")
+                self._pong()
             while subscriber.can_read(timeout=0):
                 self._apply(subscriber.read_response())
         except (redis.RedisError, OSError) as exc:
             self._drop(type(exc).__name__)
 
     def _apply(self, message: Any) -> None:
-        if not isinstance(message, list) or len(message) < 3 or message[0] not in (b"message", "message"):
+        if not isinstance(message, list) or len(message) < 2:
+            return
+        if message[0] in (b"pong", "pong") and self._pongs_due:
+            self._pong()
+            return
+        if len(message) < 3 or message[0] not in (b"message", "message"):
             return
         keys = message[2]
         self.generation += 1
@@ -156,6 +189,70 @@ class RevocationMirror:
         for key in keys:
             self._values.pop(key.decode() if isinstance(key, bytes) else str(key), None)
 
+    # --- health check
+
+    def _pong(self) -> None:
+        self._pongs_due -= 1
+        if self._pongs_due == 0 and self._ping_sent is not None:
+            self._proven(self._ping_sent)
+            self._ping_sent = None
+
+    def _proven(self, when: float) -> None:
+        self._proven_at, self._next_check = when, when + self._interval
+
+    def _check_health(self, now: float) -> None:
+        """Send a PING when one is due; drop tracking when the last went unanswered."""
+        if self._ping_sent is not None:
+            if now - self._ping_sent > self._interval:
+                self._drop("no answer to PING")
+            return
+        if now - self._proven_at < self._interval:
+            return
+        if not self._at_primary():
+            self._drop("the Sentinels name another primary")
+            return
+        try:
+            for connection in (self._subscriber, self._tracker):
+                assert connection is not None
+                connection.send_command("PING", check_health=False)
+        except (redis.RedisError, OSError) as exc:
+            self._drop(type(exc).__name__)
+            return
+        self._ping_sent, self._pongs_due = now, 2
+
+    def _at_primary(self) -> bool:
+        """Under Sentinel, whether the Sentinels still name the server tracked here.
+
+        A primary that Sentinel replaced but could not demote (alive, cut off
+        from the Sentinels, or not yet reconfigured: about ten seconds) keeps
+        answering as a primary; asking once per health check moves the mirror
+        within a second of the switch. redis-py's pool proxy also drops the
+        client's idle connections when the answer changes, so the checks' reads
+        move with it. Sentinels that cannot be asked leave things as they are.
+        """
+        subscriber = self._subscriber
+        pool: Any = getattr(subscriber, "connection_pool", None)
+        if subscriber is None or not hasattr(pool, "get_master_address"):
+            return True  # not Sentinel-managed
+        try:
+            host, port = pool.get_master_address()
+        except (redis.RedisError, OSError):
+            return True
+        return (host, port) == (getattr(subscriber, "host", None),
+                                getattr(subscriber, "port", None))
+
+    def _vouched(self, now: float) -> bool:
+        """Whether the mirror may answer: live, with a recent proof that nothing was lost."""
+        if not self.live:
+            return False
+        if now - self._proven_at <= 2 * self._interval:
+            return True
+        # Idle, or the line is slow: forget everything until a PONG proves it again.
+        if self._values:
+            self._values.clear()
+            self.generation += 1
+        return False
+
     # --- the two calls the revocation check makes
 
     def lookup(self, keys: Sequence[str]) -> list[_Value] | None:
@@ -163,9 +260,18 @@ class RevocationMirror:
         with self._lock:
             if not self._ensure():
                 return None
-            self._drain()
-            if not self.live:
-                return None
+            # The steady state costs one clock read and one comparison: the health
+            # check runs only once an interval has passed since the last proof.
+            now = time.monotonic()
+            if now < self._next_check:
+                self._drain()
+                if self._subscriber is None:
+                    return None
+            else:
+                self._check_health(now)
+                self._drain()
+                if not self._vouched(now):
+                    return None
             found: list[_Value] = []
             for key in keys:
                 value = self._values.get(key, _MISSING)
@@ -178,13 +284,14 @@ class RevocationMirror:
     def begin_read(self) -> int:
         """Call before sending the MGET whose result may be stored."""
         with self._lock:
-            return self.generation if self.live else -1
+            return self.generation if self._vouched(time.monotonic()) else -1
 
     def store(self, keys: Sequence[str], values: Sequence[_Value], generation: int) -> None:
         """Keep what an MGET returned, unless an invalidation may have raced it."""
         with self._lock:
             self._drain()
-            if generation < 0 or generation != self.generation or not self.live:
+            if generation < 0 or generation != self.generation or not self._vouched(
+                    time.monotonic()):
                 return
             for key, value in zip(keys, values):
                 self._values[key] = value
@@ -194,3 +301,29 @@ class RevocationMirror:
 
     def __len__(self) -> int:
         return len(self._values)
+
+
+def _require_primary(connection: AbstractConnection) -> None:
+    """Refuse a replica: its invalidations trail the primary's writes (replication lag).
+
+    Sentinel can name a demoted primary for a moment after a failover; the
+    mirror then retries. A user whose ACL forbids ROLE skips this check.
+    """
+    connection.send_command("ROLE")
+    try:
+        role = connection.read_response()
+    except redis.exceptions.NoPermissionError:
+        return
+    if not isinstance(role, list) or role[0] not in (b"master", "master"):
+        raise redis.ConnectionError("not a primary")
+
+
+def _require_same_server(first: AbstractConnection, second: AbstractConnection) -> None:
+    """Both connections on one server: under Sentinel each asks for the primary on its
+    own, and across a failover the answers can differ. Tracking redirected to a client
+    id on the other server would reach some stranger, or nobody, in silence."""
+    def address(connection: AbstractConnection) -> tuple[object, ...]:
+        return tuple(getattr(connection, name, None) for name in ("host", "port", "path"))
+
+    if address(first) != address(second):
+        raise redis.ConnectionError("the mirror's connections reached different servers")

@@ -14,6 +14,7 @@ from flask import Flask, current_app
 
 from app import state
 from app.audit import audit
+from app.core.redis_connections import connection_factory
 from app.core.revocation import (
     PREFIX,
     RevocationQuery,
@@ -59,7 +60,12 @@ def init_app(app: Flask) -> None:
         # carries a command: a restarted or replaced Redis is known at its first read.
         client.connection_pool.connection_kwargs["redis_connect_func"] = trust.on_connect
         if settings.revocation_mirror:  # opens in the first checking worker
-            mirror = RevocationMirror(client.connection_pool.connection_kwargs, PREFIX)
+            # Made like the client's connections (after the line above, so the mirror's
+            # tell the keeper too), in RESP2: invalidations then arrive as plain pub/sub
+            # messages, which a raw connection reads like any reply. The mirror sends its
+            # own health checks.
+            mirror = RevocationMirror(
+                connection_factory(client, protocol=2, health_check_interval=0), PREFIX)
     revocation_state = RevocationState(
         on_fallback=lambda why: counters.store_fallbacks.labels(why).inc(), mirror=mirror,
         trust=trust)

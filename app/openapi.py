@@ -31,11 +31,13 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "auth.register": auth_schemas.RegisterSchema,
     "auth.change_password": auth_schemas.PasswordChangeSchema,
     "auth.mfa_verify": auth_schemas.MfaVerifySchema,
+    "auth.replace_temporary_password": auth_schemas.ReplaceTemporaryPasswordSchema,
     "mfa.confirm": CodeSchema,
     "mfa.step_up": CodeSchema,
     "api.create_note": NoteSchema,
     "admin.create_user": admin_schemas.UserCreateSchema,
     "admin.update_user": admin_schemas.UserUpdateSchema,
+    "admin.temporary_password": admin_schemas.TemporaryPasswordSchema,
     "admin.revoke_token": admin_schemas.TokenRevokeSchema,
     "admin.rotate_keys": admin_schemas.RotateSchema,
     "admin.set_migration": admin_schemas.PhaseSchema,
@@ -46,7 +48,8 @@ QUERY_STRINGS: dict[str, type[Schema]] = {
 }
 # Routes whose caller needs no token (everything under /api and /admin needs one).
 _ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
-              "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify"}
+              "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify",
+              "auth.replace_temporary_password"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
     "401": "Not authenticated, or the token is invalid.",

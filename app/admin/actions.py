@@ -8,7 +8,8 @@ from app import state
 from app.audit import audit
 from app.core import keys as key_service
 from app.core import mfa as mfa_service
-from app.errors import Conflict, NotFound, StepUpRequired
+from app.core import users as user_service
+from app.errors import Conflict, NotFound, StepUpRequired, ValidationFailed
 from app.extensions import db
 from app.models import AuthSession, SigningKey, User
 from app.security import current_principal, keyops
@@ -16,12 +17,15 @@ from app.security.revocation import revoke_session, revoke_user_tokens
 
 __all__ = [
     "STEP_UP_MAX_AGE",
+    "create_user",
     "end_session",
+    "reset_mfa",
     "require_recent_step_up",
     "revoke_all_tokens",
     "revoke_key",
     "rotate_keys",
     "set_phase",
+    "set_temporary_password",
     "update_user_account",
 ]
 
@@ -41,6 +45,59 @@ def require_recent_step_up() -> None:
         state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE
     if principal.acr != "aal2" or not fresh:
         raise StepUpRequired(STEP_UP_MAX_AGE)
+
+
+def create_user(username: str, password: str, roles: list[str], *,
+                temporary: bool = False) -> User:
+    """Create a user; ``temporary``: the password must be replaced at the first login.
+
+    A refusal is audited too (outcome ``failure`` and why), never with the password.
+    """
+    try:
+        user = user_service.create_user(db.session(), username, password, roles, state.now(),
+                                        temporary=temporary)
+    except user_service.UsernameTaken:
+        _refused_creation(username, "username_taken")
+        raise Conflict("This username is taken.") from None
+    except user_service.UserError as exc:
+        weak = isinstance(exc, user_service.WeakPassword)
+        _refused_creation(username, "weak_password" if weak else "invalid")
+        raise ValidationFailed(details={"password" if weak else "username": [str(exc)]}) from None
+    audit("USER_CREATED", user_id=user.id, actor_id=_actor(),
+          details={"username": user.username, "roles": user.roles, "temporary": temporary})
+    return user
+
+
+def _refused_creation(username: str, reason: str) -> None:
+    audit("USER_CREATED", user_id=None, actor_id=_actor(), result="failure", reason=reason,
+          details={"username": username[:64]})
+
+
+def reset_mfa(user: User) -> bool:
+    """Remove the user's TOTP credential and recovery codes (a lost phone) and end their
+    tokens, so that nothing signed in with the old second factor lives on. Returns whether
+    MFA was on."""
+    was_on = mfa_service.is_enabled(db.session(), user.id)
+    mfa_service.disable(db.session(), user.id)
+    revoke_user_tokens(user.id, reason="mfa_reset", actor_id=_actor())
+    audit("USER_MFA_RESET", user_id=user.id, actor_id=_actor(), details={"was_enabled": was_on})
+    return was_on
+
+
+def set_temporary_password(user: User, password: str | None) -> str:
+    """Give ``user`` a temporary password (``None``: a generated one), returned for the
+    admin to pass on; the user's tokens end and the next login must replace it."""
+    chosen = password if password is not None else user_service.generate_password()
+    try:
+        user_service.set_temporary_password(db.session(), user, chosen, state.now())
+    except user_service.WeakPassword as exc:
+        audit("USER_PASSWORD_SET", user_id=user.id, actor_id=_actor(), result="failure",
+              reason="weak_password")
+        raise ValidationFailed(details={"password": [str(exc)]}) from None
+    revoke_user_tokens(user.id, reason="temporary_password", actor_id=_actor())
+    audit("USER_PASSWORD_SET", user_id=user.id, actor_id=_actor(),
+          details={"temporary": True, "generated": password is None})
+    return chosen
 
 
 def update_user_account(user: User, *, disabled: bool | None = None,

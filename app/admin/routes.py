@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import func, select
 
 from app import state
 from app.admin import actions
@@ -13,6 +12,7 @@ from app.admin.schemas import (
     AuditQuerySchema,
     PhaseSchema,
     RotateSchema,
+    TemporaryPasswordSchema,
     TokenRevokeSchema,
     UserCreateSchema,
     UserQuerySchema,
@@ -24,7 +24,7 @@ from app.core import mfa as mfa_service
 from app.core import migration
 from app.core import sessions as session_service
 from app.core import users as user_service
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.errors import NotFound
 from app.extensions import db
 from app.http import load_json
 from app.models import AuthSession, SigningKey, User
@@ -50,6 +50,7 @@ def _query(schema: Any) -> Any:
 def _user_json(user: User) -> dict[str, Any]:
     return {"id": user.id, "username": user.username, "roles": user.roles,
             "disabled": user.disabled, "created_at": user.created_at.isoformat(),
+            "password_change_required": user.must_change_password,
             "mfa_enabled": mfa_service.is_enabled(db.session(), user.id)}
 
 
@@ -62,31 +63,43 @@ def _user(user_id: int) -> User:
 
 @bp.get("/users")
 def list_users() -> Response:
-    """Users, searched by name, paged."""
+    """Users by id, searched by name, keyset-paged (``after_id`` = ``next_after_id``)."""
     args = _query(UserQuerySchema())
-    stmt = select(User).order_by(User.id)
-    if args["q"]:
-        stmt = stmt.where(User.username.contains(args["q"].lower(), autoescape=True))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.limit(args["per_page"])
-                              .offset((args["page"] - 1) * args["per_page"]))
-    return jsonify(users=[_user_json(u) for u in rows], total=total, page=args["page"],
-                   per_page=args["per_page"])
+    # One row more than asked tells whether another page follows (no empty last page).
+    rows = user_service.page_users(db.session(), q=args["q"], after_id=args["after_id"],
+                                   limit=args["limit"] + 1)
+    shown = rows[:args["limit"]]
+    return jsonify(users=[_user_json(u) for u in shown],
+                   next_after_id=shown[-1].id if len(rows) > len(shown) else None)
 
 
 @bp.post("/users")
 def create_user() -> tuple[Response, int]:
+    """Create a user (``temporary``: the first login must replace the password)."""
     body = load_json(UserCreateSchema())
-    try:
-        user = user_service.create_user(db.session(), body["username"], body["password"],
-                                        body["roles"], state.now())
-    except user_service.UsernameTaken:
-        raise Conflict("This username is taken.") from None
-    except user_service.UserError as exc:
-        field = "password" if isinstance(exc, user_service.WeakPassword) else "username"
-        raise ValidationFailed(details={field: [str(exc)]}) from None
-    audit("USER_CREATED", user_id=user.id, actor_id=current_principal().user_id)
+    user = actions.create_user(body["username"], body["password"], body["roles"],
+                               temporary=body["temporary"])
     return jsonify(_user_json(user)), 201
+
+
+@bp.post("/users/<id:user_id>/reset-mfa")
+def reset_mfa(user_id: int) -> Response:
+    """Remove the user's TOTP and recovery codes (lost phone); their tokens end."""
+    user = _user(user_id)
+    was_on = actions.reset_mfa(user)
+    return jsonify(user_id=user.id, mfa_was_enabled=was_on, mfa_enabled=False)
+
+
+@bp.post("/users/<id:user_id>/temporary-password")
+def temporary_password(user_id: int) -> Response:
+    """Set a temporary password (given, or generated and shown once); their tokens end."""
+    body = load_json(TemporaryPasswordSchema()) if request.content_length else {"password": None}
+    user = _user(user_id)
+    password = actions.set_temporary_password(user, body["password"])
+    response = jsonify(user_id=user.id, temporary_password=password,
+                       password_change_required=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.patch("/users/<id:user_id>")
@@ -194,12 +207,14 @@ def set_migration() -> Response:
 def audit_log() -> Response:
     """Audit events by user, event and time range, newest first; page with ``before_id``."""
     args = _query(AuditQuerySchema())
-    rows = audit_service.query(db.session(), **args)
+    limit = args.pop("limit")
+    found = audit_service.query(db.session(), **args, limit=limit + 1)  # +1: is there more?
+    rows = found[:limit]
     return jsonify(
         events=[{"id": e.id, "at": e.at.isoformat(), "event": e.event, "user_id": e.user_id,
                  "actor_id": e.actor_id, "session_id": e.session_id,
                  "request_id": e.request_id, "ip": e.ip, "user_agent": e.user_agent,
                  "result": e.result, "reason": e.reason, "kid": e.kid, "details": e.details}
                 for e in rows],
-        next_before_id=rows[-1].id if len(rows) == args["limit"] else None,
+        next_before_id=rows[-1].id if len(found) > limit else None,
     )

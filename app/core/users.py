@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +30,10 @@ __all__ = [
     "UsernameTaken",
     "WeakPassword",
     "create_user",
+    "generate_password",
     "normalize_username",
+    "page_users",
+    "set_temporary_password",
 ]
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{1,63}")
@@ -54,9 +58,13 @@ def normalize_username(username: str) -> str:
 
 
 def create_user(
-    session: Session, username: str, password: str, roles: Iterable[str], now: datetime
+    session: Session, username: str, password: str, roles: Iterable[str], now: datetime,
+    *, temporary: bool = False,
 ) -> User:
-    """Create a user, committing; the unique constraint settles a race on the name."""
+    """Create a user, committing; the unique constraint settles a race on the name.
+
+    ``temporary``: the password is one an admin chose, to be replaced at the first login.
+    """
     name = normalize_username(username)
     if not USERNAME_PATTERN.fullmatch(name):
         raise UserError("username must be 2-64 characters: letters, digits, . _ @ -")
@@ -74,6 +82,7 @@ def create_user(
         disabled=False,
         created_at=now,
         password_changed_at=now,
+        must_change_password=temporary,
     )
     session.add(user)
     try:
@@ -131,4 +140,36 @@ def change_password(session: Session, user: User, new_password: str, now: dateti
         raise WeakPassword("password " + "; ".join(problems))
     user.password_hash = hash_password(new_password)
     user.password_changed_at = now
+    user.must_change_password = False
     session.commit()
+
+
+def generate_password() -> str:
+    """A random password that passes the strength rules (96 bits, 16 characters)."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if not password_problems(candidate):
+            return candidate
+
+
+def set_temporary_password(session: Session, user: User, password: str, now: datetime) -> None:
+    """Give ``user`` a password an admin knows; the next login must replace it first."""
+    problems = password_problems(password, user.username)
+    if problems:
+        raise WeakPassword("password " + "; ".join(problems))
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+    user.must_change_password = True
+    session.commit()
+
+
+def page_users(session: Session, *, q: str | None = None, after_id: int | None = None,
+               limit: int = 50) -> list[User]:
+    """Users by id, ``limit`` after ``after_id`` (keyset paging: each page costs one index
+    range scan however deep it is), optionally those whose name contains ``q``."""
+    stmt = select(User).order_by(User.id).limit(limit)
+    if q:
+        stmt = stmt.where(User.username.contains(normalize_username(q), autoescape=True))
+    if after_id is not None:
+        stmt = stmt.where(User.id > after_id)
+    return list(session.scalars(stmt))

@@ -1,8 +1,12 @@
-"""What an admin can change, audited once here; the admin API and the admin page call these."""
+"""What an admin can change, audited once here; the admin API, the admin page and the
+command line call these. The audit row names the admin as actor; a change made from the
+command line (no request) has no actor."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from flask import has_request_context
 
 from app import state
 from app.audit import audit
@@ -32,8 +36,8 @@ __all__ = [
 STEP_UP_MAX_AGE = 300  # seconds: how recent an admin's MFA must be for a change
 
 
-def _actor() -> int:
-    return current_principal().user_id
+def _actor() -> int | None:
+    return current_principal().user_id if has_request_context() else None
 
 
 def require_recent_step_up() -> None:

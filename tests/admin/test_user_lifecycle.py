@@ -6,14 +6,14 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import pyotp
 import pytest
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent
 from tests.support.actions import AuthActions
-from tests.support.tokens import PASSWORD, bearer, make_user
+from tests.support.mfa import enroll_totp
+from tests.support.tokens import PASSWORD, bearer, issue, make_user
 
 NEW_PASSWORD = "a brand new pass phrase 42"
 
@@ -37,17 +37,6 @@ def _audit(app, event: str) -> list[AuditEvent]:  # type: ignore[no-untyped-def]
     with app.app_context():
         return list(db.session.scalars(select(AuditEvent).where(AuditEvent.event == event)
                                        .order_by(AuditEvent.id)))
-
-
-def _enroll(app, username: str) -> pyotp.TOTP:  # type: ignore[no-untyped-def]
-    """Turn MFA on for ``username`` as they would; returns their authenticator."""
-    client = app.test_client()
-    token = _token(app, username)
-    secret = client.post("/mfa/totp/enroll", headers=bearer(token)).get_json()["secret"]
-    totp = pyotp.TOTP(secret)
-    confirmed = client.post("/mfa/totp/confirm", headers=bearer(token), json={"code": totp.now()})
-    assert confirmed.status_code == 200, confirmed.get_json()
-    return totp
 
 
 def test_admin_creates_a_user_with_a_temporary_password(app) -> None:  # type: ignore[no-untyped-def]
@@ -143,7 +132,7 @@ def test_a_given_temporary_password_is_strength_checked(app) -> None:  # type: i
 
 
 def test_a_user_with_mfa_passes_the_code_then_changes_the_password(app) -> None:  # type: ignore[no-untyped-def]
-    totp = _enroll(app, "alice")
+    totp = enroll_totp(app, "alice")
     client = app.test_client()
     temporary = client.post("/admin/api/users/2/temporary-password",
                             headers=bearer(_token(app))).get_json()["temporary_password"]
@@ -159,7 +148,7 @@ def test_a_user_with_mfa_passes_the_code_then_changes_the_password(app) -> None:
 
 
 def test_reset_mfa_lets_a_user_who_lost_their_phone_log_in(app) -> None:  # type: ignore[no-untyped-def]
-    _enroll(app, "alice")
+    enroll_totp(app, "alice")
     client = app.test_client()
     assert AuthActions(client).login(username="alice").get_json()["mfa_required"] is True
     admin = _token(app)
@@ -205,7 +194,7 @@ def test_roles_change_ends_tokens_and_is_audited(app) -> None:  # type: ignore[n
 
 
 def test_changes_need_a_step_up_when_the_admin_has_mfa(app) -> None:  # type: ignore[no-untyped-def]
-    totp = _enroll(app, "root")
+    totp = enroll_totp(app, "root")
     auth = AuthActions(app.test_client())
     mfa_token = auth.login(username="root").get_json()["mfa_token"]
     verified = auth.client.post("/auth/mfa/verify", json={
@@ -213,9 +202,7 @@ def test_changes_need_a_step_up_when_the_admin_has_mfa(app) -> None:  # type: ig
     fresh = verified["access_token"]
     for path in ("/admin/api/users/2/reset-mfa", "/admin/api/users/2/temporary-password"):
         assert auth.client.post(path, headers=bearer(fresh)).status_code == 200
-    # A token without the second factor (a refresh keeps aal2; a legacy-style aal1 login
-    # is the case here: the admin's MFA is off for a moment, then on again) is refused.
-    from tests.support.tokens import issue
+    # An admin token without a fresh second factor (aal1) is refused.
     stale = issue(app, 1, roles=["admin"])
     for path in ("/admin/api/users/2/reset-mfa", "/admin/api/users/2/temporary-password"):
         refused = auth.client.post(path, headers=bearer(stale))

@@ -1,0 +1,143 @@
+"""The admin page's user lifecycle in a real browser (issue 19): create a user, reset MFA,
+a temporary password that forces a change at the next login, paging users and the audit
+log. Same harness as test_browser.py (gunicorn, Debian's chromium, CSP watched)."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from app import state
+from app.core.audit import AuditRecord, record
+from app.extensions import db
+from tests.support.mfa import enroll_totp
+from tests.support.tokens import PASSWORD, make_user
+from tests.web import test_browser as harness
+from tests.web.test_browser import _log_in, _notice, _shot
+
+# The browser harness's fixtures, shared rather than copied.
+browser, open_context, start_server = harness.browser, harness.open_context, harness.start_server
+
+pytestmark = pytest.mark.slow
+NEW_PASSWORD = "my very own pass phrase 7"
+
+
+def _row(page: Page, username: str):  # type: ignore[no-untyped-def]
+    return page.locator(f"#users tr[data-user='{username}']")
+
+
+def _change_password(page: Page, base: str) -> None:
+    expect(page).to_have_url(f"{base}/login/password")
+    page.fill("#new_password", NEW_PASSWORD)
+    page.fill("#new_password_again", NEW_PASSWORD + "x")
+    page.click("button:has-text('Set password')")
+    assert _notice(page) == "Enter the same new password twice."
+    page.fill("#new_password", NEW_PASSWORD)
+    page.fill("#new_password_again", NEW_PASSWORD)
+    page.click("button:has-text('Set password')")
+    expect(page).to_have_url(f"{base}/account?n=password_set")
+
+
+def test_admin_creates_a_user_who_must_choose_a_password(app, start_server, open_context) -> None:  # type: ignore[no-untyped-def]
+    make_user(app, "root", roles=("admin",))
+    server = start_server()
+    _, admin = open_context()
+    _log_in(admin, server.url, "root")
+    admin.goto(f"{server.url}/admin")
+    admin.fill("#new-username", "carol")
+    admin.fill("#new-password", "short")
+    admin.click("button:has-text('Create user')")
+    assert _notice(admin).startswith("password:")
+    admin.fill("#new-username", "carol")
+    admin.fill("#new-password", "Welcome-To-Tessera-1")
+    admin.fill("#new-roles", "editor viewer")
+    admin.click("button:has-text('Create user')")
+    assert _notice(admin) == "The user is created."
+    expect(_row(admin, "carol")).to_contain_text("password change due")
+    expect(_row(admin, "carol").locator("input[name='roles']")).to_have_value("editor viewer")
+
+    _, carol = open_context()
+    _log_in(carol, server.url, "carol", "Welcome-To-Tessera-1")
+    _shot(carol, "forced-password-change")
+    carol.goto(f"{server.url}/account")  # no session yet
+    expect(carol.locator("h1")).to_have_text("Log in")
+    _log_in(carol, server.url, "carol", "Welcome-To-Tessera-1")
+    _change_password(carol, server.url)
+    expect(carol.locator("#username")).to_have_text("carol")
+
+
+def test_reset_mfa_and_temporary_password(app, start_server, open_context) -> None:  # type: ignore[no-untyped-def]
+    make_user(app, "root", roles=("admin",))
+    make_user(app, "alice")
+    enroll_totp(app, "alice")
+    server = start_server()
+    _, alice = open_context()
+    _log_in(alice, server.url, "alice")
+    expect(alice).to_have_url(f"{server.url}/login/mfa")  # MFA on: a code is asked
+
+    _, admin = open_context()
+    _log_in(admin, server.url, "root")
+    admin.goto(f"{server.url}/admin")
+    _row(admin, "alice").locator("button:has-text('Reset MFA')").click()
+    assert _notice(admin) == "Two-step verification is reset; the user's sessions have ended."
+    expect(_row(admin, "alice").locator("button:has-text('Reset MFA')")).to_have_count(0)
+    _log_in(alice, server.url, "alice")
+    expect(alice).to_have_url(f"{server.url}/account")  # no code asked any more
+
+    _row(admin, "alice").locator("summary:has-text('Temporary password')").click()
+    _row(admin, "alice").locator("button:has-text('Set temporary password')").click()
+    temporary = admin.locator("#temporary-password").inner_text().strip()
+    assert len(temporary) >= 12 and temporary not in admin.url  # rendered, never in a URL
+    _shot(admin, "admin-temporary-password")
+    admin.goto(f"{server.url}/admin")
+    expect(admin.locator("#temporary-password")).to_have_count(0)  # shown once
+
+    alice.goto(f"{server.url}/account")  # her session ended with the new password
+    expect(alice).to_have_url(f"{server.url}/login?n=expired")
+    _log_in(alice, server.url, "alice", PASSWORD)
+    assert _notice(alice) == "Wrong username or password."
+    _log_in(alice, server.url, "alice", temporary)
+    _change_password(alice, server.url)
+    alice.click("header button:has-text('Log out')")
+    _log_in(alice, server.url, "alice", NEW_PASSWORD)
+    expect(alice).to_have_url(f"{server.url}/account")
+
+
+def test_admin_pages_through_users_and_the_audit_log(app, start_server, open_context) -> None:  # type: ignore[no-untyped-def]
+    make_user(app, "root", roles=("admin",))
+    for i in range(54):
+        make_user(app, f"user{i:02d}")
+    with app.app_context():  # more than one page of audit rows
+        for i in range(55):
+            record(db.session(), AuditRecord("LOGIN_FAILURE", user_id=i + 2, result="failure"),
+                   state.now())
+        db.session.commit()
+    server = start_server()
+    _, admin = open_context()
+    _log_in(admin, server.url, "root")
+    admin.goto(f"{server.url}/admin")
+    first = admin.locator("#users tbody tr").evaluate_all("rows => rows.map(r => r.dataset.user)")
+    assert len(first) == 50 and first[0] == "root"
+    _shot(admin, "admin-users-page-1")
+    admin.click("#users-next")
+    admin.wait_for_url("**after_id=*")
+    second = admin.locator("#users tbody tr").evaluate_all("rows => rows.map(r => r.dataset.user)")
+    assert second == [f"user{i:02d}" for i in range(49, 54)]
+    expect(admin.locator("#users-next")).to_have_count(0)
+    admin.click("#users-first")
+    admin.wait_for_url(f"{server.url}/admin")
+    assert admin.locator("#users tbody tr").first.get_attribute("data-user") == "root"
+
+    admin.fill("#q", "user5")
+    admin.click("button:has-text('Search')")
+    admin.wait_for_url("**q=user5*")
+    found = admin.locator("#users tbody tr").evaluate_all("rows => rows.map(r => r.dataset.user)")
+    assert found == ["user50", "user51", "user52", "user53"]
+
+    ids = admin.locator("#audit tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.id)")
+    assert len(ids) == 50 and ids == sorted(ids, reverse=True)
+    admin.click("#audit-older")
+    admin.wait_for_url("**before_id=*")
+    older = admin.locator("#audit tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.id)")
+    assert older and max(older) < min(ids)  # each row once, in order
+    expect(admin.locator("#audit-newest")).to_have_count(1)

@@ -284,6 +284,14 @@ class Settings:
     )
     # MFA (SPEC §7)
     mfa_token_ttl: timedelta = _setting(300, _seconds, "Lifetime of the login MFA token, seconds.")
+    mfa_issuer: str = _setting(
+        "Tessera", _text, "Issuer label authenticator apps show next to the account name."
+    )
+    # Service clients (RFC 7662, RFC 7009)
+    client_secret_overlap: timedelta = _setting(
+        86400, _seconds_or_zero,
+        "How long a service client's previous secret keeps working after a rotation, seconds.",
+    )
     # Rate limits (SPEC §9): flask-limiter rate strings
     ratelimit_login_per_ip: str = _setting(
         "10/minute", _rate_limit, "Failed logins per client address."

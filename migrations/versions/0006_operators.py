@@ -23,8 +23,9 @@ def upgrade():
         batch_op.add_column(sa.Column('must_change_password', sa.Boolean(), nullable=False,
                                       server_default=sa.false()))
     with op.batch_alter_table('service_clients', schema=None) as batch_op:
+        # Clients registered before scopes keep what they could do: both endpoints.
         batch_op.add_column(sa.Column('scopes', sa.JSON(), nullable=False,
-                                      server_default='[]'))
+                                      server_default='["introspect", "revoke"]'))
         batch_op.add_column(sa.Column('previous_secret_hash', sa.String(length=255),
                                       nullable=True))
         batch_op.add_column(sa.Column('previous_secret_expires_at',

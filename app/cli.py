@@ -13,7 +13,7 @@ from app import state
 from app.admin import actions
 from app.cli_keys import keys_cli, migration_cli
 from app.core import users as user_service
-from app.core.clients import ClientError, create_client
+from app.core.clients import CLIENT_SCOPES, list_clients
 from app.errors import TesseraError
 from app.extensions import db
 from app.models import User
@@ -144,15 +144,68 @@ clients_cli = AppGroup("clients", help="Service clients of /oauth/introspect and
 
 @clients_cli.command("create")
 @click.argument("name")
-def create_client_command(name: str) -> None:
+@click.option("--scope", "scopes", multiple=True, type=click.Choice(CLIENT_SCOPES),
+              help="Endpoint the client may call; repeatable; default: both.")
+def create_client_command(name: str, scopes: tuple[str, ...]) -> None:
     """Register a service client; its secret is printed once and stored hashed."""
     try:
-        client, secret = create_client(db.session(), name, state.now())
-    except ClientError as exc:
-        raise click.ClickException(str(exc)) from None
+        client, secret = actions.create_client(name, list(scopes or CLIENT_SCOPES))
+    except TesseraError as exc:
+        raise _refused(exc) from None
     click.echo(f"client_id:     {client.client_id}")
     click.echo(f"client_secret: {secret}")
     click.echo("(the secret is not stored in clear and cannot be shown again)")
+
+
+@clients_cli.command("list")
+def list_clients_command() -> None:
+    """Every client: id, scopes, name, when its secret last changed."""
+    now = state.now()
+    for client in list_clients(db.session()):
+        rotated = client.secret_rotated_at or client.created_at
+        overlap = client.previous_secret_expires_at
+        old = f", old secret valid until {overlap:%Y-%m-%d %H:%M}Z" \
+            if overlap is not None and overlap > now else ""
+        click.echo(f"{client.client_id}  {','.join(client.scopes):<18} {client.name}"
+                   f"  (secret of {rotated:%Y-%m-%d %H:%M}Z{old})")
+
+
+@clients_cli.command("rotate-secret")
+@click.argument("client_id")
+def rotate_client_command(client_id: str) -> None:
+    """A new secret, printed once; the old one works for CLIENT_SECRET_OVERLAP more."""
+    try:
+        client, secret = actions.rotate_client_secret(client_id)
+    except TesseraError as exc:
+        raise _refused(exc) from None
+    click.echo(f"client_secret: {secret}")
+    until = client.previous_secret_expires_at
+    click.echo(f"the previous secret works until {until:%Y-%m-%d %H:%M:%S}Z" if until
+               else "the previous secret no longer works")
+
+
+@clients_cli.command("set-scopes")
+@click.argument("client_id")
+@click.option("--scope", "scopes", multiple=True, required=True,
+              type=click.Choice(CLIENT_SCOPES), help="Endpoint the client may call; repeatable.")
+def set_client_scopes_command(client_id: str, scopes: tuple[str, ...]) -> None:
+    """Set what CLIENT_ID may call."""
+    try:
+        client = actions.set_client_scopes(client_id, list(scopes))
+    except TesseraError as exc:
+        raise _refused(exc) from None
+    click.echo(f"{client.client_id}: {', '.join(client.scopes)}")
+
+
+@clients_cli.command("delete")
+@click.argument("client_id")
+def delete_client_command(client_id: str) -> None:
+    """Remove CLIENT_ID; its secrets stop working at once."""
+    try:
+        actions.delete_client(client_id)
+    except TesseraError as exc:
+        raise _refused(exc) from None
+    click.echo(f"deleted {client_id}")
 
 
 @revocations_cli.command("purge")

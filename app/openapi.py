@@ -41,6 +41,8 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "admin.revoke_token": admin_schemas.TokenRevokeSchema,
     "admin.rotate_keys": admin_schemas.RotateSchema,
     "admin.set_migration": admin_schemas.PhaseSchema,
+    "admin.create_client": admin_schemas.ClientCreateSchema,
+    "admin.update_client": admin_schemas.ClientUpdateSchema,
 }
 QUERY_STRINGS: dict[str, type[Schema]] = {
     "admin.list_users": admin_schemas.UserQuerySchema,
@@ -144,7 +146,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
         path, params = _path(rule.rule)
         operations = {method.lower(): _operation(app, rule.endpoint, params)
                       for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
-        if rule.endpoint in ("api.create_note", "admin.create_user", "auth.register"):
+        if rule.endpoint in ("api.create_note", "admin.create_user", "admin.create_client",
+                             "auth.register"):
             operations["post"]["responses"]["201"] = {"description": "Created.", "content": {
                 "application/json": {"schema": {"type": "object"}}}}
         if rule.endpoint == "wellknown.jwks":

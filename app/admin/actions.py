@@ -10,24 +10,29 @@ from flask import has_request_context
 
 from app import state
 from app.audit import audit
+from app.core import clients as client_service
 from app.core import keys as key_service
 from app.core import mfa as mfa_service
 from app.core import users as user_service
 from app.errors import Conflict, NotFound, StepUpRequired, ValidationFailed
 from app.extensions import db
-from app.models import AuthSession, SigningKey, User
+from app.models import AuthSession, ServiceClient, SigningKey, User
 from app.security import current_principal, keyops
 from app.security.revocation import revoke_session, revoke_user_tokens
 
 __all__ = [
     "STEP_UP_MAX_AGE",
+    "create_client",
     "create_user",
+    "delete_client",
     "end_session",
     "reset_mfa",
     "require_recent_step_up",
     "revoke_all_tokens",
     "revoke_key",
+    "rotate_client_secret",
     "rotate_keys",
+    "set_client_scopes",
     "set_phase",
     "set_temporary_password",
     "update_user_account",
@@ -163,3 +168,52 @@ def set_phase(phase: str) -> None:
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     audit("MIGRATION_PHASE_CHANGED", actor_id=_actor(), details={"from": previous, "to": phase})
+
+
+def create_client(name: str, scopes: list[str]) -> tuple[ServiceClient, str]:
+    """Register a service client; its secret is returned once (never audited)."""
+    try:
+        client, secret = client_service.create_client(db.session(), name, state.now(), scopes)
+    except client_service.ClientError as exc:
+        raise ValidationFailed(details={"name" if str(exc).startswith("name") else "scopes":
+                                        [str(exc)]}) from None
+    audit("CLIENT_CREATED", user_id=None, actor_id=_actor(),
+          details={"client_id": client.client_id, "name": client.name, "scopes": client.scopes})
+    return client, secret
+
+
+def _client_change(event: str, client_id: str, change: Any, **details: Any) -> Any:
+    """Run ``change`` on a client; audit it (a missing client as a failure) and return it."""
+    try:
+        result = change()
+    except client_service.UnknownClient:
+        audit(event, user_id=None, actor_id=_actor(), result="failure", reason="unknown_client",
+              details={"client_id": client_id[:64]})
+        raise NotFound("No such client.") from None
+    except client_service.ClientError as exc:
+        raise ValidationFailed(details={"scopes": [str(exc)]}) from None
+    audit(event, user_id=None, actor_id=_actor(), details={"client_id": client_id, **details})
+    return result
+
+
+def rotate_client_secret(client_id: str) -> tuple[ServiceClient, str]:
+    """A new secret, returned once; the old one works for CLIENT_SECRET_OVERLAP more."""
+    overlap = state.settings().client_secret_overlap
+    return _client_change(  # type: ignore[no-any-return]
+        "CLIENT_SECRET_ROTATED", client_id,
+        lambda: client_service.rotate_secret(db.session(), client_id, state.now(), overlap),
+        overlap_seconds=int(overlap.total_seconds()))
+
+
+def set_client_scopes(client_id: str, scopes: list[str]) -> ServiceClient:
+    """Replace what the client may call."""
+    return _client_change(  # type: ignore[no-any-return]
+        "CLIENT_UPDATED", client_id,
+        lambda: client_service.set_scopes(db.session(), client_id, scopes),
+        scopes=sorted(set(scopes)))
+
+
+def delete_client(client_id: str) -> None:
+    """Remove a client; both its secrets stop working at once."""
+    _client_change("CLIENT_DELETED", client_id,
+                   lambda: client_service.delete_client(db.session(), client_id))

@@ -10,6 +10,8 @@ from app import state
 from app.admin import actions
 from app.admin.schemas import (
     AuditQuerySchema,
+    ClientCreateSchema,
+    ClientUpdateSchema,
     PhaseSchema,
     RotateSchema,
     TemporaryPasswordSchema,
@@ -20,6 +22,7 @@ from app.admin.schemas import (
 )
 from app.audit import audit
 from app.core import audit as audit_service
+from app.core import clients as client_service
 from app.core import mfa as mfa_service
 from app.core import migration
 from app.core import sessions as session_service
@@ -27,7 +30,7 @@ from app.core import users as user_service
 from app.errors import NotFound
 from app.extensions import db
 from app.http import load_json
-from app.models import AuthSession, SigningKey, User
+from app.models import AuthSession, ServiceClient, SigningKey, User
 from app.security import current_principal, keyops, snapshot
 from app.security.guards import protect_blueprint
 from app.security.issuing import session_limits
@@ -218,3 +221,55 @@ def audit_log() -> Response:
                 for e in rows],
         next_before_id=rows[-1].id if len(found) > limit else None,
     )
+
+
+def _client_json(client: ServiceClient) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    previous_until = client.previous_secret_expires_at
+    if previous_until is not None and previous_until <= state.now():
+        previous_until = None  # the overlap is over: only the current secret works
+    return {"client_id": client.client_id, "name": client.name, "scopes": client.scopes,
+            "created_at": when(client.created_at),
+            "secret_rotated_at": when(client.secret_rotated_at),
+            "previous_secret_valid_until": when(previous_until)}
+
+
+@bp.get("/clients")
+def list_clients() -> Response:
+    """Service clients of /oauth/introspect and /oauth/revoke (never their secrets)."""
+    return jsonify(clients=[_client_json(c) for c in client_service.list_clients(db.session())])
+
+
+def _with_secret(client: ServiceClient, secret: str) -> Response:
+    response = jsonify(**_client_json(client), client_secret=secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/clients")
+def create_client() -> tuple[Response, int]:
+    """Register a client; its secret is in this answer only."""
+    body = load_json(ClientCreateSchema())
+    return _with_secret(*actions.create_client(body["name"], body["scopes"])), 201
+
+
+@bp.post("/clients/<client_id>/rotate-secret")
+def rotate_client_secret(client_id: str) -> Response:
+    """A new secret (in this answer only); the old one works for CLIENT_SECRET_OVERLAP."""
+    return _with_secret(*actions.rotate_client_secret(client_id))
+
+
+@bp.patch("/clients/<client_id>")
+def update_client(client_id: str) -> Response:
+    """Set the client's scopes."""
+    body = load_json(ClientUpdateSchema())
+    return jsonify(_client_json(actions.set_client_scopes(client_id, body["scopes"])))
+
+
+@bp.delete("/clients/<client_id>")
+def delete_client(client_id: str) -> Response:
+    """Remove the client; its secrets stop working at once."""
+    actions.delete_client(client_id)
+    return jsonify(deleted=client_id)

@@ -18,6 +18,7 @@ from app import state
 from app.admin import actions
 from app.admin.schemas import AuditQuerySchema, PhaseSchema, UserCreateSchema, UserUpdateSchema
 from app.core import audit as audit_service
+from app.core import clients as client_service
 from app.core import mfa as mfa_service
 from app.core import migration
 from app.core import sessions as session_service
@@ -101,6 +102,8 @@ def _admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200
         events=sorted(audit_service.EVENTS), event=filters["event"],
         user_filter=filters["user_id"], audit=audit_shown,
         next_before_id=audit_shown[-1].id if len(audit) > len(audit_shown) else None,
+        clients=client_service.list_clients(db.session()), client_scopes=client_service.CLIENT_SCOPES,
+        now=state.now(),
         **shown_once,
     )
 
@@ -210,6 +213,49 @@ def admin_set_roles(user_id: int) -> Response | tuple[str, int]:
     if sorted(set(body["roles"])) != user.roles:
         actions.update_user_account(user, roles=body["roles"])
     return _done("user_updated")
+
+
+def _scopes_from_form() -> list[str]:
+    return [s for s in client_service.CLIENT_SCOPES if request.form.get(f"scope_{s}") == "1"]
+
+
+@bp.post("/admin/clients")
+def admin_create_client() -> tuple[str, int]:
+    """Register a service client; its secret is shown in this answer only."""
+    me = _changing_admin()
+    try:
+        client, secret = actions.create_client(request.form.get("name", "").strip(),
+                                               _scopes_from_form())
+    except ValidationFailed as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
+    return _admin_page(me, notice=Notice("info", "The client is registered."),
+                       client_secret=secret, secret_for=client.client_id)
+
+
+@bp.post("/admin/clients/<client_id>/rotate-secret")
+def admin_rotate_client_secret(client_id: str) -> tuple[str, int]:
+    """A new secret, shown once; the old one keeps working for the overlap."""
+    me = _changing_admin()
+    client, secret = actions.rotate_client_secret(client_id)
+    return _admin_page(me, notice=Notice("info", "The client's secret is rotated."),
+                       client_secret=secret, secret_for=client.client_id)
+
+
+@bp.post("/admin/clients/<client_id>/scopes")
+def admin_set_client_scopes(client_id: str) -> Response | tuple[str, int]:
+    me = _changing_admin()
+    try:
+        actions.set_client_scopes(client_id, _scopes_from_form())
+    except ValidationFailed as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
+    return _done("client_updated")
+
+
+@bp.post("/admin/clients/<client_id>/delete")
+def admin_delete_client(client_id: str) -> Response:
+    _changing_admin()
+    actions.delete_client(client_id)
+    return _done("client_deleted")
 
 
 @bp.post("/admin/sessions/<session_id>/end")

@@ -84,6 +84,8 @@ NOTICES = {
     "user_revoked": Notice("info", "Every token and session of that user has ended."),
     "user_updated": Notice("info", "The user is updated."),
     "user_created": Notice("info", "The user is created."),
+    "client_updated": Notice("info", "The client's scopes are set."),
+    "client_deleted": Notice("info", "The client is deleted; its secrets no longer work."),
     "mfa_reset": Notice("info", "Two-step verification is reset; the user's sessions have ended."),
     "rotated": Notice("info", "The keys are rotated."),
     "key_revoked": Notice("info", "The key is revoked."),

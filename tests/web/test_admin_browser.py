@@ -9,7 +9,9 @@ from playwright.sync_api import Page, expect
 
 from app import state
 from app.core.audit import AuditRecord, record
+from app.core.clients import authenticate_client
 from app.extensions import db
+from app.models import ServiceClient
 from tests.support.mfa import enroll_totp
 from tests.support.tokens import PASSWORD, make_user
 from tests.web import test_browser as harness
@@ -141,3 +143,35 @@ def test_admin_pages_through_users_and_the_audit_log(app, start_server, open_con
     older = admin.locator("#audit tbody tr").evaluate_all("rows => rows.map(r => +r.dataset.id)")
     assert older and max(older) < min(ids)  # each row once, in order
     expect(admin.locator("#audit-newest")).to_have_count(1)
+
+
+def test_admin_registers_a_client_and_rotates_its_secret(app, start_server, open_context) -> None:  # type: ignore[no-untyped-def]
+    make_user(app, "root", roles=("admin",))
+    server = start_server()
+    _, admin = open_context()
+    _log_in(admin, server.url, "root")
+    admin.goto(f"{server.url}/admin")
+    admin.fill("#client-name", "notes service")
+    admin.click("button:has-text('Register client')")
+    assert _notice(admin) == "The client is registered."
+    first = admin.locator("#client-secret").inner_text().strip()
+    client_id = admin.locator("#clients tbody tr").first.get_attribute("data-client")
+    row = admin.locator(f"#clients tr[data-client='{client_id}']")
+    row.locator("button:has-text('Rotate secret')").click()
+    assert _notice(admin) == "The client's secret is rotated."
+    second = admin.locator("#client-secret").inner_text().strip()
+    assert second != first
+    expect(row.locator(".previous-secret")).to_contain_text("old secret valid until")
+    _shot(admin, "admin-client-rotated")
+    with app.app_context():  # both secrets open the door during the overlap
+        stored = db.session.get(ServiceClient, client_id)
+        assert authenticate_client(stored, first, state.now())
+        assert authenticate_client(stored, second, state.now())
+    row.locator("input[name='scope_revoke']").uncheck()
+    row.locator("button:has-text('Set scopes')").click()
+    assert _notice(admin) == "The client's scopes are set."
+    expect(admin.locator(f"#clients tr[data-client='{client_id}'] input[name='scope_revoke']")
+           ).not_to_be_checked()
+    admin.locator(f"#clients tr[data-client='{client_id}'] button:has-text('Delete')").click()
+    assert _notice(admin) == "The client is deleted; its secrets no longer work."
+    expect(admin.locator("#clients tbody tr[data-client]")).to_have_count(0)

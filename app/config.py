@@ -20,6 +20,8 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.core.crypto import Kek
+
 __all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setting_docs"]
 
 MIGRATION_PHASES = ("legacy", "dual", "asymmetric")
@@ -146,11 +148,9 @@ def _optional_timestamp(raw: Any) -> datetime | None:
     raise ValueError(f"expected an ISO 8601 time, got {raw!r}")
 
 
-def _optional_kek(raw: Any) -> bytes | None:
+def _one_kek(raw: Any) -> bytes:
     """A 256-bit key, base64url encoded (padding optional)."""
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or not raw:
         raise ValueError("expected base64url text")
     try:
         key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
@@ -159,6 +159,28 @@ def _optional_kek(raw: Any) -> bytes | None:
     if len(key) != 32:
         raise ValueError(f"must decode to 32 bytes, got {len(key)}")
     return key
+
+
+def _optional_kek(raw: Any) -> bytes | None:
+    """One key, or a JSON list of keys (the first seals, all open: KEK rotation)."""
+    if raw is None or raw == "" or raw == [] or raw == ():
+        return None
+    if isinstance(raw, str) and raw.lstrip().startswith("["):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError("expected a key or a JSON list of keys") from None
+    if not isinstance(raw, (list, tuple)):
+        return Kek([_one_kek(raw)])
+    keys = []
+    for position, value in enumerate(raw, start=1):
+        try:
+            keys.append(_one_kek(value))
+        except ValueError as exc:
+            raise ValueError(f"key {position} of the list {exc}") from None
+    if len(set(keys)) != len(keys):
+        raise ValueError("lists the same key twice")
+    return Kek(keys)
 
 
 def _rate_limit(raw: Any) -> str:
@@ -218,8 +240,9 @@ class Settings:
     key_encryption_key: bytes | None = _setting(
         None,
         _optional_kek,
-        "base64url 32-byte key that encrypts private keys and TOTP secrets at rest; "
-        "unset with the embedded database means one generated into `instance/` (0600).",
+        "base64url 32-byte key that encrypts private keys and TOTP secrets at rest, or a "
+        "JSON list of such keys (the first seals, every one opens: KEK rotation); unset with "
+        "the embedded database means one generated into `instance/` (0600).",
         secret=True,
     )
     key_rotation_interval: timedelta = _setting(

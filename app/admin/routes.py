@@ -23,8 +23,8 @@ from app.admin.schemas import (
 from app.audit import audit
 from app.core import audit as audit_service
 from app.core import clients as client_service
+from app.core import key_report, migration
 from app.core import mfa as mfa_service
-from app.core import migration
 from app.core import sessions as session_service
 from app.core import users as user_service
 from app.errors import NotFound
@@ -155,19 +155,28 @@ def revoke_token() -> Response:
     return jsonify(revoked=body["jti"])
 
 
-def _key_json(row: SigningKey) -> dict[str, Any]:
-    def when(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
+def _when(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
+
+def _key_json(row: SigningKey, view: key_report.KeyView | None = None) -> dict[str, Any]:
+    described = {} if view is None else {
+        "age_seconds": int(view.age.total_seconds()),
+        "rotation_due_at": _when(view.rotation_due_at),
+        "rotation_overdue": view.rotation_overdue,
+        "expires_at": _when(view.expires_at), "published": view.published}
     return {"kid": row.kid, "alg": row.alg, "state": row.state,
-            "created_at": when(row.created_at), "activated_at": when(row.activated_at),
-            "retired_at": when(row.retired_at), "expired_at": when(row.expired_at),
-            "revoked_at": when(row.revoked_at)}
+            "created_at": _when(row.created_at), "activated_at": _when(row.activated_at),
+            "retired_at": _when(row.retired_at), "expired_at": _when(row.expired_at),
+            "revoked_at": _when(row.revoked_at), **described}
 
 
 @bp.get("/keys")
 def list_keys() -> Response:
-    return jsonify(keys=[_key_json(row) for row in keyops.list_signing_keys()])
+    """Every key with its age, rotation due date, retired keys' expiry, and the JWKS kids."""
+    views = keyops.describe_signing_keys()
+    return jsonify(keys=[_key_json(v.row, v) for v in views],
+                   jwks_kids=keyops.published_kids())
 
 
 @bp.post("/keys/rotate")

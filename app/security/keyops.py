@@ -2,21 +2,24 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from app import state
 from app.core import kek as kek_service
+from app.core import key_report, migration
 from app.core import keys as key_service
-from app.core import migration
 from app.extensions import db
 from app.models import SigningKey
-from app.security import keyring
+from app.security import keyring, snapshot
 from app.security.revocation import revocations
 
 __all__ = [
     "check_kek",
+    "describe_signing_keys",
     "ensure_signing_keys",
     "list_signing_keys",
+    "published_kids",
     "reseal_secrets",
     "revoke_signing_key",
     "rotate_signing_keys",
@@ -37,8 +40,22 @@ def _retired_lifetime() -> timedelta:
 
 def list_signing_keys() -> list[SigningKey]:
     """Every key, newest first, after marking retired keys past their lifetime expired."""
-    key_service.expire_retired(db.session(), state.now(), _retired_lifetime())
+    if key_service.expire_retired(db.session(), state.now(), _retired_lifetime()):
+        keyring().invalidate()  # this worker's JWKS drops them at once, the others in time
     return key_service.list_keys(db.session())
+
+
+def describe_signing_keys() -> list[key_report.KeyView]:
+    """Every key (newest first) with what an operator needs to know about it."""
+    return key_report.describe_keys(
+        list_signing_keys(), state.now(),
+        rotation_interval=state.settings().key_rotation_interval,
+        retired_lifetime=_retired_lifetime())
+
+
+def published_kids() -> list[str]:
+    """The kids this worker's JWKS serves right now (reloaded within KEYRING_REFRESH)."""
+    return [str(k["kid"]) for k in json.loads(snapshot().jwks_body)["keys"]]
 
 
 def check_kek() -> list[str]:

@@ -90,14 +90,15 @@ def _admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200
     users, sessions = _user_list(q)
     filters, filter_notice = _audit_filters()
     audit = audit_service.query(db.session(), **filters)
-    keys = keyops.list_signing_keys()
+    keys = keyops.describe_signing_keys()
     shown, audit_shown = users[:_USERS_SHOWN], audit[:_AUDIT_SHOWN]
     return page(
         "web/admin.html", me=me, notice=notice or filter_notice, status=status, q=q,
         users=shown, sessions=sessions,
         next_after_id=shown[-1].id if len(users) > len(shown) else None,
         mfa_users=mfa_service.enabled_among(db.session(), [u.id for u in shown]),
-        keys=keys, active_kid=next((k.kid for k in keys if k.state == "active"), None),
+        keys=keys, active_kid=next((k.row.kid for k in keys if k.row.state == "active"), None),
+        jwks_kids=keyops.published_kids(),
         phase=snapshot().phase, usage=migration.legacy_usage(db.session()),
         events=sorted(audit_service.EVENTS), event=filters["event"],
         user_filter=filters["user_id"], audit=audit_shown,

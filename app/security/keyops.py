@@ -6,6 +6,7 @@ import json
 from datetime import timedelta
 
 from app import state
+from app.audit import audit
 from app.core import kek as kek_service
 from app.core import key_report, migration
 from app.core import keys as key_service
@@ -82,6 +83,10 @@ def reseal_secrets() -> kek_service.KekReport:
     """Re-seal every private key and TOTP secret under the first key-encryption key."""
     report = kek_service.reseal_all(db.session(), _kek())
     keyring().invalidate()
+    audit("KEYS_RESEALED", result="failure" if report.unreadable else "success",
+          reason="unreadable_values" if report.unreadable else None,
+          details={"resealed": report.resealed, "current": report.current,
+                   "unreadable": len(report.unreadable)})
     return report
 
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from app import ConfigError, create_app
 from app.core.crypto import Kek, SealError, key_id, seal, sealed_key_id, unseal
 from app.extensions import db
-from app.models import SigningKey, TotpCredential
+from app.models import AuditEvent, SigningKey, TotpCredential
 from tests.conftest import TEST_KEK
 from tests.support.actions import AuthActions
 from tests.support.mfa import enroll_totp
@@ -92,6 +92,11 @@ def test_rotate_the_kek_reseal_and_drop_the_old_one(make_app, clock) -> None:  #
     assert _sealed_ids(both) == {key_id(NEW_KEY)}
     again = runner.invoke(args=["keys", "reseal"])
     assert "signing keys: 0 re-sealed, 3 already under the first key" in again.output
+    with both.app_context():
+        rows = list(db.session.scalars(select(AuditEvent).where(
+            AuditEvent.event == "KEYS_RESEALED").order_by(AuditEvent.id)))
+    assert [r.details["resealed"] for r in rows] == [{"signing_keys": 3, "totp_secrets": 2},
+                                                     {"signing_keys": 0, "totp_secrets": 0}]
 
     new = make_app(clock=clock, keys=False, COOKIE_SECURE=False, KEY_ENCRYPTION_KEY=NEW)
     assert new.test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0

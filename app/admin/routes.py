@@ -27,6 +27,7 @@ from app.core import key_report, migration
 from app.core import mfa as mfa_service
 from app.core import sessions as session_service
 from app.core import users as user_service
+from app.core.devices import device_name
 from app.errors import NotFound
 from app.extensions import db
 from app.http import load_json
@@ -126,7 +127,8 @@ def _session_json(sess: AuthSession) -> dict[str, Any]:
     return {"id": sess.id, "user_id": sess.user_id, "client_id": sess.client_id,
             "created_at": sess.created_at.isoformat(),
             "last_used_at": sess.last_used_at.isoformat(), "ip": sess.ip,
-            "user_agent": sess.user_agent, "acr": sess.acr}
+            "user_agent": sess.user_agent, "device": device_name(sess.user_agent),
+            "acr": sess.acr}
 
 
 @bp.get("/users/<id:user_id>/sessions")

@@ -19,6 +19,7 @@ from app.auth.schemas import (
 )
 from app.core import sessions as session_service
 from app.core import users as user_service
+from app.core.devices import device_name
 from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.http import load_json
@@ -128,8 +129,8 @@ def _session_json(sess: AuthSession, current_id: str | None) -> dict[str, Any]:
     return {
         "id": sess.id, "client_id": sess.client_id, "created_at": sess.created_at.isoformat(),
         "last_used_at": sess.last_used_at.isoformat(), "expires_at": sess.expires_at.isoformat(),
-        "user_agent": sess.user_agent, "ip": sess.ip, "acr": sess.acr,
-        "current": sess.id == current_id,
+        "user_agent": sess.user_agent, "device": device_name(sess.user_agent), "ip": sess.ip,
+        "acr": sess.acr, "current": sess.id == current_id,
     }
 
 

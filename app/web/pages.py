@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response
 
 from app import state
 from app.auth.cookies import clear_session_cookies
+from app.core.devices import device_name
 from app.errors import InvalidToken, StepUpRequired, TesseraError, http_error_response
 from app.extensions import db
 from app.models import User
@@ -117,6 +118,12 @@ class PageUser:
 
 class LoginNeeded(Exception):
     """The page needs a signed-in user and the request's access token did not do."""
+
+
+@bp.app_template_filter("device")
+def _device(user_agent: str | None) -> str:
+    """``{{ s.user_agent | device }}``: "Chrome on Linux" rather than the raw header."""
+    return device_name(user_agent)
 
 
 @bp.before_request

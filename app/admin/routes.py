@@ -23,7 +23,7 @@ from app.admin.schemas import (
 from app.audit import audit
 from app.core import audit as audit_service
 from app.core import clients as client_service
-from app.core import key_report, migration
+from app.core import key_report, migration, migration_chart
 from app.core import mfa as mfa_service
 from app.core import sessions as session_service
 from app.core import users as user_service
@@ -208,6 +208,17 @@ def _migration_json() -> dict[str, Any]:
 @bp.get("/migration")
 def get_migration() -> Response:
     return jsonify(_migration_json())
+
+
+@bp.get("/migration/traffic")
+def migration_traffic() -> Response:
+    """Tokens per UTC day, the last 30 days: HS256 accepted and exchanged, tokens issued
+    (the numbers of the admin page's chart), and the sunset."""
+    until = state.settings().legacy_accept_until
+    traffic = migration_chart.daily_traffic(db.session(), state.now().date())
+    return jsonify(legacy_accept_until=_when(until), days=[
+        {"day": t.day.isoformat(), "hs256_accepted": t.hs256_accepted,
+         "hs256_exchanged": t.exchanged, "tokens_issued": t.issued} for t in traffic])
 
 
 @bp.put("/migration")

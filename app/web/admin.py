@@ -20,7 +20,7 @@ from app.admin.schemas import AuditQuerySchema, PhaseSchema, UserCreateSchema, U
 from app.core import audit as audit_service
 from app.core import clients as client_service
 from app.core import mfa as mfa_service
-from app.core import migration
+from app.core import migration, migration_chart
 from app.core import sessions as session_service
 from app.core import users as user_service
 from app.errors import Forbidden, NotFound, ValidationFailed
@@ -49,6 +49,12 @@ def _changing_admin() -> PageUser:
 
 def _done(notice: str) -> Response:
     return redirect(url_for("web.admin", n=notice), code=303)
+
+
+def _migration_chart() -> dict[str, Any]:
+    traffic = migration_chart.daily_traffic(db.session(), state.now().date())
+    return {"traffic": traffic,
+            "chart": migration_chart.draw(traffic, state.settings().legacy_accept_until)}
 
 
 def _after(name: str) -> int | None:
@@ -98,7 +104,7 @@ def _admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200
         next_after_id=shown[-1].id if len(users) > len(shown) else None,
         mfa_users=mfa_service.enabled_among(db.session(), [u.id for u in shown]),
         keys=keys, active_kid=next((k.row.kid for k in keys if k.row.state == "active"), None),
-        jwks_kids=keyops.published_kids(),
+        jwks_kids=keyops.published_kids(), **_migration_chart(),
         phase=snapshot().phase, usage=migration.legacy_usage(db.session()),
         events=sorted(audit_service.EVENTS), event=filters["event"],
         user_filter=filters["user_id"], audit=audit_shown,

@@ -4,6 +4,8 @@ log. Same harness as test_browser.py (gunicorn, Debian's chromium, CSP watched).
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 from playwright.sync_api import Page, expect
 
@@ -11,11 +13,11 @@ from app import state
 from app.core.audit import AuditRecord, record
 from app.core.clients import authenticate_client
 from app.extensions import db
-from app.models import ServiceClient
+from app.models import LegacyUsage, ServiceClient
 from tests.support.mfa import enroll_totp
 from tests.support.tokens import PASSWORD, make_user
 from tests.web import test_browser as harness
-from tests.web.test_browser import _log_in, _notice, _shot
+from tests.web.test_browser import SHOTS, _log_in, _notice, _shot
 
 # The browser harness's fixtures, shared rather than copied.
 browser, open_context, start_server = harness.browser, harness.open_context, harness.start_server
@@ -175,3 +177,32 @@ def test_admin_registers_a_client_and_rotates_its_secret(app, start_server, open
     admin.locator(f"#clients tr[data-client='{client_id}'] button:has-text('Delete')").click()
     assert _notice(admin) == "The client is deleted; its secrets no longer work."
     expect(admin.locator("#clients tbody tr[data-client]")).to_have_count(0)
+
+
+def test_migration_chart_screenshot(app, start_server, open_context) -> None:  # type: ignore[no-untyped-def]
+    """Legacy use falling towards the sunset, as an operator sees it (no console error,
+    no CSP violation: the chart is inline SVG without script or style attributes)."""
+    make_user(app, "root", roles=("admin",))
+    with app.app_context():
+        now = state.now()
+        for back in range(21):
+            day = now - timedelta(days=back)
+            db.session.add(LegacyUsage(day=day.date(), count=(back + 1) * 40,
+                                       last_seen_at=day))
+            for _ in range(60 - back * 2):
+                record(db.session(), AuditRecord("TOKEN_ISSUED", user_id=1), day)
+            for _ in range(back % 4):
+                record(db.session(), AuditRecord("LEGACY_TOKEN_EXCHANGED", user_id=1), day)
+        db.session.commit()
+    sunset = (datetime.now(UTC) + timedelta(days=8)).replace(microsecond=0).isoformat()
+    server = start_server(LEGACY_HS256_SECRETS='["old-shared-secret-0123456789-abcdef"]',
+                          MIGRATION_PHASE="dual", LEGACY_ACCEPT_UNTIL=sunset)
+    _, admin = open_context()
+    _log_in(admin, server.url, "root")
+    admin.goto(f"{server.url}/admin")
+    chart = admin.locator("#migration-chart")
+    expect(chart.locator("polyline")).to_have_count(3)
+    expect(chart.locator("#chart-sunset")).to_have_count(1)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    chart.screenshot(path=str(SHOTS / "admin-migration-chart.png"))
+    _shot(admin, "admin")

@@ -215,12 +215,17 @@ def complete_password_change(password_change_token: str, new_password: str) -> S
     except TokenRejected as exc:
         raise InvalidToken(exc.reason, "This login attempt has ended; log in again.") from None
     user = db.session.get(User, challenge.user_id)
+    ended = InvalidToken("password_token_spent", "This login attempt has ended; log in again.")
     if user is None or user.disabled or not user.must_change_password:
-        raise InvalidToken("password_token_spent", "This login attempt has ended; log in again.")
+        raise ended
     try:
-        user_service.change_password(db.session(), user, new_password, state.now())
+        replaced = user_service.replace_temporary_password(db.session(), user, new_password,
+                                                           state.now())
     except user_service.WeakPassword as exc:
         raise ValidationFailed(details={"new_password": [str(exc)]}) from None
+    if not replaced:  # a concurrent request with the same token won
+        raise ended
+    db.session.refresh(user)
     spend_password_token(challenge)
     audit("PASSWORD_CHANGED", user_id=user.id, reason="temporary_replaced")
     started = start_session(user, acr=challenge.acr, amr=challenge.amr)

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ __all__ = [
     "generate_password",
     "normalize_username",
     "page_users",
+    "replace_temporary_password",
     "set_temporary_password",
 ]
 
@@ -161,6 +162,24 @@ def set_temporary_password(session: Session, user: User, password: str, now: dat
     user.password_changed_at = now
     user.must_change_password = True
     session.commit()
+
+
+def replace_temporary_password(session: Session, user: User, new_password: str,
+                               now: datetime) -> bool:
+    """Set the user's own password in place of a temporary one; False when the password
+    is no longer temporary (another request replaced it first: one conditional UPDATE
+    settles the race, so a password change token opens at most one session)."""
+    problems = password_problems(new_password, user.username)
+    if problems:
+        raise WeakPassword("password " + "; ".join(problems))
+    result = session.execute(
+        update(User)
+        .where(User.id == user.id, User.must_change_password.is_(True))
+        .values(password_hash=hash_password(new_password), password_changed_at=now,
+                must_change_password=False)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def page_users(session: Session, *, q: str | None = None, after_id: int | None = None,

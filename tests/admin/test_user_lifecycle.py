@@ -9,8 +9,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from app import state
+from app.core import users as user_service
 from app.extensions import db
-from app.models import AuditEvent
+from app.models import AuditEvent, User
 from tests.support.actions import AuthActions
 from tests.support.mfa import enroll_totp
 from tests.support.tokens import PASSWORD, bearer, issue, make_user
@@ -276,3 +278,19 @@ def test_admin_changes_carry_actor_target_outcome_and_no_secret(app, caplog) -> 
     for secret in secrets_seen:
         assert secret not in dumped
         assert secret not in caplog.text
+
+
+def test_a_temporary_password_is_replaced_once_even_in_a_race(app) -> None:  # type: ignore[no-untyped-def]
+    """The forced change is one conditional UPDATE: of two requests carrying the same
+    token that both passed the token check, only the first sets a password."""
+    with app.app_context():
+        user = db.session.get(User, 2)
+        user_service.set_temporary_password(db.session(), user, "Temporary-Pass-2026", state.now())
+        first = db.session.get(User, 2)
+        assert user_service.replace_temporary_password(db.session(), first, NEW_PASSWORD,
+                                                       state.now()) is True
+        assert user_service.replace_temporary_password(db.session(), first, "another one 12345",
+                                                       state.now()) is False
+        db.session.refresh(first)
+        assert first.must_change_password is False
+    assert _token(app, "alice", NEW_PASSWORD)

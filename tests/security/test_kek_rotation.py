@@ -80,6 +80,12 @@ def test_rotate_the_kek_reseal_and_drop_the_old_one(make_app, clock) -> None:  #
     assert _sealed_ids(old) == {None}
     _logs_in_with_totp(old, clock, "alice", totps["alice"])  # v1 still opens
 
+    # Rolling deploys: first every host learns NEW while OLD still seals...
+    learning = make_app(clock=clock, keys=False, COOKIE_SECURE=False,
+                        KEY_ENCRYPTION_KEY=json.dumps([TEST_KEK, NEW]))
+    assert learning.test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0
+    _logs_in_with_totp(learning, clock, "alice", totps["alice"])
+    # ...then NEW seals everywhere.
     both = make_app(clock=clock, keys=False, COOKIE_SECURE=False,
                     KEY_ENCRYPTION_KEY=json.dumps([NEW, TEST_KEK]))
     runner = both.test_cli_runner()

@@ -51,11 +51,13 @@ def _query(schema: Any) -> Any:
     return schema.load(request.args.to_dict())
 
 
-def _user_json(user: User) -> dict[str, Any]:
+def _user_json(user: User, mfa_enabled: bool | None = None) -> dict[str, Any]:
+    if mfa_enabled is None:
+        mfa_enabled = mfa_service.is_enabled(db.session(), user.id)
     return {"id": user.id, "username": user.username, "roles": user.roles,
             "disabled": user.disabled, "created_at": user.created_at.isoformat(),
             "password_change_required": user.must_change_password,
-            "mfa_enabled": mfa_service.is_enabled(db.session(), user.id)}
+            "mfa_enabled": mfa_enabled}
 
 
 def _user(user_id: int) -> User:
@@ -73,7 +75,8 @@ def list_users() -> Response:
     rows = user_service.page_users(db.session(), q=args["q"], after_id=args["after_id"],
                                    limit=args["limit"] + 1)
     shown = rows[:args["limit"]]
-    return jsonify(users=[_user_json(u) for u in shown],
+    with_mfa = mfa_service.enabled_among(db.session(), [u.id for u in shown])  # one query
+    return jsonify(users=[_user_json(u, u.id in with_mfa) for u in shown],
                    next_after_id=shown[-1].id if len(rows) > len(shown) else None)
 
 

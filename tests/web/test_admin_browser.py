@@ -205,4 +205,4 @@ def test_migration_chart_screenshot(app, start_server, open_context) -> None:  #
     expect(chart.locator("#chart-sunset")).to_have_count(1)
     SHOTS.mkdir(parents=True, exist_ok=True)
     chart.screenshot(path=str(SHOTS / "admin-migration-chart.png"))
-    _shot(admin, "admin")
+    _shot(admin, "admin-with-migration-chart")

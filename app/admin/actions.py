@@ -14,7 +14,7 @@ from app.core import clients as client_service
 from app.core import keys as key_service
 from app.core import mfa as mfa_service
 from app.core import users as user_service
-from app.errors import Conflict, NotFound, StepUpRequired, ValidationFailed
+from app.errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
 from app.extensions import db
 from app.models import AuthSession, ServiceClient, SigningKey, User
 from app.security import current_principal, keyops
@@ -111,7 +111,13 @@ def set_temporary_password(user: User, password: str | None) -> str:
 
 def update_user_account(user: User, *, disabled: bool | None = None,
                         roles: list[str] | None = None) -> User:
-    """Set roles and/or the disabled flag; the user's tokens end so the change bites now."""
+    """Set roles and/or the disabled flag; the user's tokens end so the change bites now.
+
+    An admin cannot disable themselves or take the admin role from themselves: the
+    last admin would lock everyone out (another admin, or the CLI, can).
+    """
+    if user.id == _actor() and (disabled or (roles is not None and "admin" not in roles)):
+        raise Forbidden("You cannot disable yourself or take the admin role from yourself.")
     changed: dict[str, Any] = {}
     if roles is not None:
         user.roles = changed["roles"] = sorted(set(roles))

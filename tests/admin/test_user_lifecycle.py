@@ -294,3 +294,15 @@ def test_a_temporary_password_is_replaced_once_even_in_a_race(app) -> None:  # t
         db.session.refresh(first)
         assert first.must_change_password is False
     assert _token(app, "alice", NEW_PASSWORD)
+
+
+def test_an_admin_cannot_lock_themselves_out(app) -> None:  # type: ignore[no-untyped-def]
+    client, admin = app.test_client(), _token(app)
+    for body in ({"disabled": True}, {"roles": ["editor"]}, {"roles": []}):
+        refused = client.patch("/admin/api/users/1", headers=bearer(admin), json=body)
+        assert refused.status_code == 403, body
+    me = client.get("/admin/api/users?q=root", headers=bearer(admin)).get_json()["users"][0]
+    assert me["roles"] == ["admin"] and me["disabled"] is False
+    kept = client.patch("/admin/api/users/1", headers=bearer(admin),
+                        json={"roles": ["admin", "editor"]})
+    assert kept.status_code == 200 and kept.get_json()["roles"] == ["admin", "editor"]

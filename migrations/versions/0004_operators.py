@@ -1,7 +1,7 @@
 """operators: temporary passwords, service client scopes and secret rotation
 
-Revision ID: 0006
-Revises: 0001
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 07:20:00
 
 """
@@ -12,8 +12,8 @@ import app.models.base  # custom column types (UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
-revision = '0006'
-down_revision = '0001'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

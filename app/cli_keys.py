@@ -8,6 +8,7 @@ from flask.cli import AppGroup
 from app import state
 from app.core import keys as key_service
 from app.core import migration
+from app.core.crypto import key_id
 from app.extensions import db
 from app.security import keyops, snapshot
 
@@ -36,6 +37,28 @@ def ensure_command() -> None:
     except key_service.KeyError_ as exc:
         raise click.ClickException(str(exc)) from None
     click.echo("signing keys ready")
+
+
+@keys_cli.command("reseal")
+def reseal_command() -> None:
+    """Re-seal every private key and TOTP secret under the first KEY_ENCRYPTION_KEY, so
+    that the others can be dropped; prints counts. Safe to run again."""
+    report = keyops.reseal_secrets()
+    for kind in ("signing_keys", "totp_secrets"):
+        click.echo(f"{kind.replace('_', ' ')}: {report.resealed[kind]} re-sealed, "
+                   f"{report.current[kind]} already under the first key")
+    if report.unreadable:
+        raise click.ClickException(
+            f"{len(report.unreadable)} value(s) no configured key opens, first: "
+            f"{report.unreadable[0]}; keep the key that sealed them in the list")
+    click.echo(f"everything is sealed under key {key_id(_first_kek())}: "
+               "the other keys may now be dropped")
+
+
+def _first_kek() -> bytes:
+    kek = state.settings().key_encryption_key
+    assert kek is not None
+    return kek
 
 
 @keys_cli.command("rotate")

@@ -21,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
+from app.core.crypto import Kek
 from app.core.redis_connections import RedisTarget
 
 __all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setting_docs"]
@@ -197,11 +198,9 @@ def _optional_timestamp(raw: Any) -> datetime | None:
     raise ValueError(f"expected an ISO 8601 time, got {raw!r}")
 
 
-def _optional_kek(raw: Any) -> bytes | None:
+def _one_kek(raw: Any) -> bytes:
     """A 256-bit key, base64url encoded (padding optional)."""
-    if raw is None or raw == "":
-        return None
-    if not isinstance(raw, str):
+    if not isinstance(raw, str) or not raw:
         raise ValueError("expected base64url text")
     try:
         key = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
@@ -210,6 +209,28 @@ def _optional_kek(raw: Any) -> bytes | None:
     if len(key) != 32:
         raise ValueError(f"must decode to 32 bytes, got {len(key)}")
     return key
+
+
+def _optional_kek(raw: Any) -> bytes | None:
+    """One key, or a JSON list of keys (the first seals, all open: KEK rotation)."""
+    if raw is None or raw == "" or raw == [] or raw == ():
+        return None
+    if isinstance(raw, str) and raw.lstrip().startswith("["):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError("expected a key or a JSON list of keys") from None
+    if not isinstance(raw, (list, tuple)):
+        return Kek([_one_kek(raw)])
+    keys = []
+    for position, value in enumerate(raw, start=1):
+        try:
+            keys.append(_one_kek(value))
+        except ValueError as exc:
+            raise ValueError(f"key {position} of the list {exc}") from None
+    if len(set(keys)) != len(keys):
+        raise ValueError("lists the same key twice")
+    return Kek(keys)
 
 
 def _rate_limit(raw: Any) -> str:
@@ -287,8 +308,9 @@ class Settings:
     key_encryption_key: bytes | None = _setting(
         None,
         _optional_kek,
-        "base64url 32-byte key that encrypts private keys and TOTP secrets at rest; "
-        "unset with the embedded database means one generated into `instance/` (0600).",
+        "base64url 32-byte key that encrypts private keys and TOTP secrets at rest, or a "
+        "JSON list of such keys (the first seals, every one opens: KEK rotation); unset with "
+        "the embedded database means one generated into `instance/` (0600).",
         secret=True,
     )
     key_rotation_interval: timedelta = _setting(
@@ -377,6 +399,14 @@ class Settings:
     )
     # MFA (SPEC §7)
     mfa_token_ttl: timedelta = _setting(300, _seconds, "Lifetime of the login MFA token, seconds.")
+    mfa_issuer: str = _setting(
+        "Tessera", _text, "Issuer label authenticator apps show next to the account name."
+    )
+    # Service clients (RFC 7662, RFC 7009)
+    client_secret_overlap: timedelta = _setting(
+        86400, _seconds_or_zero,
+        "How long a service client's previous secret keeps working after a rotation, seconds.",
+    )
     # Rate limits (SPEC §9): flask-limiter rate strings
     ratelimit_login_per_ip: str = _setting(
         "10/minute", _rate_limit, "Failed logins per client address."

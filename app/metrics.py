@@ -51,19 +51,21 @@ class Metrics:
         self.rate_limited = Counter("tessera_rate_limited", "Requests refused by a rate limit.",
                                     ["endpoint"], registry=registry)
         self.latency = Histogram(
-            "tessera_request_seconds", "Request latency by endpoint.", ["endpoint", "method"],
+            "tessera_request_seconds", "Request latency by endpoint, method and status class.",
+            ["endpoint", "method", "status"],
             buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
             registry=registry)
         # Labelled children looked up once: labels() costs more than observe() itself.
-        self._latency_children: dict[tuple[str, str], Any] = {}
+        self._latency_children: dict[tuple[str, str, str], Any] = {}
         self.verified_ok = self.verifications.labels("valid", "ok")
 
-    def latency_for(self, endpoint: str, method: str) -> Any:
-        """The latency histogram child for one endpoint and method (endpoints are finite)."""
-        key = (endpoint, method)
+    def latency_for(self, endpoint: str, method: str, status: str) -> Any:
+        """The latency histogram child for one endpoint, method and status class ("2xx"):
+        all finite, so the children are few."""
+        key = (endpoint, method, status)
         child = self._latency_children.get(key)
         if child is None:
-            child = self._latency_children[key] = self.latency.labels(endpoint, method)
+            child = self._latency_children[key] = self.latency.labels(endpoint, method, status)
         return child
 
 
@@ -72,20 +74,25 @@ def metrics() -> Metrics:
     return current_app.extensions[_EXT]  # type: ignore[no-any-return]
 
 
-def render() -> Response:
-    """The Prometheus text format: summed over workers in multiprocess mode."""
+def render(extra: bytes = b"") -> Response:
+    """The Prometheus text format: summed over workers in multiprocess mode; ``extra``
+    (more metric families in the same format, e.g. gauges read now) follows."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
     else:
         registry = metrics().registry
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry) + extra, mimetype=CONTENT_TYPE_LATEST)
+
+
+_STATUS_CLASSES = {1: "1xx", 2: "2xx", 3: "3xx", 4: "4xx", 5: "5xx"}
 
 
 def _observe(response: Response) -> Response:
     started = g.get("request_started")  # set by app.http when the request began
     if started is not None:
-        metrics().latency_for(request.endpoint or "unmatched", request.method).observe(
+        metrics().latency_for(request.endpoint or "unmatched", request.method,
+                              _STATUS_CLASSES.get(response.status_code // 100, "other")).observe(
             time.perf_counter() - started)
     return response
 

@@ -31,14 +31,18 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "auth.register": auth_schemas.RegisterSchema,
     "auth.change_password": auth_schemas.PasswordChangeSchema,
     "auth.mfa_verify": auth_schemas.MfaVerifySchema,
+    "auth.replace_temporary_password": auth_schemas.ReplaceTemporaryPasswordSchema,
     "mfa.confirm": ConfirmSchema,
     "mfa.step_up": CodeSchema,
     "api.create_note": NoteSchema,
     "admin.create_user": admin_schemas.UserCreateSchema,
     "admin.update_user": admin_schemas.UserUpdateSchema,
+    "admin.temporary_password": admin_schemas.TemporaryPasswordSchema,
     "admin.revoke_token": admin_schemas.TokenRevokeSchema,
     "admin.rotate_keys": admin_schemas.RotateSchema,
     "admin.set_migration": admin_schemas.PhaseSchema,
+    "admin.create_client": admin_schemas.ClientCreateSchema,
+    "admin.update_client": admin_schemas.ClientUpdateSchema,
 }
 QUERY_STRINGS: dict[str, type[Schema]] = {
     "admin.list_users": admin_schemas.UserQuerySchema,
@@ -46,7 +50,8 @@ QUERY_STRINGS: dict[str, type[Schema]] = {
 }
 # Routes whose caller needs no token (everything under /api and /admin needs one).
 _ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
-              "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify"}
+              "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify",
+              "auth.replace_temporary_password"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
     "401": "Not authenticated, or the token is invalid.",
@@ -141,7 +146,8 @@ def build_spec(app: Flask) -> dict[str, Any]:
         path, params = _path(rule.rule)
         operations = {method.lower(): _operation(app, rule.endpoint, params)
                       for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
-        if rule.endpoint in ("api.create_note", "admin.create_user", "auth.register"):
+        if rule.endpoint in ("api.create_note", "admin.create_user", "admin.create_client",
+                             "auth.register"):
             operations["post"]["responses"]["201"] = {"description": "Created.", "content": {
                 "application/json": {"schema": {"type": "object"}}}}
         if rule.endpoint == "wellknown.jwks":

@@ -55,3 +55,35 @@ def test_duplicate_username_is_refused(app, runner) -> None:  # type: ignore[no-
     again = runner.invoke(args=["users", "create", "DUP", "--password-stdin"], input=GOOD + "\n")
     assert again.exit_code != 0
     assert "taken" in again.output
+
+
+def test_lifecycle_commands(app, runner) -> None:  # type: ignore[no-untyped-def]
+    """list, set-password, reset-mfa, disable/enable, set-roles: audited without an actor."""
+    from app.models import AuditEvent
+
+    assert runner.invoke(args=["users", "create", "ann", "--temporary", "--password-stdin"],
+                         input=GOOD + "\n").exit_code == 0
+    assert _user(app, "ann").must_change_password is True
+    listing = runner.invoke(args=["users", "list", "--search", "AN"])
+    assert "ann" in listing.output and "password change due" in listing.output
+    generated = runner.invoke(args=["users", "set-password", "ann", "--generate"])
+    assert generated.exit_code == 0, generated.output
+    password = generated.output.split("temporary password: ")[1].split()[0]
+    assert verify_password(_user(app, "ann").password_hash, password)
+    weak = runner.invoke(args=["users", "set-password", "ann", "--password-stdin"],
+                         input="short\n")
+    assert weak.exit_code != 0 and "password" in weak.output
+    assert runner.invoke(args=["users", "reset-mfa", "ann"]).output.strip() == \
+        "MFA reset for ann (it was not on)"
+    assert runner.invoke(args=["users", "disable", "ann"]).exit_code == 0
+    assert _user(app, "ann").disabled is True
+    assert runner.invoke(args=["users", "enable", "ann"]).exit_code == 0
+    roles = runner.invoke(args=["users", "set-roles", "ann", "--role", "b", "--role", "a"])
+    assert roles.output.strip() == "ann: a, b"
+    assert runner.invoke(args=["users", "set-roles", "ann", "--role", "Bad!"]).exit_code != 0
+    assert runner.invoke(args=["users", "reset-mfa", "nobody"]).exit_code != 0
+    with app.app_context():
+        rows = db.session.scalars(select(AuditEvent).where(
+            AuditEvent.event.in_(["USER_PASSWORD_SET", "USER_MFA_RESET", "USER_UPDATED"]))).all()
+    assert len(rows) == 6 and all(r.actor_id is None for r in rows)
+    assert all(password not in str(r.details) for r in rows)

@@ -1,35 +1,48 @@
-"""What an admin can change, audited once here; the admin API and the admin page call these."""
+"""What an admin can change, audited once here; the admin API, the admin page and the
+command line call these. The audit row names the admin as actor; a change made from the
+command line (no request) has no actor."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from flask import has_request_context
+
 from app import state
 from app.audit import audit
+from app.core import clients as client_service
 from app.core import keys as key_service
 from app.core import mfa as mfa_service
-from app.errors import Conflict, NotFound, StepUpRequired
+from app.core import users as user_service
+from app.errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
 from app.extensions import db
-from app.models import AuthSession, SigningKey, User
+from app.models import AuthSession, ServiceClient, SigningKey, User
 from app.security import current_principal, keyops
 from app.security.revocation import revoke_session, revoke_user_tokens
 
 __all__ = [
     "STEP_UP_MAX_AGE",
+    "create_client",
+    "create_user",
+    "delete_client",
     "end_session",
+    "reset_mfa",
     "require_recent_step_up",
     "revoke_all_tokens",
     "revoke_key",
+    "rotate_client_secret",
     "rotate_keys",
+    "set_client_scopes",
     "set_phase",
+    "set_temporary_password",
     "update_user_account",
 ]
 
 STEP_UP_MAX_AGE = 300  # seconds: how recent an admin's MFA must be for a change
 
 
-def _actor() -> int:
-    return current_principal().user_id
+def _actor() -> int | None:
+    return current_principal().user_id if has_request_context() else None
 
 
 def require_recent_step_up() -> None:
@@ -43,9 +56,68 @@ def require_recent_step_up() -> None:
         raise StepUpRequired(STEP_UP_MAX_AGE)
 
 
+def create_user(username: str, password: str, roles: list[str], *,
+                temporary: bool = False) -> User:
+    """Create a user; ``temporary``: the password must be replaced at the first login.
+
+    A refusal is audited too (outcome ``failure`` and why), never with the password.
+    """
+    try:
+        user = user_service.create_user(db.session(), username, password, roles, state.now(),
+                                        temporary=temporary)
+    except user_service.UsernameTaken:
+        _refused_creation(username, "username_taken")
+        raise Conflict("This username is taken.") from None
+    except user_service.UserError as exc:
+        weak = isinstance(exc, user_service.WeakPassword)
+        _refused_creation(username, "weak_password" if weak else "invalid")
+        raise ValidationFailed(details={"password" if weak else "username": [str(exc)]}) from None
+    audit("USER_CREATED", user_id=user.id, actor_id=_actor(),
+          details={"username": user.username, "roles": user.roles, "temporary": temporary})
+    return user
+
+
+def _refused_creation(username: str, reason: str) -> None:
+    audit("USER_CREATED", user_id=None, actor_id=_actor(), result="failure", reason=reason,
+          details={"username": username[:64]})
+
+
+def reset_mfa(user: User) -> bool:
+    """Remove the user's TOTP credential and recovery codes (a lost phone) and end their
+    tokens, so that nothing signed in with the old second factor lives on. Returns whether
+    MFA was on."""
+    was_on = mfa_service.is_enabled(db.session(), user.id)
+    mfa_service.disable(db.session(), user.id)
+    revoke_user_tokens(user.id, reason="mfa_reset", actor_id=_actor())
+    audit("USER_MFA_RESET", user_id=user.id, actor_id=_actor(), details={"was_enabled": was_on})
+    return was_on
+
+
+def set_temporary_password(user: User, password: str | None) -> str:
+    """Give ``user`` a temporary password (``None``: a generated one), returned for the
+    admin to pass on; the user's tokens end and the next login must replace it."""
+    chosen = password if password is not None else user_service.generate_password()
+    try:
+        user_service.set_temporary_password(db.session(), user, chosen, state.now())
+    except user_service.WeakPassword as exc:
+        audit("USER_PASSWORD_SET", user_id=user.id, actor_id=_actor(), result="failure",
+              reason="weak_password")
+        raise ValidationFailed(details={"password": [str(exc)]}) from None
+    revoke_user_tokens(user.id, reason="temporary_password", actor_id=_actor())
+    audit("USER_PASSWORD_SET", user_id=user.id, actor_id=_actor(),
+          details={"temporary": True, "generated": password is None})
+    return chosen
+
+
 def update_user_account(user: User, *, disabled: bool | None = None,
                         roles: list[str] | None = None) -> User:
-    """Set roles and/or the disabled flag; the user's tokens end so the change bites now."""
+    """Set roles and/or the disabled flag; the user's tokens end so the change bites now.
+
+    An admin cannot disable themselves or take the admin role from themselves: the
+    last admin would lock everyone out (another admin, or the CLI, can).
+    """
+    if user.id == _actor() and (disabled or (roles is not None and "admin" not in roles)):
+        raise Forbidden("You cannot disable yourself or take the admin role from yourself.")
     changed: dict[str, Any] = {}
     if roles is not None:
         user.roles = changed["roles"] = sorted(set(roles))
@@ -102,3 +174,52 @@ def set_phase(phase: str) -> None:
     except ValueError as exc:
         raise Conflict(str(exc)) from None
     audit("MIGRATION_PHASE_CHANGED", actor_id=_actor(), details={"from": previous, "to": phase})
+
+
+def create_client(name: str, scopes: list[str]) -> tuple[ServiceClient, str]:
+    """Register a service client; its secret is returned once (never audited)."""
+    try:
+        client, secret = client_service.create_client(db.session(), name, state.now(), scopes)
+    except client_service.ClientError as exc:
+        raise ValidationFailed(details={"name" if str(exc).startswith("name") else "scopes":
+                                        [str(exc)]}) from None
+    audit("CLIENT_CREATED", user_id=None, actor_id=_actor(),
+          details={"client_id": client.client_id, "name": client.name, "scopes": client.scopes})
+    return client, secret
+
+
+def _client_change(event: str, client_id: str, change: Any, **details: Any) -> Any:
+    """Run ``change`` on a client; audit it (a missing client as a failure) and return it."""
+    try:
+        result = change()
+    except client_service.UnknownClient:
+        audit(event, user_id=None, actor_id=_actor(), result="failure", reason="unknown_client",
+              details={"client_id": client_id[:64]})
+        raise NotFound("No such client.") from None
+    except client_service.ClientError as exc:
+        raise ValidationFailed(details={"scopes": [str(exc)]}) from None
+    audit(event, user_id=None, actor_id=_actor(), details={"client_id": client_id, **details})
+    return result
+
+
+def rotate_client_secret(client_id: str) -> tuple[ServiceClient, str]:
+    """A new secret, returned once; the old one works for CLIENT_SECRET_OVERLAP more."""
+    overlap = state.settings().client_secret_overlap
+    return _client_change(  # type: ignore[no-any-return]
+        "CLIENT_SECRET_ROTATED", client_id,
+        lambda: client_service.rotate_secret(db.session(), client_id, state.now(), overlap),
+        overlap_seconds=int(overlap.total_seconds()))
+
+
+def set_client_scopes(client_id: str, scopes: list[str]) -> ServiceClient:
+    """Replace what the client may call."""
+    return _client_change(  # type: ignore[no-any-return]
+        "CLIENT_UPDATED", client_id,
+        lambda: client_service.set_scopes(db.session(), client_id, scopes),
+        scopes=sorted(set(scopes)))
+
+
+def delete_client(client_id: str) -> None:
+    """Remove a client; both its secrets stop working at once."""
+    _client_change("CLIENT_DELETED", client_id,
+                   lambda: client_service.delete_client(db.session(), client_id))

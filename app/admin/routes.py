@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
-from sqlalchemy import func, select
 
 from app import state
 from app.admin import actions
 from app.admin.schemas import (
     AuditQuerySchema,
+    ClientCreateSchema,
+    ClientUpdateSchema,
     PhaseSchema,
     RotateSchema,
+    TemporaryPasswordSchema,
     TokenRevokeSchema,
     UserCreateSchema,
     UserQuerySchema,
@@ -20,14 +22,16 @@ from app.admin.schemas import (
 )
 from app.audit import audit
 from app.core import audit as audit_service
+from app.core import clients as client_service
+from app.core import key_report, migration, migration_chart
 from app.core import mfa as mfa_service
-from app.core import migration
 from app.core import sessions as session_service
 from app.core import users as user_service
-from app.errors import Conflict, NotFound, ValidationFailed
+from app.core.devices import device_name
+from app.errors import NotFound
 from app.extensions import db
 from app.http import load_json
-from app.models import AuthSession, SigningKey, User
+from app.models import AuthSession, ServiceClient, SigningKey, User
 from app.security import current_principal, keyops, snapshot
 from app.security.guards import protect_blueprint
 from app.security.issuing import session_limits
@@ -47,10 +51,13 @@ def _query(schema: Any) -> Any:
     return schema.load(request.args.to_dict())
 
 
-def _user_json(user: User) -> dict[str, Any]:
+def _user_json(user: User, mfa_enabled: bool | None = None) -> dict[str, Any]:
+    if mfa_enabled is None:
+        mfa_enabled = mfa_service.is_enabled(db.session(), user.id)
     return {"id": user.id, "username": user.username, "roles": user.roles,
             "disabled": user.disabled, "created_at": user.created_at.isoformat(),
-            "mfa_enabled": mfa_service.is_enabled(db.session(), user.id)}
+            "password_change_required": user.must_change_password,
+            "mfa_enabled": mfa_enabled}
 
 
 def _user(user_id: int) -> User:
@@ -62,31 +69,44 @@ def _user(user_id: int) -> User:
 
 @bp.get("/users")
 def list_users() -> Response:
-    """Users, searched by name, paged."""
+    """Users by id, searched by name, keyset-paged (``after_id`` = ``next_after_id``)."""
     args = _query(UserQuerySchema())
-    stmt = select(User).order_by(User.id)
-    if args["q"]:
-        stmt = stmt.where(User.username.contains(args["q"].lower(), autoescape=True))
-    total = db.session.scalar(select(func.count()).select_from(stmt.subquery()))
-    rows = db.session.scalars(stmt.limit(args["per_page"])
-                              .offset((args["page"] - 1) * args["per_page"]))
-    return jsonify(users=[_user_json(u) for u in rows], total=total, page=args["page"],
-                   per_page=args["per_page"])
+    # One row more than asked tells whether another page follows (no empty last page).
+    rows = user_service.page_users(db.session(), q=args["q"], after_id=args["after_id"],
+                                   limit=args["limit"] + 1)
+    shown = rows[:args["limit"]]
+    with_mfa = mfa_service.enabled_among(db.session(), [u.id for u in shown])  # one query
+    return jsonify(users=[_user_json(u, u.id in with_mfa) for u in shown],
+                   next_after_id=shown[-1].id if len(rows) > len(shown) else None)
 
 
 @bp.post("/users")
 def create_user() -> tuple[Response, int]:
+    """Create a user (``temporary``: the first login must replace the password)."""
     body = load_json(UserCreateSchema())
-    try:
-        user = user_service.create_user(db.session(), body["username"], body["password"],
-                                        body["roles"], state.now())
-    except user_service.UsernameTaken:
-        raise Conflict("This username is taken.") from None
-    except user_service.UserError as exc:
-        field = "password" if isinstance(exc, user_service.WeakPassword) else "username"
-        raise ValidationFailed(details={field: [str(exc)]}) from None
-    audit("USER_CREATED", user_id=user.id, actor_id=current_principal().user_id)
+    user = actions.create_user(body["username"], body["password"], body["roles"],
+                               temporary=body["temporary"])
     return jsonify(_user_json(user)), 201
+
+
+@bp.post("/users/<id:user_id>/reset-mfa")
+def reset_mfa(user_id: int) -> Response:
+    """Remove the user's TOTP and recovery codes (lost phone); their tokens end."""
+    user = _user(user_id)
+    was_on = actions.reset_mfa(user)
+    return jsonify(user_id=user.id, mfa_was_enabled=was_on, mfa_enabled=False)
+
+
+@bp.post("/users/<id:user_id>/temporary-password")
+def temporary_password(user_id: int) -> Response:
+    """Set a temporary password (given, or generated and shown once); their tokens end."""
+    body = load_json(TemporaryPasswordSchema()) if request.content_length else {"password": None}
+    user = _user(user_id)
+    password = actions.set_temporary_password(user, body["password"])
+    response = jsonify(user_id=user.id, temporary_password=password,
+                       password_change_required=True)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.patch("/users/<id:user_id>")
@@ -110,7 +130,8 @@ def _session_json(sess: AuthSession) -> dict[str, Any]:
     return {"id": sess.id, "user_id": sess.user_id, "client_id": sess.client_id,
             "created_at": sess.created_at.isoformat(),
             "last_used_at": sess.last_used_at.isoformat(), "ip": sess.ip,
-            "user_agent": sess.user_agent, "acr": sess.acr}
+            "user_agent": sess.user_agent, "device": device_name(sess.user_agent),
+            "acr": sess.acr}
 
 
 @bp.get("/users/<id:user_id>/sessions")
@@ -138,19 +159,28 @@ def revoke_token() -> Response:
     return jsonify(revoked=body["jti"])
 
 
-def _key_json(row: SigningKey) -> dict[str, Any]:
-    def when(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
+def _when(value: Any) -> str | None:
+    return value.isoformat() if value is not None else None
 
+
+def _key_json(row: SigningKey, view: key_report.KeyView | None = None) -> dict[str, Any]:
+    described = {} if view is None else {
+        "age_seconds": int(view.age.total_seconds()),
+        "rotation_due_at": _when(view.rotation_due_at),
+        "rotation_overdue": view.rotation_overdue,
+        "expires_at": _when(view.expires_at), "published": view.published}
     return {"kid": row.kid, "alg": row.alg, "state": row.state,
-            "created_at": when(row.created_at), "activated_at": when(row.activated_at),
-            "retired_at": when(row.retired_at), "expired_at": when(row.expired_at),
-            "revoked_at": when(row.revoked_at)}
+            "created_at": _when(row.created_at), "activated_at": _when(row.activated_at),
+            "retired_at": _when(row.retired_at), "expired_at": _when(row.expired_at),
+            "revoked_at": _when(row.revoked_at), **described}
 
 
 @bp.get("/keys")
 def list_keys() -> Response:
-    return jsonify(keys=[_key_json(row) for row in keyops.list_signing_keys()])
+    """Every key with its age, rotation due date, retired keys' expiry, and the JWKS kids."""
+    views = keyops.describe_signing_keys()
+    return jsonify(keys=[_key_json(v.row, v) for v in views],
+                   jwks_kids=keyops.published_kids())
 
 
 @bp.post("/keys/rotate")
@@ -188,6 +218,17 @@ def get_migration() -> Response:
     return jsonify(_migration_json())
 
 
+@bp.get("/migration/traffic")
+def migration_traffic() -> Response:
+    """Tokens per UTC day, the last 30 days: HS256 accepted and exchanged, tokens issued
+    (the numbers of the admin page's chart), and the sunset."""
+    until = state.settings().legacy_accept_until
+    traffic = migration_chart.daily_traffic(db.session(), state.now().date())
+    return jsonify(legacy_accept_until=_when(until), days=[
+        {"day": t.day.isoformat(), "hs256_accepted": t.hs256_accepted,
+         "hs256_exchanged": t.exchanged, "tokens_issued": t.issued} for t in traffic])
+
+
 @bp.put("/migration")
 def set_migration() -> Response:
     body = load_json(PhaseSchema())
@@ -199,12 +240,66 @@ def set_migration() -> Response:
 def audit_log() -> Response:
     """Audit events by user, event and time range, newest first; page with ``before_id``."""
     args = _query(AuditQuerySchema())
-    rows = audit_service.query(db.session(), **args)
+    limit = args.pop("limit")
+    found = audit_service.query(db.session(), **args, limit=limit + 1)  # +1: is there more?
+    rows = found[:limit]
     return jsonify(
         events=[{"id": e.id, "at": e.at.isoformat(), "event": e.event, "user_id": e.user_id,
                  "actor_id": e.actor_id, "session_id": e.session_id,
                  "request_id": e.request_id, "ip": e.ip, "user_agent": e.user_agent,
                  "result": e.result, "reason": e.reason, "kid": e.kid, "details": e.details}
                 for e in rows],
-        next_before_id=rows[-1].id if len(rows) == args["limit"] else None,
+        next_before_id=rows[-1].id if len(found) > limit else None,
     )
+
+
+def _client_json(client: ServiceClient) -> dict[str, Any]:
+    def when(value: Any) -> str | None:
+        return value.isoformat() if value is not None else None
+
+    previous_until = client.previous_secret_expires_at
+    if previous_until is not None and previous_until <= state.now():
+        previous_until = None  # the overlap is over: only the current secret works
+    return {"client_id": client.client_id, "name": client.name, "scopes": client.scopes,
+            "created_at": when(client.created_at),
+            "secret_rotated_at": when(client.secret_rotated_at),
+            "previous_secret_valid_until": when(previous_until)}
+
+
+@bp.get("/clients")
+def list_clients() -> Response:
+    """Service clients of /oauth/introspect and /oauth/revoke (never their secrets)."""
+    return jsonify(clients=[_client_json(c) for c in client_service.list_clients(db.session())])
+
+
+def _with_secret(client: ServiceClient, secret: str) -> Response:
+    response = jsonify(**_client_json(client), client_secret=secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.post("/clients")
+def create_client() -> tuple[Response, int]:
+    """Register a client; its secret is in this answer only."""
+    body = load_json(ClientCreateSchema())
+    return _with_secret(*actions.create_client(body["name"], body["scopes"])), 201
+
+
+@bp.post("/clients/<client_id>/rotate-secret")
+def rotate_client_secret(client_id: str) -> Response:
+    """A new secret (in this answer only); the old one works for CLIENT_SECRET_OVERLAP."""
+    return _with_secret(*actions.rotate_client_secret(client_id))
+
+
+@bp.patch("/clients/<client_id>")
+def update_client(client_id: str) -> Response:
+    """Set the client's scopes."""
+    body = load_json(ClientUpdateSchema())
+    return jsonify(_client_json(actions.set_client_scopes(client_id, body["scopes"])))
+
+
+@bp.delete("/clients/<client_id>")
+def delete_client(client_id: str) -> Response:
+    """Remove the client; its secrets stop working at once."""
+    actions.delete_client(client_id)
+    return jsonify(deleted=client_id)

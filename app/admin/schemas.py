@@ -15,6 +15,13 @@ class UserCreateSchema(Schema):
     username = fields.String(required=True, validate=validate.Length(min=2, max=64))
     password = fields.String(required=True, validate=validate.Length(min=1, max=256))
     roles = fields.List(_ROLE, load_default=list, validate=validate.Length(max=16))
+    # The password is one the admin passes on: the first login must replace it.
+    temporary = fields.Boolean(load_default=False)
+
+
+class TemporaryPasswordSchema(Schema):
+    # Left out: a generated password, returned once.
+    password = fields.String(load_default=None, validate=validate.Length(min=1, max=256))
 
 
 class UserUpdateSchema(Schema):
@@ -23,9 +30,12 @@ class UserUpdateSchema(Schema):
 
 
 class UserQuerySchema(Schema):
+    """Keyset paging: ``after_id`` is the last id of the previous page (never an OFFSET)."""
+
     q = fields.String(load_default=None, validate=validate.Length(max=64))
-    page = fields.Integer(load_default=1, validate=validate.Range(min=1, max=100_000))
-    per_page = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
+    after_id = fields.Integer(load_default=None,
+                              validate=validate.Range(min=0, max=MAX_INTEGER_ID))
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=200))
 
 
 class TokenRevokeSchema(Schema):
@@ -48,3 +58,16 @@ class AuditQuerySchema(Schema):
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
     before_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INTEGER_ID))
+
+
+_CLIENT_SCOPE = fields.String(validate=validate.OneOf(["introspect", "revoke"]))
+
+
+class ClientCreateSchema(Schema):
+    name = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9 ._-]{1,128}$"))
+    scopes = fields.List(_CLIENT_SCOPE, load_default=lambda: ["introspect", "revoke"],
+                         validate=validate.Length(min=1, max=2))
+
+
+class ClientUpdateSchema(Schema):
+    scopes = fields.List(_CLIENT_SCOPE, required=True, validate=validate.Length(min=1, max=2))

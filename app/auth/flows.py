@@ -36,6 +36,11 @@ from app.security.mfa_token import (
     issue_mfa_token,
     read_mfa_token,
 )
+from app.security.password_token import (
+    issue_password_token,
+    read_password_token,
+    spend_password_token,
+)
 from app.security.principal import LEGACY_EXCHANGE_CLIENT
 from app.security.revocation import (
     claim_access_token,
@@ -52,11 +57,13 @@ __all__ = [
     "LOGIN_FAILED",
     "SESSION_ENDED",
     "MfaNeeded",
+    "PasswordChangeNeeded",
     "StartedSession",
     "WRONG_PASSWORD",
     "change_password",
     "check_current_password",
     "complete_mfa_login",
+    "complete_password_change",
     "end_own_session",
     "exchange_legacy_token",
     "finish_exchange",
@@ -98,6 +105,14 @@ class MfaNeeded:
     """The password was right; the second step needs this ``mfa_token``."""
 
     mfa_token: str
+
+
+@dataclass(frozen=True)
+class PasswordChangeNeeded:
+    """The password was a temporary one: the login ends in a forced change, with this
+    ``password_change_token`` (good only for ``POST /auth/password/temporary``)."""
+
+    password_change_token: str
 
 
 def kek() -> bytes:
@@ -163,8 +178,10 @@ def set_cookies(response: Response, started: StartedSession, access_token: str) 
                         session_expires_at=started.expires_at, keep_csrf=started.renewed)
 
 
-def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
-    """The password step; users with MFA get a challenge instead of a session (SPEC §7)."""
+def password_login(username: str,
+                   password: str) -> StartedSession | MfaNeeded | PasswordChangeNeeded:
+    """The password step; users with MFA get a challenge instead of a session (SPEC §7),
+    and a temporary password leads to a forced change instead of a session."""
     checked_at = state.now()
     checked = user_service.check_credentials(db.session(), username, password)
     if checked is None:
@@ -177,13 +194,15 @@ def password_login(username: str, password: str) -> StartedSession | MfaNeeded:
         metrics().logins.labels("mfa_required").inc()
         audit("LOGIN_SUCCESS", user_id=user.id, reason="mfa_required")
         return MfaNeeded(issue_mfa_token(user))
+    if user.must_change_password:
+        return _password_change_needed(user, ["pwd"])
     started = start_session(user, checked_at=checked_at, password_hash=user.password_hash)
     metrics().logins.labels("success").inc()
     audit("LOGIN_SUCCESS", user_id=user.id, session_id=started.session.id, commit=False)
     return started
 
 
-def complete_mfa_login(mfa_token: str, code: str) -> StartedSession:
+def complete_mfa_login(mfa_token: str, code: str) -> StartedSession | PasswordChangeNeeded:
     """Second step of a login: the challenge and a TOTP or recovery code."""
     try:
         challenge = read_mfa_token(mfa_token)
@@ -203,9 +222,49 @@ def complete_mfa_login(mfa_token: str, code: str) -> StartedSession:
                 _spend(challenge)
             raise Unauthorized(BAD_CODE)
     _spend(challenge)  # single use
+    if user.must_change_password:
+        audit("MFA_SUCCESS", user_id=user.id, reason=f"login_{method}")
+        return _password_change_needed(user, ["pwd", "otp"])
     started = start_session(user, acr="aal2", amr=["pwd", "otp"], checked_at=issued)
     audit("MFA_SUCCESS", user_id=user.id, session_id=started.session.id,
           reason=f"login_{method}", commit=False)  # issue_tokens commits
+    return started
+
+
+def _password_change_needed(user: User, amr: list[str]) -> PasswordChangeNeeded:
+    metrics().logins.labels("password_change_required").inc()
+    audit("LOGIN_SUCCESS", user_id=user.id, reason="password_change_required")
+    return PasswordChangeNeeded(issue_password_token(user, amr))
+
+
+def complete_password_change(password_change_token: str, new_password: str) -> StartedSession:
+    """End a login with a temporary password: set the user's own password, open the session.
+
+    The token proves the login steps passed, so the temporary password is not asked
+    again; it is spent on success. A user no longer under a forced change (the token
+    was used, or an admin cleared it) is refused like an expired token.
+    """
+    try:
+        challenge = read_password_token(password_change_token)
+    except TokenRejected as exc:
+        raise InvalidToken(exc.reason, "This login attempt has ended; log in again.") from None
+    user = db.session.get(User, challenge.user_id)
+    ended = InvalidToken("password_token_spent", "This login attempt has ended; log in again.")
+    if user is None or user.disabled or not user.must_change_password:
+        raise ended
+    try:
+        replaced = user_service.replace_temporary_password(db.session(), user, new_password,
+                                                           state.now())
+    except user_service.WeakPassword as exc:
+        raise ValidationFailed(details={"new_password": [str(exc)]}) from None
+    if not replaced:  # a concurrent request with the same token won
+        raise ended
+    db.session.refresh(user)
+    spend_password_token(challenge)
+    audit("PASSWORD_CHANGED", user_id=user.id, reason="temporary_replaced")
+    started = start_session(user, acr=challenge.acr, amr=challenge.amr)
+    metrics().logins.labels("success").inc()
+    audit("LOGIN_SUCCESS", user_id=user.id, session_id=started.session.id, commit=False)
     return started
 
 

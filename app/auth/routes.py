@@ -10,9 +10,16 @@ from app import state
 from app.audit import audit
 from app.auth import flows
 from app.auth.cookies import clear_session_cookies
-from app.auth.schemas import LoginSchema, MfaVerifySchema, PasswordChangeSchema, RegisterSchema
+from app.auth.schemas import (
+    LoginSchema,
+    MfaVerifySchema,
+    PasswordChangeSchema,
+    RegisterSchema,
+    ReplaceTemporaryPasswordSchema,
+)
 from app.core import sessions as session_service
 from app.core import users as user_service
+from app.core.devices import device_name
 from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
 from app.extensions import db
 from app.http import load_json
@@ -43,14 +50,27 @@ def login() -> Response:
         response = jsonify(mfa_required=True, mfa_token=outcome.mfa_token)
         response.headers["Cache-Control"] = "no-store"
         return response
+    if isinstance(outcome, flows.PasswordChangeNeeded):
+        return _password_change_response(outcome)
     return session_response(outcome)
+
+
+def _password_change_response(outcome: flows.PasswordChangeNeeded) -> Response:
+    """A temporary password: no session yet, only a token for POST /auth/password/temporary."""
+    response = jsonify(password_change_required=True,
+                       password_change_token=outcome.password_change_token)
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 @bp.post("/mfa/verify")
 def mfa_verify() -> Response:
     """Second step of a login with MFA: the mfa_token and a TOTP or recovery code."""
     body = load_json(MfaVerifySchema())
-    return session_response(flows.complete_mfa_login(body["mfa_token"], body["code"]))
+    outcome = flows.complete_mfa_login(body["mfa_token"], body["code"])
+    if isinstance(outcome, flows.PasswordChangeNeeded):
+        return _password_change_response(outcome)
+    return session_response(outcome)
 
 
 @bp.post("/register")
@@ -108,8 +128,8 @@ def _session_json(sess: AuthSession, current_id: str | None) -> dict[str, Any]:
     return {
         "id": sess.id, "client_id": sess.client_id, "created_at": sess.created_at.isoformat(),
         "last_used_at": sess.last_used_at.isoformat(), "expires_at": sess.expires_at.isoformat(),
-        "user_agent": sess.user_agent, "ip": sess.ip, "acr": sess.acr,
-        "current": sess.id == current_id,
+        "user_agent": sess.user_agent, "device": device_name(sess.user_agent), "ip": sess.ip,
+        "acr": sess.acr, "current": sess.id == current_id,
     }
 
 
@@ -138,6 +158,14 @@ def change_password() -> Response:
     body = load_json(PasswordChangeSchema())
     flows.change_password(current_principal(), body["current_password"], body["new_password"])
     return jsonify(changed=True)
+
+
+@bp.post("/password/temporary")
+def replace_temporary_password() -> Response:
+    """Replace a temporary password (the login's ``password_change_token``); opens the session."""
+    body = load_json(ReplaceTemporaryPasswordSchema())
+    return session_response(flows.complete_password_change(body["password_change_token"],
+                                                           body["new_password"]))
 
 
 @bp.post("/token/exchange")

@@ -23,6 +23,12 @@ class PasswordChangeSchema(Schema):
     new_password = fields.String(required=True, validate=PASSWORD_LENGTH)
 
 
+class ReplaceTemporaryPasswordSchema(Schema):
+    password_change_token = fields.String(required=True,
+                                          validate=validate.Length(min=1, max=4096))
+    new_password = fields.String(required=True, validate=PASSWORD_LENGTH)
+
+
 class MfaVerifySchema(Schema):
     mfa_token = fields.String(required=True, validate=validate.Length(min=1, max=4096))
     code = fields.String(required=True, validate=validate.Length(min=1, max=64))

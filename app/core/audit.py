@@ -29,6 +29,8 @@ EVENTS = frozenset({
     "TOKEN_INVALID", "AUTHZ_DENIED", "KEY_ROTATED", "KEY_REVOKED", "LEGACY_TOKEN_ACCEPTED",
     "LEGACY_TOKEN_EXCHANGED", "MIGRATION_PHASE_CHANGED", "RATE_LIMITED",
     "USER_CREATED", "USER_UPDATED", "PASSWORD_CHANGED", "PASSWORD_CHANGE_FAILED",
+    "USER_MFA_RESET", "USER_PASSWORD_SET", "CLIENT_CREATED", "CLIENT_UPDATED",
+    "CLIENT_SECRET_ROTATED", "CLIENT_DELETED", "KEYS_RESEALED",
 })
 _FORBIDDEN_DETAILS = frozenset({"token", "access_token", "refresh_token", "password", "code",
                                 "secret", "mfa_token", "key"})

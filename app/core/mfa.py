@@ -52,6 +52,7 @@ __all__ = [
     "MfaNotEnabled",
     "NoPendingEnrollment",
     "begin_enrollment",
+    "enabled_among",
     "confirm_enrollment",
     "disable",
     "is_enabled",
@@ -133,6 +134,15 @@ def is_enabled(session: Session, user_id: int) -> bool:
     """Whether the user has a confirmed TOTP credential."""
     credential = _credential(session, user_id)
     return credential is not None and credential.confirmed_at is not None
+
+
+def enabled_among(session: Session, user_ids: list[int]) -> set[int]:
+    """Which of ``user_ids`` have MFA on, in one query (a page of users)."""
+    if not user_ids:
+        return set()
+    stmt = select(TotpCredential.user_id).where(TotpCredential.user_id.in_(user_ids),
+                                                TotpCredential.confirmed_at.is_not(None))
+    return set(session.scalars(stmt))
 
 
 def begin_enrollment(session: Session, kek: bytes, user_id: int, username: str,

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import re
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, select
+from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,7 +30,11 @@ __all__ = [
     "UsernameTaken",
     "WeakPassword",
     "create_user",
+    "generate_password",
     "normalize_username",
+    "page_users",
+    "replace_temporary_password",
+    "set_temporary_password",
 ]
 
 USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{1,63}")
@@ -62,9 +67,13 @@ def normalize_username(username: str) -> str:
 
 
 def create_user(
-    session: Session, username: str, password: str, roles: Iterable[str], now: datetime
+    session: Session, username: str, password: str, roles: Iterable[str], now: datetime,
+    *, temporary: bool = False,
 ) -> User:
-    """Create a user, committing; the unique constraint settles a race on the name."""
+    """Create a user, committing; the unique constraint settles a race on the name.
+
+    ``temporary``: the password is one an admin chose, to be replaced at the first login.
+    """
     name = normalize_username(username)
     if not USERNAME_PATTERN.fullmatch(name):
         raise UserError("username must be 2-64 characters: letters, digits, . _ @ -")
@@ -82,6 +91,7 @@ def create_user(
         disabled=False,
         created_at=now,
         password_changed_at=now,
+        must_change_password=temporary,
     )
     session.add(user)
     try:
@@ -139,4 +149,54 @@ def change_password(session: Session, user: User, new_password: str, now: dateti
         raise WeakPassword("password " + "; ".join(problems))
     user.password_hash = hash_password(new_password)
     user.password_changed_at = now
+    user.must_change_password = False
     session.commit()
+
+
+def generate_password() -> str:
+    """A random password that passes the strength rules (96 bits, 16 characters)."""
+    while True:
+        candidate = secrets.token_urlsafe(12)
+        if not password_problems(candidate):
+            return candidate
+
+
+def set_temporary_password(session: Session, user: User, password: str, now: datetime) -> None:
+    """Give ``user`` a password an admin knows; the next login must replace it first."""
+    problems = password_problems(password, user.username)
+    if problems:
+        raise WeakPassword("password " + "; ".join(problems))
+    user.password_hash = hash_password(password)
+    user.password_changed_at = now
+    user.must_change_password = True
+    session.commit()
+
+
+def replace_temporary_password(session: Session, user: User, new_password: str,
+                               now: datetime) -> bool:
+    """Set the user's own password in place of a temporary one; False when the password
+    is no longer temporary (another request replaced it first: one conditional UPDATE
+    settles the race, so a password change token opens at most one session)."""
+    problems = password_problems(new_password, user.username)
+    if problems:
+        raise WeakPassword("password " + "; ".join(problems))
+    result = session.execute(
+        update(User)
+        .where(User.id == user.id, User.must_change_password.is_(True))
+        .values(password_hash=hash_password(new_password), password_changed_at=now,
+                must_change_password=False)
+        .execution_options(synchronize_session=False))
+    session.commit()
+    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+
+
+def page_users(session: Session, *, q: str | None = None, after_id: int | None = None,
+               limit: int = 50) -> list[User]:
+    """Users by id, ``limit`` after ``after_id`` (keyset paging: each page costs one index
+    range scan however deep it is), optionally those whose name contains ``q``."""
+    stmt = select(User).order_by(User.id).limit(limit)
+    if q:
+        stmt = stmt.where(User.username.contains(normalize_username(q), autoescape=True))
+    if after_id is not None:
+        stmt = stmt.where(User.id > after_id)
+    return list(session.scalars(stmt))

@@ -14,10 +14,7 @@ from app.ratelimit import limit
 from app.security import Principal
 from app.security.issuing import session_limits
 
-__all__ = ["ISSUER_NAME", "begin_enrollment", "confirm_enrollment", "pending_enrollment",
-           "step_up"]
-
-ISSUER_NAME = "Tessera"  # the issuer label authenticator apps show
+__all__ = ["begin_enrollment", "confirm_enrollment", "pending_enrollment", "step_up"]
 
 
 def _user(principal: Principal) -> User:
@@ -32,7 +29,7 @@ def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
     user = _user(principal)
     try:
         return mfa_service.begin_enrollment(db.session(), kek(), user.id, user.username,
-                                            ISSUER_NAME, state.now())
+                                            state.settings().mfa_issuer, state.now())
     except mfa_service.MfaAlreadyEnabled:
         raise Conflict("MFA is already on; turn it off first.") from None
 
@@ -41,7 +38,7 @@ def pending_enrollment(principal: Principal) -> mfa_service.Enrollment | None:
     """The enrolment waiting for its code, shown again after a wrong one; else None."""
     user = _user(principal)
     return mfa_service.pending_enrollment(db.session(), kek(), user.id, user.username,
-                                          ISSUER_NAME)
+                                          state.settings().mfa_issuer)
 
 
 def confirm_enrollment(principal: Principal, current_password: str, code: str) -> list[str]:

@@ -40,3 +40,12 @@ class ServiceClient(db.Model):  # type: ignore[name-defined,misc]
     name: Mapped[str] = mapped_column(String(128))
     secret_hash: Mapped[str] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The endpoints the client may call: "introspect" (RFC 7662), "revoke" (RFC 7009).
+    scopes: Mapped[list[str]] = mapped_column(
+        JSON, default=lambda: ["introspect", "revoke"],
+        server_default='["introspect", "revoke"]')
+    # After a rotation the old secret still works until ``previous_secret_expires_at``.
+    previous_secret_hash: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    previous_secret_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime(),
+                                                                        nullable=True)
+    secret_rotated_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), nullable=True)

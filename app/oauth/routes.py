@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer
+from authlib.oauth2.rfc6749 import UnauthorizedClientError
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, Flask, Response, current_app
@@ -45,7 +46,7 @@ class _Client:
         return self.client_id
 
     def check_client_secret(self, secret: str) -> bool:
-        return authenticate_client(self.row, secret)
+        return authenticate_client(self.row, secret, state.now())
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return method in _AUTH_METHODS
@@ -101,8 +102,18 @@ def _find_refresh(token_string: str) -> _Token | None:
     return _Token(session=sess)
 
 
+def _require_scope(client: _Client, scope: str) -> None:
+    """A client may call only the endpoints its scopes name (400 unauthorized_client)."""
+    if scope not in client.row.scopes:
+        raise UnauthorizedClientError(description=f"this client lacks the scope {scope}")
+
+
 class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = _AUTH_METHODS
+
+    def authenticate_token(self, request: Any, client: _Client) -> _Token | None:
+        _require_scope(client, "introspect")
+        return super().authenticate_token(request, client)  # type: ignore[no-any-return]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
         return _find(token_string, token_type_hint)
@@ -127,6 +138,10 @@ class _Introspection(IntrospectionEndpoint):  # type: ignore[misc]
 
 class _Revocation(RevocationEndpoint):  # type: ignore[misc]
     CLIENT_AUTH_METHODS = _AUTH_METHODS
+
+    def authenticate_token(self, request: Any, client: _Client) -> _Token | None:
+        _require_scope(client, "revoke")
+        return super().authenticate_token(request, client)  # type: ignore[no-any-return]
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> _Token | None:
         return _find(token_string, token_type_hint)

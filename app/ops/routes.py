@@ -16,6 +16,7 @@ from app.core.keyring import KeyringUnavailable
 from app.errors import Forbidden
 from app.extensions import db, redis_store
 from app.metrics import render
+from app.ops import gauges
 from app.security import snapshot
 
 bp = Blueprint("ops", __name__)
@@ -38,7 +39,7 @@ def prometheus_metrics() -> Response:
             raise Forbidden("Metrics need the metrics token.")
     elif not _loopback(request.remote_addr):
         raise Forbidden("Metrics are served to loopback callers only.")
-    return render()
+    return render(gauges.scrape())
 
 
 def _loopback(address: str | None) -> bool:

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 from app import state
+from app.audit import audit
+from app.core import kek as kek_service
+from app.core import key_report, migration
 from app.core import keys as key_service
-from app.core import migration
-from app.core.crypto import SealError
 from app.extensions import db
 from app.models import SigningKey
-from app.security import keyring
+from app.security import keyring, snapshot
 from app.security.revocation import revocations
 
 __all__ = [
     "check_kek",
+    "describe_signing_keys",
     "ensure_signing_keys",
     "list_signing_keys",
+    "published_kids",
+    "reseal_secrets",
     "revoke_signing_key",
     "rotate_signing_keys",
     "set_migration_phase",
@@ -36,32 +41,53 @@ def _retired_lifetime() -> timedelta:
 
 def list_signing_keys() -> list[SigningKey]:
     """Every key, newest first, after marking retired keys past their lifetime expired."""
-    key_service.expire_retired(db.session(), state.now(), _retired_lifetime())
+    if key_service.expire_retired(db.session(), state.now(), _retired_lifetime()):
+        keyring().invalidate()  # this worker's JWKS drops them at once, the others in time
     return key_service.list_keys(db.session())
 
 
+def describe_signing_keys() -> list[key_report.KeyView]:
+    """Every key (newest first) with what an operator needs to know about it."""
+    return key_report.describe_keys(
+        list_signing_keys(), state.now(),
+        rotation_interval=state.settings().key_rotation_interval,
+        retired_lifetime=_retired_lifetime())
+
+
+def published_kids() -> list[str]:
+    """The kids this worker's JWKS serves right now (reloaded within KEYRING_REFRESH)."""
+    return [str(k["kid"]) for k in json.loads(snapshot().jwks_body)["keys"]]
+
+
 def check_kek() -> list[str]:
-    """Kids of live keys the configured key-encryption key cannot open (empty: all good)."""
-    unreadable = []
-    for row in key_service.list_keys(db.session()):
-        if row.state in ("active", "standby", "retired"):
-            try:
-                key_service.load_private_key(row, _kek())
-            except SealError:
-                unreadable.append(row.kid)
-    return unreadable
+    """Live private keys and TOTP secrets that no configured key-encryption key opens,
+    by name (empty: all good)."""
+    return kek_service.check_keks(db.session(), _kek())
 
 
 def ensure_signing_keys() -> None:
-    """An active and a standby key exist afterwards. Refuses if existing keys are unreadable."""
+    """An active and a standby key exist afterwards. Refuses, in one line, when the
+    configured key-encryption keys leave a sealed value unopened (a wrong list)."""
     unreadable = check_kek()
     if unreadable:
+        more = f" and {len(unreadable) - 1} more" if len(unreadable) > 1 else ""
         raise key_service.KeyError_(
-            f"KEY_ENCRYPTION_KEY does not open signing key {unreadable[0]}: wrong "
-            "key-encryption key? No new keys were made."
+            f"KEY_ENCRYPTION_KEY does not open {unreadable[0]}{more}: the key that sealed it "
+            "is missing from the list (or the list is wrong). No new keys were made."
         )
     key_service.ensure_keys(db.session(), _kek(), state.settings().signing_algorithm, state.now())
     keyring().invalidate()
+
+
+def reseal_secrets() -> kek_service.KekReport:
+    """Re-seal every private key and TOTP secret under the first key-encryption key."""
+    report = kek_service.reseal_all(db.session(), _kek())
+    keyring().invalidate()
+    audit("KEYS_RESEALED", result="failure" if report.unreadable else "success",
+          reason="unreadable_values" if report.unreadable else None,
+          details={"resealed": report.resealed, "current": report.current,
+                   "unreadable": len(report.unreadable)})
+    return report
 
 
 def rotate_signing_keys(*, force: bool = False, if_due: bool = False) -> key_service.RotationResult:

@@ -12,15 +12,17 @@ from typing import Any
 
 from flask import redirect, request, url_for
 from marshmallow import ValidationError
-from sqlalchemy import select
 from werkzeug.wrappers import Response
 
 from app import state
 from app.admin import actions
-from app.admin.schemas import AuditQuerySchema, PhaseSchema
+from app.admin.schemas import AuditQuerySchema, PhaseSchema, UserCreateSchema, UserUpdateSchema
 from app.core import audit as audit_service
-from app.core import migration
+from app.core import clients as client_service
+from app.core import mfa as mfa_service
+from app.core import migration, migration_chart
 from app.core import sessions as session_service
+from app.core import users as user_service
 from app.errors import Forbidden, NotFound, ValidationFailed
 from app.extensions import db
 from app.models import AuthSession, User
@@ -28,7 +30,7 @@ from app.security import keyops, snapshot
 from app.security.issuing import session_limits
 from app.web.pages import Notice, PageUser, bp, form, page, signed_in
 
-_USERS_SHOWN = 50
+_USERS_SHOWN = 50  # per page; the page reads one more to know if another follows
 _AUDIT_SHOWN = 50
 
 
@@ -49,11 +51,21 @@ def _done(notice: str) -> Response:
     return redirect(url_for("web.admin", n=notice), code=303)
 
 
+def _migration_chart() -> dict[str, Any]:
+    traffic = migration_chart.daily_traffic(db.session(), state.now().date())
+    return {"traffic": traffic,
+            "chart": migration_chart.draw(traffic, state.settings().legacy_accept_until)}
+
+
+def _after(name: str) -> int | None:
+    """A keyset cursor from the query string (the last id of the previous page), if sane."""
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() and 0 < len(value) <= 9 else None
+
+
 def _user_list(q: str) -> tuple[list[User], dict[int, list[AuthSession]]]:
-    stmt = select(User).order_by(User.id).limit(_USERS_SHOWN)
-    if q:
-        stmt = stmt.where(User.username.contains(q.lower(), autoescape=True))
-    users = list(db.session.scalars(stmt))
+    users = user_service.page_users(db.session(), q=q, after_id=_after("after_id"),
+                                    limit=_USERS_SHOWN + 1)  # one more: is there a next page?
     sessions: dict[int, list[AuthSession]] = defaultdict(list)
     for sess in session_service.live_sessions_of(db.session(), [u.id for u in users], state.now(),
                                                  session_limits()):
@@ -62,29 +74,45 @@ def _user_list(q: str) -> tuple[list[User], dict[int, list[AuthSession]]]:
 
 
 def _audit_filters() -> tuple[dict[str, Any], Notice | None]:
-    wanted = {k: v for k, v in request.args.items() if k in ("event", "user_id") and v}
+    wanted = {k: v for k, v in request.args.items()
+              if k in ("event", "user_id", "before_id") and v}
     try:
-        return AuditQuerySchema().load({**wanted, "limit": _AUDIT_SHOWN}), None
+        return AuditQuerySchema().load({**wanted, "limit": _AUDIT_SHOWN + 1}), None
     except ValidationError:
-        return AuditQuerySchema().load({"limit": _AUDIT_SHOWN}), \
+        return AuditQuerySchema().load({"limit": _AUDIT_SHOWN + 1}), \
             Notice("error", "The audit filter is not valid; showing every event.")
 
 
 @bp.get("/admin")
 def admin() -> Response | tuple[str, int]:
     """Everything an operator looks at, on one page."""
-    me = _admin()
+    return _admin_page(_admin())
+
+
+def _admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200,
+                **shown_once: Any) -> tuple[str, int]:
+    """The admin page; ``shown_once`` carries a secret shown in this answer only."""
     q = request.args.get("q", "")[:64]
     users, sessions = _user_list(q)
     filters, filter_notice = _audit_filters()
-    keys = keyops.list_signing_keys()
+    audit = audit_service.query(db.session(), **filters)
+    keys = keyops.describe_signing_keys()
+    shown, audit_shown = users[:_USERS_SHOWN], audit[:_AUDIT_SHOWN]
     return page(
-        "web/admin.html", me=me, notice=filter_notice, q=q, users=users, sessions=sessions,
-        keys=keys, active_kid=next((k.kid for k in keys if k.state == "active"), None),
+        "web/admin.html", me=me, notice=notice or filter_notice, status=status, q=q,
+        users=shown, sessions=sessions,
+        next_after_id=shown[-1].id if len(users) > len(shown) else None,
+        mfa_users=mfa_service.enabled_among(db.session(), [u.id for u in shown]),
+        keys=keys, active_kid=next((k.row.kid for k in keys if k.row.state == "active"), None),
+        jwks_kids=keyops.published_kids(), **_migration_chart(),
         phase=snapshot().phase, signing=_signing_status(),
         usage=migration.legacy_usage(db.session()),
         events=sorted(audit_service.EVENTS), event=filters["event"],
-        user_filter=filters["user_id"], audit=audit_service.query(db.session(), **filters),
+        user_filter=filters["user_id"], audit=audit_shown,
+        next_before_id=audit_shown[-1].id if len(audit) > len(audit_shown) else None,
+        clients=client_service.list_clients(db.session()), client_scopes=client_service.CLIENT_SCOPES,
+        now=state.now(),
+        **shown_once,
     )
 
 
@@ -125,6 +153,123 @@ def admin_set_disabled(user_id: int) -> Response:
     if user.disabled != (wanted == "1"):
         actions.update_user_account(user, disabled=wanted == "1")
     return _done("user_updated")
+
+
+@bp.post("/admin/users")
+def admin_create_user() -> Response | tuple[str, int]:
+    """Create a user; "must change at first login" makes the password temporary."""
+    me = _changing_admin()
+    roles = [r for r in request.form.get("roles", "").replace(",", " ").split() if r]
+    try:
+        body = UserCreateSchema().load({
+            "username": request.form.get("username", ""),
+            "password": request.form.get("password", ""), "roles": roles,
+            "temporary": request.form.get("temporary") == "1"})
+    except ValidationError as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_problem(exc)))
+    try:
+        actions.create_user(body["username"], body["password"], body["roles"],
+                            temporary=body["temporary"])
+    except ValidationFailed as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
+    return _done("user_created")
+
+
+def _first_problem(exc: ValidationError) -> str:
+    messages: dict[str, Any] = exc.messages if isinstance(exc.messages, dict) else {}
+    if not messages:
+        return "The form is not valid."
+    name = min(messages)
+    detail = messages[name]
+    text = detail[0] if isinstance(detail, list) and detail else "is not valid"
+    return f"{name}: {text}"
+
+
+def _first_detail(exc: ValidationFailed) -> str:
+    name, problems = next(iter(exc.details.items()), ("form", [exc.message]))
+    return f"{name}: {problems[0]}"
+
+
+@bp.post("/admin/users/<id:user_id>/reset-mfa")
+def admin_reset_mfa(user_id: int) -> Response:
+    _changing_admin()
+    actions.reset_mfa(_user(user_id))
+    return _done("mfa_reset")
+
+
+@bp.post("/admin/users/<id:user_id>/temporary-password")
+def admin_temporary_password(user_id: int) -> tuple[str, int]:
+    """Set a temporary password (blank: generated); shown in this answer only, never in a URL."""
+    me = _changing_admin()
+    user = _user(user_id)
+    given = request.form.get("password") or None
+    try:
+        password = actions.set_temporary_password(user, given)
+    except ValidationFailed as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
+    return _admin_page(me, notice=Notice("info", f"{user.username} must choose a new password "
+                                                 "at the next login."),
+                       temporary_password=password, temporary_for=user.username)
+
+
+@bp.post("/admin/users/<id:user_id>/roles")
+def admin_set_roles(user_id: int) -> Response | tuple[str, int]:
+    """Set the user's roles (space or comma separated); their tokens end to pick them up."""
+    me = _changing_admin()
+    user = _user(user_id)
+    roles = [r for r in request.form.get("roles", "").replace(",", " ").split() if r]
+    try:
+        body = UserUpdateSchema().load({"roles": roles})
+    except ValidationError as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_problem(exc)))
+    if user.id == me.principal.user_id and "admin" not in body["roles"]:
+        raise Forbidden("You cannot take the admin role from yourself.")
+    if sorted(set(body["roles"])) != user.roles:
+        actions.update_user_account(user, roles=body["roles"])
+    return _done("user_updated")
+
+
+def _scopes_from_form() -> list[str]:
+    return [s for s in client_service.CLIENT_SCOPES if request.form.get(f"scope_{s}") == "1"]
+
+
+@bp.post("/admin/clients")
+def admin_create_client() -> tuple[str, int]:
+    """Register a service client; its secret is shown in this answer only."""
+    me = _changing_admin()
+    try:
+        client, secret = actions.create_client(request.form.get("name", "").strip(),
+                                               _scopes_from_form())
+    except ValidationFailed as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
+    return _admin_page(me, notice=Notice("info", "The client is registered."),
+                       client_secret=secret, secret_for=client.client_id)
+
+
+@bp.post("/admin/clients/<client_id>/rotate-secret")
+def admin_rotate_client_secret(client_id: str) -> tuple[str, int]:
+    """A new secret, shown once; the old one keeps working for the overlap."""
+    me = _changing_admin()
+    client, secret = actions.rotate_client_secret(client_id)
+    return _admin_page(me, notice=Notice("info", "The client's secret is rotated."),
+                       client_secret=secret, secret_for=client.client_id)
+
+
+@bp.post("/admin/clients/<client_id>/scopes")
+def admin_set_client_scopes(client_id: str) -> Response | tuple[str, int]:
+    me = _changing_admin()
+    try:
+        actions.set_client_scopes(client_id, _scopes_from_form())
+    except ValidationFailed as exc:
+        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
+    return _done("client_updated")
+
+
+@bp.post("/admin/clients/<client_id>/delete")
+def admin_delete_client(client_id: str) -> Response:
+    _changing_admin()
+    actions.delete_client(client_id)
+    return _done("client_deleted")
 
 
 @bp.post("/admin/sessions/<session_id>/end")

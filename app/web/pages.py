@@ -31,6 +31,7 @@ from werkzeug.wrappers import Response
 
 from app import state
 from app.auth.cookies import clear_session_cookies
+from app.core.devices import device_name
 from app.errors import InvalidToken, StepUpRequired, TesseraError, http_error_response
 from app.extensions import db
 from app.models import User
@@ -79,9 +80,14 @@ NOTICES = {
     "mfa_expired": Notice("error", "This login attempt has ended; please log in again."),
     "session_ended": Notice("info", "The session has ended."),
     "password_changed": Notice("info", "Your password is changed; your other sessions have ended."),
+    "password_set": Notice("info", "Your new password is set."),
     "stepped_up": Notice("info", "Thanks, you are confirmed for the next few minutes."),
     "user_revoked": Notice("info", "Every token and session of that user has ended."),
     "user_updated": Notice("info", "The user is updated."),
+    "user_created": Notice("info", "The user is created."),
+    "client_updated": Notice("info", "The client's scopes are set."),
+    "client_deleted": Notice("info", "The client is deleted; its secrets no longer work."),
+    "mfa_reset": Notice("info", "Two-step verification is reset; the user's sessions have ended."),
     "rotated": Notice("info", "The keys are rotated."),
     "key_revoked": Notice("info", "The key is revoked."),
     "phase_set": Notice("info", "The migration phase is set."),
@@ -112,6 +118,12 @@ class PageUser:
 
 class LoginNeeded(Exception):
     """The page needs a signed-in user and the request's access token did not do."""
+
+
+@bp.app_template_filter("device")
+def _device(user_agent: str | None) -> str:
+    """``{{ s.user_agent | device }}``: "Chrome on Linux" rather than the raw header."""
+    return device_name(user_agent)
 
 
 @bp.before_request
@@ -320,7 +332,8 @@ def _endpoint_of_refused_method(exc: HTTPException) -> str | None:
 
 
 # A refused login step shows its form again, with the reason above it.
-_FORM_PAGES = {"web.login": "web/login.html", "web.login_mfa": "web/mfa.html"}
+_FORM_PAGES = {"web.login": "web/login.html", "web.login_mfa": "web/mfa.html",
+               "web.login_password": "web/password.html"}
 
 
 def _best_effort_user() -> PageUser | None:

@@ -45,6 +45,7 @@ from app.web.pages import (
 __all__ = ["bp"]
 
 _MFA_COOKIE_PATH = "/login/mfa"
+_PASSWORD_COOKIE_PATH = "/login/password"
 Page = Response | tuple[str, int]
 
 
@@ -82,7 +83,55 @@ def login() -> Page:
                             max_age=int(s.mfa_token_ttl.total_seconds()), path=_MFA_COOKIE_PATH,
                             httponly=True, secure=s.cookie_secure, samesite="Strict")
         return response
+    if isinstance(outcome, flows.PasswordChangeNeeded):
+        return _to_password_change(outcome)
     return _signed_in_response(outcome, local_path(request.args.get("next")))
+
+
+def _password_cookie() -> str:
+    prefix = "__Secure-" if state.settings().cookie_secure else ""
+    return prefix + "password_change_token"
+
+
+def _to_password_change(outcome: flows.PasswordChangeNeeded) -> Response:
+    """A temporary password: on to the page that replaces it, the token in a scoped cookie."""
+    response = redirect(url_for("web.login_password"), code=303)
+    s = state.settings()
+    response.set_cookie(_password_cookie(), outcome.password_change_token,
+                        max_age=int(s.mfa_token_ttl.total_seconds()), path=_PASSWORD_COOKIE_PATH,
+                        httponly=True, secure=s.cookie_secure, samesite="Strict")
+    return response
+
+
+def _drop_password_challenge(response: Response) -> Response:
+    s = state.settings()
+    response.delete_cookie(_password_cookie(), path=_PASSWORD_COOKIE_PATH, httponly=True,
+                           secure=s.cookie_secure, samesite="Strict")
+    return response
+
+
+@bp.route("/login/password", methods=["GET", "POST"])
+def login_password() -> Page:
+    """The forced change after a temporary password; the session opens once it is done."""
+    challenge = request.cookies.get(_password_cookie())
+    if not challenge:
+        return to_login("mfa_expired", clear=False)
+    if request.method == "GET":
+        return page("web/password.html")
+    check_csrf()
+    new, again = request.form.get("new_password", ""), request.form.get("new_password_again", "")
+    if not new or new != again:
+        return page("web/password.html", status=400,
+                    notice=Notice("error", "Enter the same new password twice."))
+    try:
+        started = flows.complete_password_change(challenge, new)
+    except InvalidToken:
+        return _drop_password_challenge(to_login("mfa_expired", clear=False))
+    except ValidationFailed as exc:
+        reason = exc.details.get("new_password", [exc.message])[0]
+        return page("web/password.html", status=400, notice=Notice("error", str(reason)))
+    return _drop_password_challenge(
+        _signed_in_response(started, url_for("web.account", n="password_set")))
 
 
 def _drop_challenge(response: Response) -> Response:
@@ -111,6 +160,8 @@ def login_mfa() -> Page:
         return _drop_challenge(to_login("mfa_expired", clear=False))
     except Unauthorized as exc:
         return page("web/mfa.html", status=401, notice=Notice("error", exc.message))
+    if isinstance(started, flows.PasswordChangeNeeded):
+        return _drop_challenge(_to_password_change(started))
     return _drop_challenge(_signed_in_response(started, url_for("web.account")))
 
 

@@ -119,11 +119,14 @@ def test_disabling_a_user_ends_their_sessions(app) -> None:  # type: ignore[no-u
 def test_admin_user_listing_search_and_paging(app) -> None:  # type: ignore[no-untyped-def]
     admin = _token(app, "root")
     client = app.test_client()
-    page = client.get("/admin/api/users?per_page=2&page=1", headers=bearer(admin)).get_json()
-    assert page["total"] == 3 and len(page["users"]) == 2
+    page = client.get("/admin/api/users?limit=2", headers=bearer(admin)).get_json()
+    assert len(page["users"]) == 2 and page["next_after_id"] == page["users"][-1]["id"]
+    rest = client.get(f"/admin/api/users?limit=2&after_id={page['next_after_id']}",
+                      headers=bearer(admin)).get_json()
+    assert len(rest["users"]) == 1 and rest["next_after_id"] is None
     found = client.get("/admin/api/users?q=ALI", headers=bearer(admin)).get_json()
     assert [u["username"] for u in found["users"]] == ["alice"]
-    bad = client.get("/admin/api/users?per_page=0", headers=bearer(admin))
+    bad = client.get("/admin/api/users?limit=0", headers=bearer(admin))
     assert bad.status_code == 400
 
 

@@ -28,6 +28,8 @@ from tests.support.tokens import make_user
 NEW = base64.urlsafe_b64encode(b"n" * 32).decode()
 OTHER = base64.urlsafe_b64encode(b"o" * 32).decode()
 OLD_KEY, NEW_KEY = base64.urlsafe_b64decode(TEST_KEK), b"n" * 32
+# The apps of one test share the database, and so their rate-limit counters.
+_MFA_LIMIT = "100/minute"
 
 
 def _v1(key: bytes, plaintext: bytes, purpose: str) -> bytes:
@@ -70,7 +72,7 @@ def _logs_in_with_totp(app, clock, username: str, totp) -> None:  # type: ignore
 
 
 def test_rotate_the_kek_reseal_and_drop_the_old_one(make_app, clock) -> None:  # type: ignore[no-untyped-def]
-    old = make_app(clock=clock, COOKIE_SECURE=False)
+    old = make_app(clock=clock, COOKIE_SECURE=False, RATELIMIT_MFA=_MFA_LIMIT)
     totps = {}
     for name in ("alice", "bob"):
         make_user(old, name)
@@ -81,12 +83,12 @@ def test_rotate_the_kek_reseal_and_drop_the_old_one(make_app, clock) -> None:  #
     _logs_in_with_totp(old, clock, "alice", totps["alice"])  # v1 still opens
 
     # Rolling deploys: first every host learns NEW while OLD still seals...
-    learning = make_app(clock=clock, keys=False, COOKIE_SECURE=False,
+    learning = make_app(clock=clock, keys=False, COOKIE_SECURE=False, RATELIMIT_MFA=_MFA_LIMIT,
                         KEY_ENCRYPTION_KEY=json.dumps([TEST_KEK, NEW]))
     assert learning.test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0
     _logs_in_with_totp(learning, clock, "alice", totps["alice"])
     # ...then NEW seals everywhere.
-    both = make_app(clock=clock, keys=False, COOKIE_SECURE=False,
+    both = make_app(clock=clock, keys=False, COOKIE_SECURE=False, RATELIMIT_MFA=_MFA_LIMIT,
                     KEY_ENCRYPTION_KEY=json.dumps([NEW, TEST_KEK]))
     runner = both.test_cli_runner()
     assert runner.invoke(args=["keys", "ensure"]).exit_code == 0
@@ -104,7 +106,7 @@ def test_rotate_the_kek_reseal_and_drop_the_old_one(make_app, clock) -> None:  #
     assert [r.details["resealed"] for r in rows] == [{"signing_keys": 3, "totp_secrets": 2},
                                                      {"signing_keys": 0, "totp_secrets": 0}]
 
-    new = make_app(clock=clock, keys=False, COOKIE_SECURE=False, KEY_ENCRYPTION_KEY=NEW)
+    new = make_app(clock=clock, keys=False, COOKIE_SECURE=False, RATELIMIT_MFA=_MFA_LIMIT, KEY_ENCRYPTION_KEY=NEW)
     assert new.test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0
     for name, totp in totps.items():
         _logs_in_with_totp(new, clock, name, totp)

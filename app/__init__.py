@@ -18,7 +18,7 @@ from sqlalchemy import event
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 # `models` is imported for its side effect: every table joins the metadata Alembic reads.
-from app import (
+from . import (
     audit,
     cli,
     errors,
@@ -33,13 +33,13 @@ from app import (
     security,
     state,
 )
-from app import instance as instance_files
-from app.config import ConfigError, Settings, load_settings
-from app.core import redis_connections
-from app.core.clock import Clock, system_clock
-from app.extensions import db, migrate, redis_store
-from app.oauth import routes as oauth_routes
-from app.security import revocation
+from . import instance as instance_files
+from .config import ConfigError, Settings, load_settings
+from .core import redis_connections
+from .core.clock import Clock, system_clock
+from .extensions import db, migrate, redis_store
+from .oauth import routes as oauth_routes
+from .security import revocation
 
 __all__ = ["create_app", "check_settings", "ConfigError"]
 
@@ -208,14 +208,14 @@ def _tune_sqlite(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from app.admin.routes import bp as admin_bp
-    from app.api.routes import bp as api_bp
-    from app.auth.routes import bp as auth_bp
-    from app.mfa.routes import bp as mfa_bp
-    from app.oauth.routes import bp as oauth_bp
-    from app.ops.routes import bp as ops_bp
-    from app.web import bp as web_bp
-    from app.wellknown.routes import bp as wellknown_bp
+    from .admin.routes import bp as admin_bp
+    from .api.routes import bp as api_bp
+    from .auth.routes import bp as auth_bp
+    from .mfa.routes import bp as mfa_bp
+    from .oauth.routes import bp as oauth_bp
+    from .ops.routes import bp as ops_bp
+    from .web import bp as web_bp
+    from .wellknown.routes import bp as wellknown_bp
 
     for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp, web_bp):
         app.register_blueprint(blueprint)

@@ -6,9 +6,9 @@ from typing import Any
 
 from flask import current_app, g, has_request_context, request
 
-from app import state
-from app.core.audit import AuditRecord, InvalidTokenSampler, record
-from app.extensions import db
+from . import state
+from .core.audit import AuditRecord, InvalidTokenSampler, record
+from .extensions import db
 
 __all__ = ["audit", "init_app"]
 

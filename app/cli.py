@@ -9,15 +9,15 @@ from flask import Flask
 from flask.cli import AppGroup
 from sqlalchemy import select
 
-from app import state
-from app.admin import actions
-from app.cli_keys import keys_cli, migration_cli
-from app.core import users as user_service
-from app.core.clients import CLIENT_SCOPES, list_clients
-from app.errors import TesseraError
-from app.extensions import db
-from app.models import User
-from app.security.revocation import revocations
+from . import state
+from .admin import actions
+from .cli_keys import keys_cli, migration_cli
+from .core import users as user_service
+from .core.clients import CLIENT_SCOPES, list_clients
+from .errors import TesseraError
+from .extensions import db
+from .models import User
+from .security.revocation import revocations
 
 users_cli = AppGroup("users", help="Create and manage users.")
 

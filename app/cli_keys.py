@@ -5,12 +5,12 @@ from __future__ import annotations
 import click
 from flask.cli import AppGroup
 
-from app import state
-from app.core import keys as key_service
-from app.core import migration
-from app.core.crypto import key_id
-from app.extensions import db
-from app.security import keyops, snapshot
+from . import state
+from .core import keys as key_service
+from .core import migration
+from .core.crypto import key_id
+from .extensions import db
+from .security import keyops, snapshot
 
 keys_cli = AppGroup("keys", help="Signing keys: list, ensure, rotate, revoke.")
 migration_cli = AppGroup("migration", help="The HS256 to asymmetric migration.")

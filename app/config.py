@@ -21,8 +21,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
-from app.core.crypto import Kek
-from app.core.redis_connections import RedisTarget
+from .core.crypto import Kek
+from .core.redis_connections import RedisTarget
 
 __all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setting_docs"]
 

@@ -31,7 +31,7 @@ from flask import Flask, Response, g, jsonify
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
-from app.extensions import db
+from .extensions import db
 
 __all__ = [
     "TesseraError",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from app.config import ConfigError, Settings, setting_default
+from .config import ConfigError, Settings, setting_default
 
 __all__ = ["check_production", "is_production"]
 

@@ -14,10 +14,10 @@ from marshmallow import Schema
 from werkzeug.routing import IntegerConverter, Map
 from werkzeug.sansio.response import Response
 
-from app.core.json_depth import MAX_JSON_DEPTH, nesting_exceeds
-from app.errors import UnsupportedMediaType, ValidationFailed
-from app.headers import REQUEST_ID_KEY
-from app.models.base import MAX_INTEGER_ID
+from .core.json_depth import MAX_JSON_DEPTH, nesting_exceeds
+from .errors import UnsupportedMediaType, ValidationFailed
+from .headers import REQUEST_ID_KEY
+from .models.base import MAX_INTEGER_ID
 
 __all__ = ["CompactJSONProvider", "NestedTooDeeply", "init_app", "load_json", "request_id"]
 

@@ -16,11 +16,11 @@ from flask import Flask, current_app, jsonify
 from flask.wrappers import Response
 from marshmallow import Schema
 
-from app.admin import schemas as admin_schemas
-from app.api.schemas import NoteSchema
-from app.auth import schemas as auth_schemas
-from app.mfa.schemas import CodeSchema, ConfirmSchema
-from app.models.base import MAX_INTEGER_ID
+from .admin import schemas as admin_schemas
+from .api.schemas import NoteSchema
+from .auth import schemas as auth_schemas
+from .mfa.schemas import CodeSchema, ConfirmSchema
+from .models.base import MAX_INTEGER_ID
 
 __all__ = ["build_spec", "init_app"]
 

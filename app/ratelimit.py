@@ -36,13 +36,13 @@ from flask_limiter import Limiter, RequestLimit
 from limits.storage import MemoryStorage
 from sqlalchemy import Engine
 
-from app import state
-from app.audit import audit
-from app.config import Settings
-from app.core import ratelimit_storage  # registers the tessera-db:// storage scheme
-from app.core.redis_connections import limiter_storage
-from app.extensions import db
-from app.metrics import metrics
+from . import state
+from .audit import audit
+from .config import Settings
+from .core import ratelimit_storage  # registers the tessera-db:// storage scheme
+from .core.redis_connections import limiter_storage
+from .extensions import db
+from .metrics import metrics
 
 __all__ = ["client_ip", "init_app", "limit", "storage"]
 

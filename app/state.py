@@ -6,8 +6,8 @@ from datetime import datetime
 
 from flask import Flask, current_app
 
-from app.config import Settings
-from app.core.clock import Clock
+from .config import Settings
+from .core.clock import Clock
 
 __all__ = ["bind", "settings", "now", "clock"]
 

@@ -8,17 +8,17 @@ from typing import Any
 
 from flask import has_request_context
 
-from app import state
-from app.audit import audit
-from app.core import clients as client_service
-from app.core import keys as key_service
-from app.core import mfa as mfa_service
-from app.core import users as user_service
-from app.errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
-from app.extensions import db
-from app.models import AuthSession, ServiceClient, SigningKey, User
-from app.security import current_principal, keyops
-from app.security.revocation import revoke_session, revoke_user_tokens
+from .. import state
+from ..audit import audit
+from ..core import clients as client_service
+from ..core import keys as key_service
+from ..core import mfa as mfa_service
+from ..core import users as user_service
+from ..errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
+from ..extensions import db
+from ..models import AuthSession, ServiceClient, SigningKey, User
+from ..security import current_principal, keyops
+from ..security.revocation import revoke_session, revoke_user_tokens
 
 __all__ = [
     "STEP_UP_MAX_AGE",

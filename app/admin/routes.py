@@ -6,9 +6,25 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app import state
-from app.admin import actions
-from app.admin.schemas import (
+from .. import state
+from ..audit import audit
+from ..core import audit as audit_service
+from ..core import clients as client_service
+from ..core import key_report, migration, migration_chart
+from ..core import mfa as mfa_service
+from ..core import sessions as session_service
+from ..core import users as user_service
+from ..core.devices import device_name
+from ..errors import NotFound
+from ..extensions import db
+from ..http import load_json
+from ..models import AuthSession, ServiceClient, SigningKey, User
+from ..security import current_principal, keyops, snapshot
+from ..security.guards import protect_blueprint
+from ..security.issuing import session_limits
+from ..security.revocation import longest_token_lifetime, revocations
+from . import actions
+from .schemas import (
     AuditQuerySchema,
     ClientCreateSchema,
     ClientUpdateSchema,
@@ -20,22 +36,6 @@ from app.admin.schemas import (
     UserQuerySchema,
     UserUpdateSchema,
 )
-from app.audit import audit
-from app.core import audit as audit_service
-from app.core import clients as client_service
-from app.core import key_report, migration, migration_chart
-from app.core import mfa as mfa_service
-from app.core import sessions as session_service
-from app.core import users as user_service
-from app.core.devices import device_name
-from app.errors import NotFound
-from app.extensions import db
-from app.http import load_json
-from app.models import AuthSession, ServiceClient, SigningKey, User
-from app.security import current_principal, keyops, snapshot
-from app.security.guards import protect_blueprint
-from app.security.issuing import session_limits
-from app.security.revocation import longest_token_lifetime, revocations
 
 bp = Blueprint("admin", __name__, url_prefix="/admin/api")
 protect_blueprint(bp, roles=("admin",))

@@ -6,7 +6,7 @@ from datetime import UTC
 
 from marshmallow import Schema, fields, validate
 
-from app.models.base import MAX_INTEGER_ID
+from ..models.base import MAX_INTEGER_ID
 
 _ROLE = fields.String(validate=validate.Regexp(r"^[a-z][a-z0-9_:-]{0,31}$"))
 

@@ -7,14 +7,14 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import select
 
-from app import state
-from app.api.schemas import NoteSchema
-from app.errors import InvalidToken, NotFound
-from app.extensions import db
-from app.http import load_json
-from app.models import AuthSession, Note, User
-from app.security import current_principal
-from app.security.guards import protect_blueprint, require_mfa, require_scopes
+from .. import state
+from ..errors import InvalidToken, NotFound
+from ..extensions import db
+from ..http import load_json
+from ..models import AuthSession, Note, User
+from ..security import current_principal
+from ..security.guards import protect_blueprint, require_mfa, require_scopes
+from .schemas import NoteSchema
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 protect_blueprint(bp)

@@ -10,8 +10,8 @@ from typing import TypedDict
 from flask import request
 from werkzeug.wrappers import Response
 
-from app import state
-from app.security.cookies import cookie_names
+from .. import state
+from ..security.cookies import cookie_names
 
 __all__ = ["clear_session_cookies", "set_access_cookie", "set_session_cookies"]
 

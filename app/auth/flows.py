@@ -14,35 +14,34 @@ from typing import Any, TypedDict
 from flask import request
 from werkzeug.wrappers import Response
 
-from app import state
-from app.audit import audit
-from app.auth.cookies import set_session_cookies
-from app.core import mfa as mfa_service
-from app.core import sessions as session_service
-from app.core import users as user_service
-from app.core.tokens import TokenRejected
-from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
-from app.extensions import db
-from app.metrics import metrics
-from app.models import AuthSession, User
-from app.ratelimit import limit
-from app.security import Principal
-from app.security.cookies import cookie_names
-from app.security.issuing import access_token_for, session_limits
-from app.security.mfa_token import (
+from .. import state
+from ..audit import audit
+from ..core import mfa as mfa_service
+from ..core import sessions as session_service
+from ..core import users as user_service
+from ..core.tokens import TokenRejected
+from ..errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
+from ..extensions import db
+from ..metrics import metrics
+from ..models import AuthSession, User
+from ..ratelimit import limit
+from ..security import Principal
+from ..security.cookies import cookie_names
+from ..security.issuing import access_token_for, session_limits
+from ..security.mfa_token import (
     MAX_FAILURES,
     MfaChallenge,
     failures_since,
     issue_mfa_token,
     read_mfa_token,
 )
-from app.security.password_token import (
+from ..security.password_token import (
     issue_password_token,
     read_password_token,
     spend_password_token,
 )
-from app.security.principal import LEGACY_EXCHANGE_CLIENT
-from app.security.revocation import (
+from ..security.principal import LEGACY_EXCHANGE_CLIENT
+from ..security.revocation import (
     claim_access_token,
     end_legacy_tokens,
     publish_claim,
@@ -51,6 +50,7 @@ from app.security.revocation import (
     revoke_session,
     revoke_user_tokens,
 )
+from .cookies import set_session_cookies
 
 __all__ = [
     "BAD_CODE",

@@ -6,28 +6,28 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from app import state
-from app.audit import audit
-from app.auth import flows
-from app.auth.cookies import clear_session_cookies
-from app.auth.schemas import (
+from .. import state
+from ..audit import audit
+from ..core import sessions as session_service
+from ..core import users as user_service
+from ..core.devices import device_name
+from ..errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
+from ..extensions import db
+from ..http import load_json
+from ..models import AuthSession
+from ..security import authenticate, check_csrf, current_principal
+from ..security.cookies import cookie_names
+from ..security.guards import require_auth
+from ..security.issuing import session_limits
+from . import flows
+from .cookies import clear_session_cookies
+from .schemas import (
     LoginSchema,
     MfaVerifySchema,
     PasswordChangeSchema,
     RegisterSchema,
     ReplaceTemporaryPasswordSchema,
 )
-from app.core import sessions as session_service
-from app.core import users as user_service
-from app.core.devices import device_name
-from app.errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
-from app.extensions import db
-from app.http import load_json
-from app.models import AuthSession
-from app.security import authenticate, check_csrf, current_principal
-from app.security.cookies import cookie_names
-from app.security.guards import require_auth
-from app.security.issuing import session_limits
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
 

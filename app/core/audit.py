@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent
+from ..models import AuditEvent
 
 __all__ = ["EVENTS", "AuditRecord", "InvalidTokenSampler", "query", "record"]
 

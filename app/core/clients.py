@@ -19,8 +19,8 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.passwords import hash_password, verify_password
-from app.models import ServiceClient
+from ..models import ServiceClient
+from .passwords import hash_password, verify_password
 
 __all__ = [
     "CLIENT_SCOPES",

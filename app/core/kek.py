@@ -17,8 +17,8 @@ from functools import partial
 from sqlalchemy import Update, select, update
 from sqlalchemy.orm import Session
 
-from app.core.crypto import Kek, SealError, key_id, seal, sealed_key_id, unseal
-from app.models import SigningKey, TotpCredential
+from ..models import SigningKey, TotpCredential
+from .crypto import Kek, SealError, key_id, seal, sealed_key_id, unseal
 
 __all__ = ["KekReport", "check_keks", "reseal_all"]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.models import SigningKey
+from ..models import SigningKey
 
 __all__ = ["KeyView", "PUBLISHED_STATES", "describe_keys"]
 

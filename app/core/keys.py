@@ -21,8 +21,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from app.core.crypto import seal, unseal
-from app.models import SigningKey
+from ..models import SigningKey
+from .crypto import seal, unseal
 
 __all__ = [
     "AsymmetricKey",

@@ -36,8 +36,8 @@ from sqlalchemy import Result, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.crypto import seal, sha256_hex, unseal
-from app.models import RecoveryCode, TotpCredential
+from ..models import RecoveryCode, TotpCredential
+from .crypto import seal, sha256_hex, unseal
 
 __all__ = [
     "DIGEST",

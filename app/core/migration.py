@@ -9,8 +9,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.config import MIGRATION_PHASES
-from app.models import LegacyUsage, ServiceState
+from ..config import MIGRATION_PHASES
+from ..models import LegacyUsage, ServiceState
 
 __all__ = [
     "PHASE_KEY",

@@ -17,7 +17,7 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.models import AuditEvent, LegacyUsage
+from ..models import AuditEvent, LegacyUsage
 
 __all__ = ["Chart", "DayTraffic", "Series", "daily_traffic", "draw"]
 

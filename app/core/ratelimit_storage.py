@@ -44,8 +44,8 @@ from sqlalchemy import Engine, bindparam, case, delete, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 
-from app.models import RateLimitCounter
-from app.models.base import UTCDateTime
+from ..models import RateLimitCounter
+from ..models.base import UTCDateTime
 
 __all__ = ["PURGE_EVERY", "SCHEME", "DatabaseStorage"]
 

@@ -32,10 +32,10 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, scoped_session
 
-from app.core.revocation_mirror import RevocationMirror
-from app.core.revocation_trust import TrustKeeper, fetch_identity
-from app.models import AuthSession, Revocation, User
-from app.models.base import UTCDateTime
+from ..models import AuthSession, Revocation, User
+from ..models.base import UTCDateTime
+from .revocation_mirror import RevocationMirror
+from .revocation_trust import TrustKeeper, fetch_identity
 
 __all__ = [
     "EPOCH_KEY",

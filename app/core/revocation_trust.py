@@ -45,7 +45,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app.models import RevocationTrust
+from ..models import RevocationTrust
 
 __all__ = ["TrustKeeper", "TrustRow", "TrustStore", "UNTRUSTED", "fetch_identity"]
 

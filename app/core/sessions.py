@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import and_, select, update
 from sqlalchemy.orm import Session
 
-from app.core.crypto import SealError, seal, sha256_hex, unseal
-from app.models import AuthSession, RefreshToken, Revocation, User
+from ..models import AuthSession, RefreshToken, Revocation, User
+from .crypto import SealError, seal, sha256_hex, unseal
 
 __all__ = [
     "LoginOvertaken",

@@ -32,9 +32,9 @@ from typing import Any
 
 from joserfc import jws
 
-from app.core.ids import user_id_from_subject
-from app.core.json_depth import MAX_JSON_DEPTH, nesting_exceeds
-from app.core.keyring import (
+from .ids import user_id_from_subject
+from .json_depth import MAX_JSON_DEPTH, nesting_exceeds
+from .keyring import (
     Keyring,
     KeyringSnapshot,
     SigningMaterial,

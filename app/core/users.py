@@ -13,14 +13,14 @@ from sqlalchemy import Select, bindparam, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.core.passwords import (
+from ..models import TotpCredential, User
+from .passwords import (
     burn_verification,
     hash_password,
     needs_rehash,
     password_problems,
     verify_password,
 )
-from app.models import TotpCredential, User
 
 __all__ = [
     "Checked",

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from app import state
-from app.audit import audit
-from app.auth.flows import BAD_CODE, check_current_password, kek
-from app.core import mfa as mfa_service
-from app.core import sessions as session_service
-from app.errors import Conflict, Unauthorized
-from app.extensions import db
-from app.models import AuthSession, User
-from app.ratelimit import limit
-from app.security import Principal
-from app.security.issuing import session_limits
+from .. import state
+from ..audit import audit
+from ..auth.flows import BAD_CODE, check_current_password, kek
+from ..core import mfa as mfa_service
+from ..core import sessions as session_service
+from ..errors import Conflict, Unauthorized
+from ..extensions import db
+from ..models import AuthSession, User
+from ..ratelimit import limit
+from ..security import Principal
+from ..security.issuing import session_limits
 
 __all__ = ["begin_enrollment", "confirm_enrollment", "pending_enrollment", "step_up"]
 

@@ -4,19 +4,19 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify
 
-from app import state
-from app.audit import audit
-from app.auth.cookies import set_access_cookie
-from app.core import mfa as mfa_service
-from app.errors import Conflict, Unauthorized
-from app.extensions import db
-from app.http import load_json
-from app.mfa import flows
-from app.mfa.schemas import CodeSchema, ConfirmSchema
-from app.models import User
-from app.security import current_principal
-from app.security.guards import require_auth, require_mfa
-from app.security.issuing import access_token_for
+from .. import state
+from ..audit import audit
+from ..auth.cookies import set_access_cookie
+from ..core import mfa as mfa_service
+from ..errors import Conflict, Unauthorized
+from ..extensions import db
+from ..http import load_json
+from ..models import User
+from ..security import current_principal
+from ..security.guards import require_auth, require_mfa
+from ..security.issuing import access_token_for
+from . import flows
+from .schemas import CodeSchema, ConfirmSchema
 
 bp = Blueprint("mfa", __name__, url_prefix="/mfa")
 

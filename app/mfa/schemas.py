@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields, validate
 
-from app.auth.schemas import PASSWORD_LENGTH
+from ..auth.schemas import PASSWORD_LENGTH
 
 
 class CodeSchema(Schema):

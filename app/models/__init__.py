@@ -1,11 +1,11 @@
 """Typed models, one module per aggregate; imported here so Alembic sees them all."""
 
-from app.models.audit import AuditEvent, ServiceClient
-from app.models.keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
-from app.models.mfa import RecoveryCode, TotpCredential
-from app.models.ratelimit import RateLimitCounter
-from app.models.sessions import AuthSession, RefreshToken, Revocation, RevocationTrust
-from app.models.user import Note, User
+from .audit import AuditEvent, ServiceClient
+from .keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
+from .mfa import RecoveryCode, TotpCredential
+from .ratelimit import RateLimitCounter
+from .sessions import AuthSession, RefreshToken, Revocation, RevocationTrust
+from .user import Note, User
 
 __all__ = [
     "AuditEvent",

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import JSON, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import UTCDateTime
+from ..extensions import db
+from .base import UTCDateTime
 
 
 class AuditEvent(db.Model):  # type: ignore[name-defined,misc]

@@ -9,7 +9,7 @@ from sqlalchemy import DateTime
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
-from app.core.ids import MAX_INTEGER_ID  # re-exported: the bound of every integer key
+from ..core.ids import MAX_INTEGER_ID  # re-exported: the bound of every integer key
 
 __all__ = ["MAX_INTEGER_ID", "UTCDateTime"]
 

@@ -7,8 +7,8 @@ from datetime import date, datetime
 from sqlalchemy import Date, Index, Integer, LargeBinary, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import UTCDateTime
+from ..extensions import db
+from .base import UTCDateTime
 
 KEY_STATES = ("standby", "active", "retired", "expired", "revoked")
 

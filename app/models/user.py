@@ -7,8 +7,8 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, ForeignKey, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from app.extensions import db
-from app.models.base import UTCDateTime
+from ..extensions import db
+from .base import UTCDateTime
 
 
 class User(db.Model):  # type: ignore[name-defined,misc]

@@ -20,15 +20,15 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from flask import Blueprint, Flask, Response, current_app
 from sqlalchemy import select
 
-from app import state
-from app.core.clients import authenticate_client
-from app.core.crypto import sha256_hex
-from app.core.tokens import VerifiedToken
-from app.extensions import db
-from app.models import AuthSession, RefreshToken, ServiceClient, User
-from app.security import inspect_access_token
-from app.security.issuing import session_limits
-from app.security.revocation import revocations, revoke_session
+from .. import state
+from ..core.clients import authenticate_client
+from ..core.crypto import sha256_hex
+from ..core.tokens import VerifiedToken
+from ..extensions import db
+from ..models import AuthSession, RefreshToken, ServiceClient, User
+from ..security import inspect_access_token
+from ..security.issuing import session_limits
+from ..security.revocation import revocations, revoke_session
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 _EXT = "tessera.oauth"

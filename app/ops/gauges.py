@@ -25,11 +25,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import select
 
-from app import state
-from app.core import migration
-from app.extensions import db, redis_store
-from app.models import SigningKey
-from app.security.revocation import revocations
+from .. import state
+from ..core import migration
+from ..extensions import db, redis_store
+from ..models import SigningKey
+from ..security.revocation import revocations
 
 __all__ = ["scrape"]
 

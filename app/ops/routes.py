@@ -10,14 +10,14 @@ from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
-from app import state
-from app.core.crypto import SealError, constant_time_equal
-from app.core.keyring import KeyringUnavailable
-from app.errors import Forbidden
-from app.extensions import db, redis_store
-from app.metrics import render
-from app.ops import gauges
-from app.security import snapshot
+from .. import state
+from ..core.crypto import SealError, constant_time_equal
+from ..core.keyring import KeyringUnavailable
+from ..errors import Forbidden
+from ..extensions import db, redis_store
+from ..metrics import render
+from ..security import snapshot
+from . import gauges
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)

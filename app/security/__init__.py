@@ -14,27 +14,27 @@ from flask import Flask, current_app, g, request
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from app import state
-from app.audit import audit
-from app.core import keys as key_service
-from app.core.crypto import SealError, constant_time_equal
-from app.core.ids import user_id_from_subject
-from app.core.keyring import Keyring, KeyringSnapshot, KeyringUnavailable, build_snapshot
-from app.core.migration import effective_phase, stored_phase
-from app.core.tokens import (
+from .. import state
+from ..audit import audit
+from ..core import keys as key_service
+from ..core.crypto import SealError, constant_time_equal
+from ..core.ids import user_id_from_subject
+from ..core.keyring import Keyring, KeyringSnapshot, KeyringUnavailable, build_snapshot
+from ..core.migration import effective_phase, stored_phase
+from ..core.tokens import (
     TokenPolicy,
     TokenRejected,
     VerifiedToken,
     VerifiedTokenCache,
     verify_token,
 )
-from app.errors import CsrfFailed, InvalidToken
-from app.extensions import db
-from app.metrics import metrics
-from app.security.cookies import cookie_names
-from app.security.legacy import legacy_principal
-from app.security.principal import Principal
-from app.security.revocation import check_revoked
+from ..errors import CsrfFailed, InvalidToken
+from ..extensions import db
+from ..metrics import metrics
+from .cookies import cookie_names
+from .legacy import legacy_principal
+from .principal import Principal
+from .revocation import check_revoked
 
 __all__ = [
     "Principal",

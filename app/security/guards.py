@@ -13,10 +13,10 @@ from typing import Any, TypeVar
 
 from flask import Blueprint, current_app, g, request
 
-from app import state
-from app.audit import audit
-from app.errors import Forbidden, InsufficientScope, StepUpRequired
-from app.security import Principal, authenticate
+from .. import state
+from ..audit import audit
+from ..errors import Forbidden, InsufficientScope, StepUpRequired
+from . import Principal, authenticate
 
 __all__ = [
     "protect_blueprint",

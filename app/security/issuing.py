@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from app import state
-from app.core.keyring import SigningMaterial
-from app.core.migration import signs_hs256
-from app.core.sessions import SessionLimits
-from app.core.tokens import access_claims, sign_token
-from app.errors import ServiceUnavailable
-from app.extensions import db
-from app.models import AuthSession, User
-from app.security import keyring, snapshot
-from app.security.principal import DEFAULT_SCOPES, LEGACY_EXCHANGE_CLIENT, roles_from_shared_secret
-from app.security.revocation import revocations
+from .. import state
+from ..core.keyring import SigningMaterial
+from ..core.migration import signs_hs256
+from ..core.sessions import SessionLimits
+from ..core.tokens import access_claims, sign_token
+from ..errors import ServiceUnavailable
+from ..extensions import db
+from ..models import AuthSession, User
+from . import keyring, snapshot
+from .principal import DEFAULT_SCOPES, LEGACY_EXCHANGE_CLIENT, roles_from_shared_secret
+from .revocation import revocations
 
 __all__ = ["DEFAULT_SCOPES", "access_token_for", "session_limits"]
 

@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from app import state
-from app.audit import audit
-from app.core import kek as kek_service
-from app.core import key_report, migration
-from app.core import keys as key_service
-from app.extensions import db
-from app.models import SigningKey
-from app.security import keyring, snapshot
-from app.security.revocation import revocations
+from .. import state
+from ..audit import audit
+from ..core import kek as kek_service
+from ..core import key_report, migration
+from ..core import keys as key_service
+from ..extensions import db
+from ..models import SigningKey
+from . import keyring, snapshot
+from .revocation import revocations
 
 __all__ = [
     "check_kek",

@@ -15,15 +15,15 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from app import state
-from app.audit import audit
-from app.core.ids import user_id_from_subject
-from app.core.migration import record_legacy_use
-from app.core.tokens import TokenRejected, VerifiedToken
-from app.extensions import db
-from app.metrics import metrics
-from app.models import User
-from app.security.principal import DEFAULT_SCOPES, Principal, roles_from_shared_secret
+from .. import state
+from ..audit import audit
+from ..core.ids import user_id_from_subject
+from ..core.migration import record_legacy_use
+from ..core.tokens import TokenRejected, VerifiedToken
+from ..extensions import db
+from ..metrics import metrics
+from ..models import User
+from .principal import DEFAULT_SCOPES, Principal, roles_from_shared_secret
 
 __all__ = ["legacy_principal"]
 

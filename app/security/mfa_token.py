@@ -13,13 +13,13 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from app import state
-from app.core.ids import user_id_from_subject
-from app.core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
-from app.errors import ServiceUnavailable
-from app.extensions import db
-from app.models import AuditEvent, User
-from app.security import keyring, snapshot, token_policy
+from .. import state
+from ..core.ids import user_id_from_subject
+from ..core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
+from ..errors import ServiceUnavailable
+from ..extensions import db
+from ..models import AuditEvent, User
+from . import keyring, snapshot, token_policy
 
 __all__ = [
     "MAX_FAILURES",

@@ -13,13 +13,13 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from app import state
-from app.core.ids import user_id_from_subject
-from app.core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
-from app.errors import ServiceUnavailable
-from app.models import User
-from app.security import keyring, snapshot, token_policy
-from app.security.revocation import revocations
+from .. import state
+from ..core.ids import user_id_from_subject
+from ..core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
+from ..errors import ServiceUnavailable
+from ..models import User
+from . import keyring, snapshot, token_policy
+from .revocation import revocations
 
 __all__ = ["PASSWORD_TOKEN_TYPE", "PasswordChallenge", "issue_password_token",
            "read_password_token", "spend_password_token"]

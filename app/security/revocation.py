@@ -12,10 +12,10 @@ from datetime import datetime, timedelta
 
 from flask import Flask, current_app
 
-from app import state
-from app.audit import audit
-from app.core.redis_connections import connection_factory
-from app.core.revocation import (
+from .. import state
+from ..audit import audit
+from ..core.redis_connections import connection_factory
+from ..core.revocation import (
     PREFIX,
     RevocationQuery,
     RevocationService,
@@ -23,13 +23,13 @@ from app.core.revocation import (
     StoreUnavailable,
     WaitPolicy,
 )
-from app.core.revocation_mirror import RevocationMirror
-from app.core.revocation_trust import TrustKeeper, TrustStore
-from app.core.tokens import TokenRejected, VerifiedToken
-from app.errors import ServiceUnavailable
-from app.extensions import db
-from app.models import AuthSession
-from app.security.principal import Principal
+from ..core.revocation_mirror import RevocationMirror
+from ..core.revocation_trust import TrustKeeper, TrustStore
+from ..core.tokens import TokenRejected, VerifiedToken
+from ..errors import ServiceUnavailable
+from ..extensions import db
+from ..models import AuthSession
+from .principal import Principal
 
 __all__ = [
     "check_revoked",

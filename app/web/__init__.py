@@ -4,7 +4,7 @@ Both page modules are imported here for their routes: importing the package
 registers every page on ``bp``.
 """
 
-from app.web import admin, routes
-from app.web.pages import bp
+from . import admin, routes
+from .pages import bp
 
 __all__ = ["admin", "bp", "routes"]

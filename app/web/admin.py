@@ -14,21 +14,21 @@ from flask import redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from app import state
-from app.admin import actions
-from app.admin.schemas import AuditQuerySchema, PhaseSchema, UserCreateSchema, UserUpdateSchema
-from app.core import audit as audit_service
-from app.core import clients as client_service
-from app.core import mfa as mfa_service
-from app.core import migration, migration_chart
-from app.core import sessions as session_service
-from app.core import users as user_service
-from app.errors import Forbidden, NotFound, ValidationFailed
-from app.extensions import db
-from app.models import AuthSession, User
-from app.security import keyops, snapshot
-from app.security.issuing import session_limits
-from app.web.pages import Notice, PageUser, bp, form, page, signed_in
+from .. import state
+from ..admin import actions
+from ..admin.schemas import AuditQuerySchema, PhaseSchema, UserCreateSchema, UserUpdateSchema
+from ..core import audit as audit_service
+from ..core import clients as client_service
+from ..core import mfa as mfa_service
+from ..core import migration, migration_chart
+from ..core import sessions as session_service
+from ..core import users as user_service
+from ..errors import Forbidden, NotFound, ValidationFailed
+from ..extensions import db
+from ..models import AuthSession, User
+from ..security import keyops, snapshot
+from ..security.issuing import session_limits
+from .pages import Notice, PageUser, bp, form, page, signed_in
 
 _USERS_SHOWN = 50  # per page; the page reads one more to know if another follows
 _AUDIT_SHOWN = 50

@@ -29,14 +29,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
-from app import state
-from app.auth.cookies import clear_session_cookies
-from app.core.devices import device_name
-from app.errors import InvalidToken, StepUpRequired, TesseraError, http_error_response
-from app.extensions import db
-from app.models import User
-from app.security import Principal, authenticate
-from app.security.cookies import cookie_names
+from .. import state
+from ..auth.cookies import clear_session_cookies
+from ..core.devices import device_name
+from ..errors import InvalidToken, StepUpRequired, TesseraError, http_error_response
+from ..extensions import db
+from ..models import User
+from ..security import Principal, authenticate
+from ..security.cookies import cookie_names
 
 __all__ = [
     "LoginNeeded",

@@ -15,21 +15,21 @@ from flask import redirect, request, url_for
 from marshmallow import ValidationError
 from werkzeug.wrappers import Response
 
-from app import state
-from app.auth import flows
-from app.auth.cookies import set_access_cookie
-from app.auth.schemas import LoginSchema, PasswordChangeSchema
-from app.core import mfa as mfa_service
-from app.core import sessions as session_service
-from app.core.crypto import constant_time_equal, sha256_hex
-from app.errors import Forbidden, InvalidToken, Unauthorized, ValidationFailed
-from app.extensions import db
-from app.mfa import flows as mfa_flows
-from app.mfa.schemas import CodeSchema, ConfirmSchema
-from app.security import check_csrf
-from app.security.cookies import cookie_names
-from app.security.issuing import access_token_for, session_limits
-from app.web.pages import (
+from .. import state
+from ..auth import flows
+from ..auth.cookies import set_access_cookie
+from ..auth.schemas import LoginSchema, PasswordChangeSchema
+from ..core import mfa as mfa_service
+from ..core import sessions as session_service
+from ..core.crypto import constant_time_equal, sha256_hex
+from ..errors import Forbidden, InvalidToken, Unauthorized, ValidationFailed
+from ..extensions import db
+from ..mfa import flows as mfa_flows
+from ..mfa.schemas import CodeSchema, ConfirmSchema
+from ..security import check_csrf
+from ..security.cookies import cookie_names
+from ..security.issuing import access_token_for, session_limits
+from .pages import (
     LoginNeeded,
     Notice,
     PageUser,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from app import state
-from app.security import snapshot
+from .. import state
+from ..security import snapshot
 
 bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
 

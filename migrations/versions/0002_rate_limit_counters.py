@@ -10,7 +10,6 @@ table lets them share one set.
 from alembic import op
 import sqlalchemy as sa
 
-import app.models.base  # custom column types (UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
@@ -24,7 +23,7 @@ def upgrade():
     op.create_table('rate_limit_counters',
     sa.Column('key', sa.String(length=255), nullable=False),
     sa.Column('count', sa.Integer(), nullable=False),
-    sa.Column('expires_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.Column('expires_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_rate_limit_counters'))
     )
     with op.batch_alter_table('rate_limit_counters', schema=None) as batch_op:

@@ -8,7 +8,6 @@ Create Date: 2026-12-02 07:00:00
 from alembic import op
 import sqlalchemy as sa
 
-import app.models.base  # custom column types (UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
@@ -26,7 +25,7 @@ def upgrade():
     sa.Column('epoch', sa.String(length=64), nullable=True),
     sa.Column('identity', sa.String(length=128), nullable=True),
     sa.Column('reason', sa.String(length=64), nullable=False),
-    sa.Column('changed_at', app.models.base.UTCDateTime(), nullable=False),
+    sa.Column('changed_at', sa.DateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_revocation_trust'))
     )
     # No row yet: the first check finds none, treats Redis as untrusted and rebuilds it.

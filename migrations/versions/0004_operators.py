@@ -8,7 +8,6 @@ Create Date: 2026-12-02 07:20:00
 from alembic import op
 import sqlalchemy as sa
 
-import app.models.base  # custom column types (UTCDateTime)
 
 
 # revision identifiers, used by Alembic.
@@ -29,8 +28,8 @@ def upgrade():
         batch_op.add_column(sa.Column('previous_secret_hash', sa.String(length=255),
                                       nullable=True))
         batch_op.add_column(sa.Column('previous_secret_expires_at',
-                                      app.models.base.UTCDateTime(), nullable=True))
-        batch_op.add_column(sa.Column('secret_rotated_at', app.models.base.UTCDateTime(),
+                                      sa.DateTime(), nullable=True))
+        batch_op.add_column(sa.Column('secret_rotated_at', sa.DateTime(),
                                       nullable=True))
 
 

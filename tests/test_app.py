@@ -121,3 +121,16 @@ def test_instance_dir_is_ignored_by_git() -> None:
     ignored = (ROOT / ".gitignore").read_text()
     assert "instance/*" in ignored
     assert Path(ROOT / "instance" / "README.md").exists()
+
+
+@pytest.mark.parametrize("sunset", ["2000-01-01T00:00:00Z", None])
+def test_readyz_needs_the_asymmetric_key_in_phase_legacy(make_app, sunset) -> None:  # type: ignore[no-untyped-def]
+    """Past the sunset phase legacy signs with it; before, aal2 sessions and the exchange do."""
+    settings = {"LEGACY_HS256_SECRETS": ["an old shared secret of the old system"],
+                "MIGRATION_PHASE": "legacy"}
+    if sunset:
+        settings["LEGACY_ACCEPT_UNTIL"] = sunset
+    reply = make_app(keys=False, **settings).test_client().get("/readyz")
+    assert reply.status_code == 503
+    assert reply.get_json()["checks"]["signing_key"] == "missing"
+    assert make_app(**settings).test_client().get("/readyz").status_code == 200

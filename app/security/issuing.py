@@ -33,6 +33,13 @@ def _signer(asymmetric: bool) -> SigningMaterial | None:
     return current.legacy_signer
 
 
+def signing_ready() -> bool:
+    """Whether every token this phase can ask for can be signed: the asymmetric key
+    (aal2 sessions and the legacy exchange need it in every phase) and, while the
+    phase signs HS256, the legacy secret."""
+    return _signer(True) is not None and _signer(False) is not None
+
+
 def _revoked_elsewhere(kid: str) -> bool:
     # Without Redis this reads the revocations table. Revocations are committed as they
     # are written, so the request's pending rows (a new session, its audit) cannot change

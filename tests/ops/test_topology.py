@@ -74,7 +74,8 @@ class Cluster:
         return subprocess.Popen(
             [str(Path(sys.executable).parent / "tessera"), *args], env=env, text=True,
             cwd=Path(self.hosts[host]["TESSERA_INSTANCE_PATH"]).parent,
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+            # Log lines go to stderr (JSON); a command's answer is its stdout.
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
 def _read_env(path: Path) -> dict[str, str]:
@@ -83,10 +84,11 @@ def _read_env(path: Path) -> dict[str, str]:
 
 def _finish(*processes: subprocess.Popen[str], stdin: str = "") -> list[str]:
     """Wait for every one (none left running if one failed), then check each succeeded."""
-    outputs = [process.communicate(stdin, timeout=60)[0] for process in processes]
-    failed = [out for process, out in zip(processes, outputs, strict=True) if process.returncode]
+    results = [process.communicate(stdin, timeout=60) for process in processes]
+    failed = [out + err for process, (out, err) in zip(processes, results, strict=True)
+              if process.returncode]
     assert failed == [], failed
-    return outputs
+    return [out for out, _ in results]
 
 
 @pytest.fixture(scope="module")
@@ -248,13 +250,14 @@ def test_key_rotation_timers_on_both_hosts_at_once_rotate_exactly_once(
     old_active = next(kid for kid, state in before.items() if state == "active")
     standby = next(kid for kid, state in before.items() if state == "standby")
 
-    outputs = sorted(_finish(*(cluster.tessera(host, "keys", "rotate", "--if-due")
-                               for host in ("a", "b"))))
-    assert [line.split(":")[0] for line in outputs] == ["not due", "rotated"], outputs
-
-    with engine.begin() as db:
-        after = {kid: state for kid, state in db.execute(text(keys))}
-    engine.dispose()
+    try:
+        outputs = sorted(_finish(*(cluster.tessera(host, "keys", "rotate", "--if-due")
+                                   for host in ("a", "b"))))
+        assert [line.split(":")[0] for line in outputs] == ["not due", "rotated"], outputs
+        with engine.begin() as db:
+            after = {kid: state for kid, state in db.execute(text(keys))}
+    finally:
+        engine.dispose()  # even when an assertion fails: no connection outlives the test
     assert sorted(after.values()) == ["active", "retired", "standby"]
     assert after[old_active] == "retired" and after[standby] == "active"
 

@@ -42,22 +42,28 @@ def _base() -> str:
 
 @bp.get("/oauth-authorization-server")
 def authorization_server_metadata() -> Response:
-    """RFC 8414 metadata for the parts of OAuth that Tessera serves."""
+    """RFC 8414 metadata for the parts of OAuth that Tessera serves, and nothing more.
+
+    Tessera has no OAuth token endpoint: tokens come from its own login API, which
+    no standard OAuth client can drive, so neither ``token_endpoint`` nor a grant is
+    claimed (``grant_types_supported`` is empty: omitted, it would mean
+    authorization_code and implicit). The revocation and introspection endpoints
+    are real (RFC 7009, RFC 7662) and authenticate service clients with a secret;
+    no endpoint takes JWT client assertions, so no ``*_auth_signing_alg_values``.
+    """
     base = _base()
+    secret_auth = ["client_secret_basic", "client_secret_post"]
     return jsonify(
         issuer=state.settings().issuer,
         jwks_uri=f"{base}/.well-known/jwks.json",
-        token_endpoint=f"{base}/auth/login",
         revocation_endpoint=f"{base}/oauth/revoke",
         introspection_endpoint=f"{base}/oauth/introspect",
-        token_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
-        revocation_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
-        introspection_endpoint_auth_methods_supported=["client_secret_basic", "client_secret_post"],
+        revocation_endpoint_auth_methods_supported=secret_auth,
+        introspection_endpoint_auth_methods_supported=secret_auth,
         response_types_supported=[],
-        grant_types_supported=["password", "refresh_token"],
+        grant_types_supported=[],
         scopes_supported=["notes:read", "notes:write"],
         acr_values_supported=["aal1", "aal2"],
-        token_endpoint_auth_signing_alg_values_supported=["ES256", "RS256"],
     )
 
 

@@ -214,6 +214,40 @@ def test_metadata_documents(client) -> None:  # type: ignore[no-untyped-def]
     assert server["jwks_uri"] == resource["jwks_uri"]
 
 
+# RFC 8414 §2 members, with the JSON type each must have.
+_RFC8414_MEMBERS = {
+    "issuer": str, "authorization_endpoint": str, "token_endpoint": str, "jwks_uri": str,
+    "registration_endpoint": str, "scopes_supported": list, "response_types_supported": list,
+    "response_modes_supported": list, "grant_types_supported": list,
+    "token_endpoint_auth_methods_supported": list,
+    "token_endpoint_auth_signing_alg_values_supported": list, "service_documentation": str,
+    "ui_locales_supported": list, "op_policy_uri": str, "op_tos_uri": str,
+    "revocation_endpoint": str, "revocation_endpoint_auth_methods_supported": list,
+    "revocation_endpoint_auth_signing_alg_values_supported": list,
+    "introspection_endpoint": str, "introspection_endpoint_auth_methods_supported": list,
+    "introspection_endpoint_auth_signing_alg_values_supported": list,
+    "code_challenge_methods_supported": list,
+    "acr_values_supported": list,  # registered by OpenID Connect Discovery
+}
+
+
+def test_authorization_server_metadata_claims_only_what_tessera_serves(app, client) -> None:  # type: ignore[no-untyped-def]
+    server = client.get("/.well-known/oauth-authorization-server").get_json()
+    assert set(server) <= set(_RFC8414_MEMBERS)
+    for name, value in server.items():
+        assert isinstance(value, _RFC8414_MEMBERS[name]), name
+    assert {"issuer", "response_types_supported"} <= set(server)  # REQUIRED
+    # No OAuth token endpoint exists, so none is named, and no grant is offered (the
+    # password grant least of all: OAuth 2.1 drops it). Omitted, grant_types_supported
+    # would default to authorization_code and implicit.
+    assert "token_endpoint" not in server and server["grant_types_supported"] == []
+    assert not any(name.endswith("_auth_signing_alg_values_supported") for name in server)
+    # Every endpoint named is served.
+    routes = {rule.rule for rule in app.url_map.iter_rules()}
+    for name in ("revocation_endpoint", "introspection_endpoint", "jwks_uri"):
+        assert server[name].removeprefix("http://localhost") in routes, name
+
+
 # --- migration phases (SPEC §4)
 
 

@@ -293,6 +293,9 @@ class RevocationService:
             if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
                 self._state.mark_down(type(exc).__name__)
             self.distrust(f"write_failed:{type(exc).__name__}", now)
+            return
+        if self._state.mirror is not None:
+            self._state.mirror.forget([key for key, _, _ in items])
 
     def _upsert(self, kind: str, value: str, not_before: datetime | None, expires_at: datetime,
                 now: datetime, reason: str) -> None:

@@ -299,6 +299,15 @@ class RevocationMirror:
             while len(self._values) > self._max:
                 self._values.popitem(last=False)
 
+    def forget(self, keys: Sequence[str]) -> None:
+        """Drop ``keys`` this process has just written: its own next check must not wait
+        for their invalidation, which comes on another connection (through a proxy or
+        a lossy network, later than the write's reply)."""
+        with self._lock:
+            self.generation += 1  # an MGET already in flight may carry the old values
+            for key in keys:
+                self._values.pop(key, None)
+
     def __len__(self) -> int:
         return len(self._values)
 

@@ -256,3 +256,25 @@ def test_revoking_twice_is_fine(make_app) -> None:  # type: ignore[no-untyped-de
         revocations().revoke_jti("j", now + timedelta(minutes=2), now)
         (row,) = db.session.scalars(db.select(Revocation)).all()
         assert row.expires_at == now + timedelta(minutes=5)  # never shortened
+
+
+def test_a_revocation_is_seen_by_its_own_process_before_its_invalidation_arrives(
+    make_app, redis_url, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The invalidation travels on another connection and may come after the write's
+    reply (a TLS proxy, a lossy network): the writing process forgets the keys itself.
+
+    The late arrival is made by holding the mirror's drain back; Redis and the mirror
+    are real.
+    """
+    app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False)
+    make_user(app, "alice")
+    auth, token = _login(app)
+    for _ in range(3):  # rebuild, then the mirror knows the token's keys
+        assert auth.me(token).status_code == 200
+    mirror = app.extensions["tessera.revocation"].state.mirror
+    assert mirror is not None and len(mirror) > 0
+    monkeypatch.setattr(mirror, "_drain", lambda: None)  # invalidations "still on the wire"
+    assert auth.client.post("/auth/logout-all", headers={"Authorization": f"Bearer {token}"}
+                            ).status_code == 200
+    assert auth.me(token).status_code == 401

@@ -81,12 +81,9 @@ def create_user(
     bad_roles = [r for r in role_list if not ROLE_PATTERN.fullmatch(r)]
     if bad_roles:
         raise UserError(f"invalid role name: {bad_roles[0]}")
-    problems = password_problems(password, name)
-    if problems:
-        raise WeakPassword("password " + "; ".join(problems))
     user = User(
         username=name,
-        password_hash=hash_password(password),
+        password_hash=_strong_hash(password, name),
         roles=role_list,
         disabled=False,
         created_at=now,
@@ -142,15 +139,25 @@ def check_credentials(session: Session, username: str, password: str) -> Checked
     return Checked(user, mfa_enabled)
 
 
-def change_password(session: Session, user: User, new_password: str, now: datetime) -> None:
-    """Set a new password (strength-checked); the caller ends the other sessions."""
-    problems = password_problems(new_password, user.username)
+def _strong_hash(password: str, username: str) -> str:
+    """The password's hash, or WeakPassword naming what the strength rules refuse."""
+    problems = password_problems(password, username)
     if problems:
         raise WeakPassword("password " + "; ".join(problems))
-    user.password_hash = hash_password(new_password)
+    return hash_password(password)
+
+
+def _set_password(session: Session, user: User, password: str, now: datetime, *,
+                  temporary: bool) -> None:
+    user.password_hash = _strong_hash(password, user.username)
     user.password_changed_at = now
-    user.must_change_password = False
+    user.must_change_password = temporary
     session.commit()
+
+
+def change_password(session: Session, user: User, new_password: str, now: datetime) -> None:
+    """Set a new password (strength-checked); the caller ends the other sessions."""
+    _set_password(session, user, new_password, now, temporary=False)
 
 
 def generate_password() -> str:
@@ -163,13 +170,7 @@ def generate_password() -> str:
 
 def set_temporary_password(session: Session, user: User, password: str, now: datetime) -> None:
     """Give ``user`` a password an admin knows; the next login must replace it first."""
-    problems = password_problems(password, user.username)
-    if problems:
-        raise WeakPassword("password " + "; ".join(problems))
-    user.password_hash = hash_password(password)
-    user.password_changed_at = now
-    user.must_change_password = True
-    session.commit()
+    _set_password(session, user, password, now, temporary=True)
 
 
 def replace_temporary_password(session: Session, user: User, new_password: str,
@@ -177,13 +178,11 @@ def replace_temporary_password(session: Session, user: User, new_password: str,
     """Set the user's own password in place of a temporary one; False when the password
     is no longer temporary (another request replaced it first: one conditional UPDATE
     settles the race, so a password change token opens at most one session)."""
-    problems = password_problems(new_password, user.username)
-    if problems:
-        raise WeakPassword("password " + "; ".join(problems))
+    password_hash = _strong_hash(new_password, user.username)
     result = session.execute(
         update(User)
         .where(User.id == user.id, User.must_change_password.is_(True))
-        .values(password_hash=hash_password(new_password), password_changed_at=now,
+        .values(password_hash=password_hash, password_changed_at=now,
                 must_change_password=False)
         .execution_options(synchronize_session=False))
     session.commit()

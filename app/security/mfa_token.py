@@ -7,19 +7,14 @@ access tokens (wrong ``typ`` and audience).
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select
 
-from .. import state
-from ..core.ids import user_id_from_subject
-from ..core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
-from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..models import AuditEvent, User
-from . import keyring, snapshot, token_policy
+from .step_token import issue_step_token, read_step_token, step_audience
 
 __all__ = [
     "MAX_FAILURES",
@@ -34,14 +29,9 @@ __all__ = [
 MAX_FAILURES = 5
 
 MFA_TOKEN_TYPE = "tessera-mfa+jwt"
-_MFA_CLAIMS: dict[str, type | tuple[type, ...]] = {
-    "iss": str, "aud": str, "sub": str, "exp": int, "nbf": int, "iat": int, "jti": str,
-    "amr": list,
-}
-
 
 def _audience() -> str:
-    return state.settings().issuer.rstrip("/") + "/auth/mfa/verify"
+    return step_audience("/auth/mfa/verify")
 
 
 @dataclass(frozen=True)
@@ -54,30 +44,13 @@ class MfaChallenge:
 
 def issue_mfa_token(user: User) -> str:
     """A short-lived token proving the password step passed for ``user``."""
-    signer = snapshot().signer
-    if signer is None:
-        raise ServiceUnavailable("No signing key is available.")
-    now = int(state.now().timestamp())
-    ttl = int(state.settings().mfa_token_ttl.total_seconds())
-    claims = {"iss": state.settings().issuer, "aud": _audience(), "sub": str(user.id),
-              "iat": now, "nbf": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16),
-              "amr": ["pwd"]}
-    return sign_token(signer, claims, typ=MFA_TOKEN_TYPE)
+    return issue_step_token(user.id, MFA_TOKEN_TYPE, _audience(), ["pwd"])
 
 
 def read_mfa_token(token: str) -> MfaChallenge:
     """Verify an MFA token (signature, typ, iss, aud, times) or raise TokenRejected."""
-    policy = token_policy()
-    profile = TokenProfile(frozenset({MFA_TOKEN_TYPE}), _MFA_CLAIMS, _audience(),
-                           allow_legacy=False)
-    verified = verify_token(token, snapshot(), policy, state.now().timestamp(),
-                            keyring=keyring(), profile=profile)
-    claims = verified.claims
-    user_id = user_id_from_subject(claims.get("sub"))  # the profile checked it already
-    if verified.legacy or user_id is None:
-        raise TokenRejected("bad_claim_type")
-    return MfaChallenge(user_id, str(claims["jti"]), int(claims["exp"]),
-                        int(claims["iat"]))
+    user_id, claims = read_step_token(token, MFA_TOKEN_TYPE, _audience())
+    return MfaChallenge(user_id, str(claims["jti"]), int(claims["exp"]), int(claims["iat"]))
 
 
 def failures_since(user_id: int, since: datetime) -> int:

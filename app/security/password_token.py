@@ -9,30 +9,22 @@ the other or for an access token; it is spent once used.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from .. import state
-from ..core.ids import user_id_from_subject
-from ..core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
-from ..errors import ServiceUnavailable
+from ..core.tokens import TokenRejected
 from ..models import User
-from . import keyring, snapshot, token_policy
 from .revocation import revocations
+from .step_token import issue_step_token, read_step_token, step_audience
 
 __all__ = ["PASSWORD_TOKEN_TYPE", "PasswordChallenge", "issue_password_token",
            "read_password_token", "spend_password_token"]
 
 PASSWORD_TOKEN_TYPE = "tessera-password-change+jwt"
-_CLAIMS: dict[str, type | tuple[type, ...]] = {
-    "iss": str, "aud": str, "sub": str, "exp": int, "nbf": int, "iat": int, "jti": str,
-    "amr": list,
-}
-
 
 def _audience() -> str:
-    return state.settings().issuer.rstrip("/") + "/auth/password/temporary"
+    return step_audience("/auth/password/temporary")
 
 
 @dataclass(frozen=True)
@@ -50,27 +42,12 @@ class PasswordChallenge:
 
 def issue_password_token(user: User, amr: list[str]) -> str:
     """A token proving that ``user`` logged in (by ``amr``) with a temporary password."""
-    signer = snapshot().signer
-    if signer is None:
-        raise ServiceUnavailable("No signing key is available.")
-    now = int(state.now().timestamp())
-    ttl = int(state.settings().mfa_token_ttl.total_seconds())
-    claims = {"iss": state.settings().issuer, "aud": _audience(), "sub": str(user.id),
-              "iat": now, "nbf": now, "exp": now + ttl, "jti": secrets.token_urlsafe(16),
-              "amr": amr}
-    return sign_token(signer, claims, typ=PASSWORD_TOKEN_TYPE)
+    return issue_step_token(user.id, PASSWORD_TOKEN_TYPE, _audience(), amr)
 
 
 def read_password_token(token: str) -> PasswordChallenge:
     """Verify the token (signature, typ, iss, aud, times, not spent) or raise TokenRejected."""
-    profile = TokenProfile(frozenset({PASSWORD_TOKEN_TYPE}), _CLAIMS, _audience(),
-                           allow_legacy=False)
-    verified = verify_token(token, snapshot(), token_policy(), state.now().timestamp(),
-                            keyring=keyring(), profile=profile)
-    claims = verified.claims
-    user_id = user_id_from_subject(claims.get("sub"))
-    if verified.legacy or user_id is None:
-        raise TokenRejected("bad_claim_type")
+    user_id, claims = read_step_token(token, PASSWORD_TOKEN_TYPE, _audience())
     jti = str(claims["jti"])
     if revocations().check(jti=jti, sid=None, user_id=None, iat=None, token_hash=None,
                            now=state.now()) is not None:

@@ -43,8 +43,6 @@ from .security import revocation
 
 __all__ = ["create_app", "check_settings", "ConfigError"]
 
-KEK_FILE = instance_files.KEK_FILE
-
 
 def create_app(
     config: Mapping[str, Any] | None = None,

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 
 from .core.crypto import Kek
 from .core.redis_connections import RedisTarget
+from .logs import FORMATS as LOG_FORMATS
+from .logs import LEVELS as LOG_LEVELS
 
 __all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setting_docs"]
 
@@ -429,11 +431,11 @@ class Settings:
         secret=True,
     )
     log_level: str = _setting(
-        "INFO", _one_of("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"),
+        "INFO", _one_of(*LOG_LEVELS),
         "Least level logged (stdout), for the app and gunicorn.",
     )
     log_format: str = _setting(
-        "json", _one_of("json", "text"),
+        "json", _one_of(*LOG_FORMATS),
         "`json`: one JSON object per line (time, level, logger, message, request id, audit "
         "fields); `text`: plain lines for a terminal.",
     )

@@ -15,7 +15,7 @@ next to a TLS primary).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import redis
@@ -33,10 +33,11 @@ _CLIENT_HEALTH_CHECK = 10  # seconds: a pooled connection idle that long is PING
 class RedisTarget:
     """Where Redis is: a URL, and optionally the Sentinels that know its primary."""
 
-    url: str
+    # The URL and the Sentinels' password may hold credentials: never in a repr.
+    url: str = field(repr=False)
     sentinels: tuple[str, ...] = ()  # "host:port" each
     service: str = "mymaster"
-    sentinel_password: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
 
     def _server_kwargs(self) -> tuple[dict[str, Any], bool]:
         """The URL's connection settings without an address, and whether they ask for TLS."""

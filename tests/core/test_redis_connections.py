@@ -106,3 +106,11 @@ def test_limiter_storage_with_sentinels() -> None:
 
     storage = storage_from_string(uri, **options)  # what flask-limiter does with them
     assert storage.storage.connection_pool.connection_class is SentinelManagedSSLConnection
+
+
+def test_a_redis_target_never_shows_its_credentials() -> None:
+    """Settings hide REDIS_URL and REDIS_SENTINEL_PASSWORD; the target built from them too."""
+    target = RedisTarget("rediss://tessera:url-secret@redis.example:6380/0",
+                         sentinels=("s1:26379",), sentinel_password="sentinel-secret")
+    shown = repr(target) + str(target)
+    assert "url-secret" not in shown and "sentinel-secret" not in shown

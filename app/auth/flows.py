@@ -8,7 +8,7 @@ Failures raise the errors of ``app.errors``.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from flask import request
@@ -45,11 +45,11 @@ from ..security.revocation import (
     claim_access_token,
     end_legacy_tokens,
     publish_claim,
-    revocations,
     revoke_access_token,
     revoke_session,
     revoke_user_tokens,
 )
+from ..security.step_token import spend_step_token, step_token_spent
 from .cookies import set_session_cookies
 
 __all__ = [
@@ -269,14 +269,12 @@ def complete_password_change(password_change_token: str, new_password: str) -> S
 
 
 def _challenge_spent(challenge: MfaChallenge, issued: datetime) -> bool:
-    spent = revocations().check(jti=challenge.jti, sid=None, user_id=None, iat=None,
-                                token_hash=None, now=state.now())
-    return spent is not None or failures_since(challenge.user_id, issued) >= MAX_FAILURES
+    return (step_token_spent(challenge.jti)
+            or failures_since(challenge.user_id, issued) >= MAX_FAILURES)
 
 
 def _spend(challenge: MfaChallenge) -> None:
-    expires = datetime.fromtimestamp(challenge.exp, UTC) + timedelta(seconds=60)
-    revocations().revoke_jti(challenge.jti, expires, state.now(), "mfa_token_spent")
+    spend_step_token(challenge.jti, challenge.exp, "mfa_token_spent")
 
 
 def rotate_refresh(presented: str) -> StartedSession:

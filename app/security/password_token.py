@@ -10,13 +10,16 @@ the other or for an access token; it is spent once used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 
-from .. import state
 from ..core.tokens import TokenRejected
 from ..models import User
-from .revocation import revocations
-from .step_token import issue_step_token, read_step_token, step_audience
+from .step_token import (
+    issue_step_token,
+    read_step_token,
+    spend_step_token,
+    step_audience,
+    step_token_spent,
+)
 
 __all__ = ["PASSWORD_TOKEN_TYPE", "PasswordChallenge", "issue_password_token",
            "read_password_token", "spend_password_token"]
@@ -49,13 +52,11 @@ def read_password_token(token: str) -> PasswordChallenge:
     """Verify the token (signature, typ, iss, aud, times, not spent) or raise TokenRejected."""
     user_id, claims = read_step_token(token, PASSWORD_TOKEN_TYPE, _audience())
     jti = str(claims["jti"])
-    if revocations().check(jti=jti, sid=None, user_id=None, iat=None, token_hash=None,
-                           now=state.now()) is not None:
+    if step_token_spent(jti):
         raise TokenRejected("revoked")
     return PasswordChallenge(user_id, jti, int(claims["exp"]), [str(m) for m in claims["amr"]])
 
 
 def spend_password_token(challenge: PasswordChallenge) -> None:
     """Single use: refuse this token from now on."""
-    expires = datetime.fromtimestamp(challenge.exp, UTC) + timedelta(seconds=60)
-    revocations().revoke_jti(challenge.jti, expires, state.now(), "password_token_spent")
+    spend_step_token(challenge.jti, challenge.exp, "password_token_spent")

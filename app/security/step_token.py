@@ -6,6 +6,7 @@ own, so that no such token stands in for another kind or for an access token.
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .. import state
@@ -13,8 +14,10 @@ from ..core.ids import user_id_from_subject
 from ..core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
 from ..errors import ServiceUnavailable
 from . import keyring, snapshot, token_policy
+from .revocation import revocations
 
-__all__ = ["issue_step_token", "read_step_token", "step_audience"]
+__all__ = ["issue_step_token", "read_step_token", "spend_step_token", "step_audience",
+           "step_token_spent"]
 
 _CLAIMS: dict[str, type | tuple[type, ...]] = {
     "iss": str, "aud": str, "sub": str, "exp": int, "nbf": int, "iat": int, "jti": str,
@@ -50,3 +53,15 @@ def read_step_token(token: str, typ: str, audience: str) -> tuple[int, dict[str,
     if verified.legacy or user_id is None:
         raise TokenRejected("bad_claim_type")
     return user_id, verified.claims
+
+
+def step_token_spent(jti: str) -> bool:
+    """Whether the step token ``jti`` was used already (revoked by its jti)."""
+    return revocations().check(jti=jti, sid=None, user_id=None, iat=None, token_hash=None,
+                               now=state.now()) is not None
+
+
+def spend_step_token(jti: str, exp: int, reason: str) -> None:
+    """Single use: refuse the token ``jti`` from now until after its ``exp``."""
+    expires = datetime.fromtimestamp(exp, UTC) + timedelta(seconds=60)
+    revocations().revoke_jti(jti, expires, state.now(), reason)

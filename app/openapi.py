@@ -14,44 +14,15 @@ from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import Flask, current_app, jsonify
 from flask.wrappers import Response
-from marshmallow import Schema
 
-from .admin import schemas as admin_schemas
-from .api.schemas import NoteSchema
-from .auth import schemas as auth_schemas
-from .mfa.schemas import CodeSchema, ConfirmSchema
 from .models.base import MAX_INTEGER_ID
+from .ops.schemas import OpenApiDocumentSchema
+from .route_facts import RouteFacts, facts_of, route_facts
 
 __all__ = ["build_spec", "init_app"]
 
 _EXT = "tessera.openapi"
 
-REQUEST_BODIES: dict[str, type[Schema]] = {
-    "auth.login": auth_schemas.LoginSchema,
-    "auth.register": auth_schemas.RegisterSchema,
-    "auth.change_password": auth_schemas.PasswordChangeSchema,
-    "auth.mfa_verify": auth_schemas.MfaVerifySchema,
-    "auth.replace_temporary_password": auth_schemas.ReplaceTemporaryPasswordSchema,
-    "mfa.confirm": ConfirmSchema,
-    "mfa.step_up": CodeSchema,
-    "api.create_note": NoteSchema,
-    "admin.create_user": admin_schemas.UserCreateSchema,
-    "admin.update_user": admin_schemas.UserUpdateSchema,
-    "admin.temporary_password": admin_schemas.TemporaryPasswordSchema,
-    "admin.revoke_token": admin_schemas.TokenRevokeSchema,
-    "admin.rotate_keys": admin_schemas.RotateSchema,
-    "admin.set_migration": admin_schemas.PhaseSchema,
-    "admin.create_client": admin_schemas.ClientCreateSchema,
-    "admin.update_client": admin_schemas.ClientUpdateSchema,
-}
-QUERY_STRINGS: dict[str, type[Schema]] = {
-    "admin.list_users": admin_schemas.UserQuerySchema,
-    "admin.audit_log": admin_schemas.AuditQuerySchema,
-}
-# Routes whose caller needs no token (everything under /api and /admin needs one).
-_ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
-              "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify",
-              "auth.replace_temporary_password"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
     "401": "Not authenticated, or the token is invalid.",
@@ -85,28 +56,40 @@ def _path(rule: str) -> tuple[str, list[dict[str, Any]]]:
     return re.sub(r"<(?:\w+:)?(\w+)>", r"{\1}", rule), params
 
 
+def _success(facts: RouteFacts) -> dict[str, Any]:
+    """The 2xx answer: the view's declared response schema (one of several, if a tuple)."""
+    declared = facts.response
+    if declared is None:
+        raise ValueError("a documented JSON route must declare its response schema")
+    schema: Any = {"oneOf": list(declared)} if isinstance(declared, tuple) else declared
+    return {"description": "Success.", "content": {facts.content_type: {"schema": schema}}}
+
+
 def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[str, Any]:
-    doc = (app.view_functions[endpoint].__doc__ or endpoint).strip().splitlines()[0]
+    view = app.view_functions[endpoint]
+    facts = facts_of(view)
+    doc = (view.__doc__ or endpoint).strip().splitlines()[0]
     operation: dict[str, Any] = {
         "operationId": endpoint,
         "summary": doc,
         "tags": [endpoint.split(".")[0]],
         "parameters": list(params),
         "responses": {
-            "200": {"description": "Success.", "content": {"application/json": {
-                "schema": {"type": "object"}}}},
+            str(facts.status): _success(facts),
             **{code: {"description": text, "content": {"application/json": {
                 "schema": {"$ref": "#/components/schemas/Error"}}}} for code, text in _ERRORS.items()},
         },
     }
+    if facts.not_modified:
+        operation["responses"]["304"] = {"description": "Not modified."}
     if endpoint.startswith("oauth."):
         _as_oauth(operation)
-    if endpoint in REQUEST_BODIES:
+    if facts.body is not None:
         operation["requestBody"] = {"required": True, "content": {"application/json": {
-            "schema": REQUEST_BODIES[endpoint]}}}
-    if endpoint in QUERY_STRINGS:
-        operation["parameters"].append({"in": "query", "schema": QUERY_STRINGS[endpoint]})
-    if endpoint not in _ANONYMOUS and not endpoint.startswith("wellknown."):
+            "schema": facts.body}}}
+    if facts.query is not None:
+        operation["parameters"].append({"in": "query", "schema": facts.query})
+    if not facts.public:
         operation["security"] = [{"bearer": []}, {"cookie": []}]
     return operation
 
@@ -146,22 +129,13 @@ def build_spec(app: Flask) -> dict[str, Any]:
         path, params = _path(rule.rule)
         operations = {method.lower(): _operation(app, rule.endpoint, params)
                       for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
-        if rule.endpoint in ("api.create_note", "admin.create_user", "admin.create_client",
-                             "auth.register"):
-            operations["post"]["responses"]["201"] = {"description": "Created.", "content": {
-                "application/json": {"schema": {"type": "object"}}}}
-        if rule.endpoint == "wellknown.jwks":
-            operations["get"]["responses"]["200"]["content"] = {
-                "application/jwk-set+json": {"schema": {"type": "object"}}}
-            operations["get"]["responses"]["304"] = {"description": "Not modified."}
-        if rule.endpoint == "ops.prometheus_metrics":
-            operations["get"]["responses"]["200"]["content"] = {
-                "text/plain": {"schema": {"type": "string"}}}
         spec.path(path=path, operations=operations)
     return spec.to_dict()
 
 
+@route_facts(response=OpenApiDocumentSchema, public=True)
 def _serve() -> Response:
+    """This OpenAPI document."""
     document = current_app.extensions.get(_EXT)
     if document is None:  # built once, on first use, from the final URL map
         document = current_app.extensions[_EXT] = build_spec(current_app)

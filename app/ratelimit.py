@@ -36,15 +36,38 @@ from flask_limiter import Limiter, RequestLimit
 from limits.storage import MemoryStorage
 from sqlalchemy import Engine
 
-from . import state
 from .audit import audit
 from .config import Settings
 from .core import ratelimit_storage  # registers the tessera-db:// storage scheme
 from .core.redis_connections import limiter_storage
 from .extensions import db
 from .metrics import metrics
+from .route_facts import Limit, facts_of
 
-__all__ = ["client_ip", "init_app", "limit", "storage"]
+__all__ = [
+    "EXCHANGE",
+    "LOGIN_PER_IP",
+    "LOGIN_PER_USERNAME",
+    "MFA_VERIFY",
+    "REFRESH",
+    "REGISTER",
+    "STEP_UP",
+    "client_ip",
+    "init_app",
+    "limit",
+    "storage",
+]
+
+# The route limits, declared on their views (``@route_facts(limits=...)``). A JSON
+# route and its web page name the same one, so that they share one counter and the
+# pages are no way around the API's limits.
+LOGIN_PER_IP = Limit("login", "ratelimit_login_per_ip")
+LOGIN_PER_USERNAME = Limit("login", "ratelimit_login_per_username", key="username")
+MFA_VERIFY = Limit("mfa-verify", "ratelimit_mfa")
+STEP_UP = Limit("step-up", "ratelimit_mfa")
+REFRESH = Limit("refresh", "ratelimit_refresh")
+EXCHANGE = Limit("exchange", "ratelimit_exchange")
+REGISTER = Limit("register", "ratelimit_exchange")
 
 log = logging.getLogger(__name__)
 
@@ -89,27 +112,20 @@ def _on_breach(limit: RequestLimit) -> None:
           details={"limit": str(limit.limit)})
 
 
-def _route_limits() -> list[tuple[str, str, Callable[[], str], Callable[[], str]]]:
-    """(endpoint, counter, limit setting, key function) for every route limit.
+def _limited_views(app: Flask) -> list[tuple[str, Limit]]:
+    """(endpoint, limit) for every limit declared on a registered view."""
+    return [(endpoint, declared) for endpoint, view in app.view_functions.items()
+            for declared in facts_of(view).limits]
 
-    A JSON route and its web page share one counter, so that the pages are no
-    way around the API's limits.
-    """
-    s = state.settings()
-    return [
-        (endpoint, counter, setting, key_func)
-        for endpoints, counter, setting, key_func in [
-            (_LOGINS, "login", lambda: s.ratelimit_login_per_ip, client_ip),
-            (_LOGINS, "login", lambda: s.ratelimit_login_per_username, _username_key),
-            (("auth.mfa_verify", "web.login_mfa"), "mfa-verify", lambda: s.ratelimit_mfa,
-             client_ip),
-            (("mfa.step_up", "web.step_up"), "step-up", lambda: s.ratelimit_mfa, client_ip),
-            (("auth.refresh", "web.resume"), "refresh", lambda: s.ratelimit_refresh, client_ip),
-            (("auth.exchange",), "exchange", lambda: s.ratelimit_exchange, client_ip),
-            (("auth.register",), "register", lambda: s.ratelimit_exchange, client_ip),
-        ]
-        for endpoint in endpoints
-    ]
+
+def _key_func(declared: Limit) -> Callable[[], str]:
+    return _username_key if declared.key == "username" else client_ip
+
+
+def _limit_value(app: Flask, declared: Limit) -> Callable[[], str]:
+    """The limit, read from the app's settings when a request checks it."""
+    settings = app.extensions["tessera.settings"]
+    return lambda: str(getattr(settings, declared.setting))
 
 
 def init_app(app: Flask) -> None:
@@ -138,30 +154,25 @@ def init_app(app: Flask) -> None:
     limiter.init_app(app)
     app.extensions[_EXT] = limiter
     app.extensions[_IN_VIEW_LOCK] = threading.Lock()
-    with app.app_context():
-        policies = _route_limits()
-        for endpoint, counter, limit_value, key_func in policies:
-            # Callable[..., Any]: the decorator keeps the view's signature, and mypy cannot
-            # carry RouteCallable's sync-or-async union through its ParamSpec.
-            view: Callable[..., Any] = app.view_functions[endpoint]
-            app.view_functions[endpoint] = limiter.shared_limit(
-                limit_value, f"{counter}:{key_func.__name__}", key_func=key_func,
-                methods=_submissions(app, endpoint),
-            )(view)
-    _hooks_only_for(app, limiter, {endpoint for endpoint, *_ in policies} | _IN_VIEW_LIMITS)
+    limited = _limited_views(app)
+    for endpoint, declared in limited:
+        # Callable[..., Any]: the decorator keeps the view's signature, and mypy cannot
+        # carry RouteCallable's sync-or-async union through its ParamSpec.
+        view: Callable[..., Any] = app.view_functions[endpoint]
+        key_func = _key_func(declared)
+        app.view_functions[endpoint] = limiter.shared_limit(
+            _limit_value(app, declared), f"{declared.counter}:{key_func.__name__}",
+            key_func=key_func, methods=_submissions(app, endpoint),
+        )(view)
+    in_view = {endpoint for endpoint, view in app.view_functions.items()
+               if facts_of(view).limited_in_view}
+    _hooks_only_for(app, limiter, {endpoint for endpoint, _ in limited} | in_view)
 
 
 def _submissions(app: Flask, endpoint: str) -> list[str] | None:
     """Count a form page's posts, not its views: POST when the route takes it, else all."""
     methods = set().union(*(rule.methods or () for rule in app.url_map.iter_rules(endpoint)))
     return ["POST"] if "POST" in methods else None
-
-
-# Login routes: their counters are given back when the attempt did not fail.
-_LOGINS = ("auth.login", "web.login")
-
-# Views that call ``limit()`` themselves (the key needs the body or the principal).
-_IN_VIEW_LIMITS = frozenset({"auth.mfa_verify", "mfa.step_up", "web.login_mfa", "web.step_up"})
 
 
 def _owned_by(hook: Any, limiter: Limiter) -> bool:
@@ -220,7 +231,8 @@ def _give_back(response: Response) -> Response:
     other answer (400, 401, 403, 5xx, ...) keeps counting as a failed attempt.
     """
     status = response.status_code
-    if request.endpoint in _LOGINS and (status < 400 or status == 429):
+    gives_back = facts_of(current_app.view_functions.get(request.endpoint or "")).gives_back
+    if gives_back and (status < 400 or status == 429):
         limiter: Limiter = current_app.extensions[_EXT]
         for taken in limiter.current_limits:
             _refund(taken)

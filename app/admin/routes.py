@@ -19,11 +19,32 @@ from ..errors import NotFound
 from ..extensions import db
 from ..http import load_json
 from ..models import AuthSession, ServiceClient, SigningKey, User
+from ..route_facts import route_facts
 from ..security import current_principal, keyops, snapshot
 from ..security.guards import protect_blueprint
 from ..security.issuing import session_limits
 from ..security.revocation import longest_token_lifetime, revocations
 from . import actions
+from .responses import (
+    AdminSessionsSchema,
+    AuditPageSchema,
+    ClientDeletedSchema,
+    ClientListSchema,
+    ClientOutSchema,
+    ClientWithSecretSchema,
+    KeyListSchema,
+    KeyOutSchema,
+    MfaResetSchema,
+    MigrationSchema,
+    RotatedSchema,
+    SessionEndedSchema,
+    TemporaryPasswordSetSchema,
+    TokenRevokedSchema,
+    TrafficSchema,
+    UserOutSchema,
+    UserPageSchema,
+    UserTokensRevokedSchema,
+)
 from .schemas import (
     AuditQuerySchema,
     ClientCreateSchema,
@@ -68,6 +89,7 @@ def _user(user_id: int) -> User:
 
 
 @bp.get("/users")
+@route_facts(query=UserQuerySchema, response=UserPageSchema)
 def list_users() -> Response:
     """Users by id, searched by name, keyset-paged (``after_id`` = ``next_after_id``)."""
     args = _query(UserQuerySchema())
@@ -81,6 +103,7 @@ def list_users() -> Response:
 
 
 @bp.post("/users")
+@route_facts(body=UserCreateSchema, response=UserOutSchema, status=201)
 def create_user() -> tuple[Response, int]:
     """Create a user (``temporary``: the first login must replace the password)."""
     body = load_json(UserCreateSchema())
@@ -90,6 +113,7 @@ def create_user() -> tuple[Response, int]:
 
 
 @bp.post("/users/<id:user_id>/reset-mfa")
+@route_facts(response=MfaResetSchema)
 def reset_mfa(user_id: int) -> Response:
     """Remove the user's TOTP and recovery codes (lost phone); their tokens end."""
     user = _user(user_id)
@@ -98,6 +122,7 @@ def reset_mfa(user_id: int) -> Response:
 
 
 @bp.post("/users/<id:user_id>/temporary-password")
+@route_facts(body=TemporaryPasswordSchema, response=TemporaryPasswordSetSchema)
 def temporary_password(user_id: int) -> Response:
     """Set a temporary password (given, or generated and shown once); their tokens end."""
     body = load_json(TemporaryPasswordSchema()) if request.content_length else {"password": None}
@@ -110,6 +135,7 @@ def temporary_password(user_id: int) -> Response:
 
 
 @bp.patch("/users/<id:user_id>")
+@route_facts(body=UserUpdateSchema, response=UserOutSchema)
 def update_user(user_id: int) -> Response:
     """Disable/enable (disabling ends every session at once) and set roles."""
     body = load_json(UserUpdateSchema())
@@ -119,6 +145,7 @@ def update_user(user_id: int) -> Response:
 
 
 @bp.post("/users/<id:user_id>/revoke-tokens")
+@route_facts(response=UserTokensRevokedSchema)
 def revoke_tokens(user_id: int) -> Response:
     """Every token and session of that user, now."""
     user = _user(user_id)
@@ -135,6 +162,7 @@ def _session_json(sess: AuthSession) -> dict[str, Any]:
 
 
 @bp.get("/users/<id:user_id>/sessions")
+@route_facts(response=AdminSessionsSchema)
 def user_sessions(user_id: int) -> Response:
     user = _user(user_id)
     rows = session_service.live_sessions(db.session(), user.id, state.now(), session_limits())
@@ -142,12 +170,14 @@ def user_sessions(user_id: int) -> Response:
 
 
 @bp.delete("/sessions/<session_id>")
+@route_facts(response=SessionEndedSchema)
 def end_session(session_id: str) -> Response:
     actions.end_session(session_id)
     return jsonify(ended=session_id)
 
 
 @bp.post("/tokens/revoke")
+@route_facts(body=TokenRevokeSchema, response=TokenRevokedSchema)
 def revoke_token() -> Response:
     """Revoke one access token by its jti, for as long as any accepted token can live
     (the jti alone does not tell its ``exp``; a legacy token may live LEGACY_MAX_LIFETIME)."""
@@ -176,6 +206,7 @@ def _key_json(row: SigningKey, view: key_report.KeyView | None = None) -> dict[s
 
 
 @bp.get("/keys")
+@route_facts(response=KeyListSchema)
 def list_keys() -> Response:
     """Every key with its age, rotation due date, retired keys' expiry, and the JWKS kids."""
     views = keyops.describe_signing_keys()
@@ -184,6 +215,7 @@ def list_keys() -> Response:
 
 
 @bp.post("/keys/rotate")
+@route_facts(body=RotateSchema, response=RotatedSchema)
 def rotate_keys() -> Response:
     body = load_json(RotateSchema()) if request.content_length else {"force": False}
     result = actions.rotate_keys(force=body["force"])
@@ -192,6 +224,7 @@ def rotate_keys() -> Response:
 
 
 @bp.post("/keys/<kid>/revoke")
+@route_facts(response=KeyOutSchema)
 def revoke_key(kid: str) -> Response:
     return jsonify(_key_json(actions.revoke_key(kid)))
 
@@ -214,11 +247,13 @@ def _migration_json() -> dict[str, Any]:
 
 
 @bp.get("/migration")
+@route_facts(response=MigrationSchema)
 def get_migration() -> Response:
     return jsonify(_migration_json())
 
 
 @bp.get("/migration/traffic")
+@route_facts(response=TrafficSchema)
 def migration_traffic() -> Response:
     """Tokens per UTC day, the last 30 days: HS256 accepted and exchanged, tokens issued
     (the numbers of the admin page's chart), and the sunset."""
@@ -230,6 +265,7 @@ def migration_traffic() -> Response:
 
 
 @bp.put("/migration")
+@route_facts(body=PhaseSchema, response=MigrationSchema)
 def set_migration() -> Response:
     body = load_json(PhaseSchema())
     actions.set_phase(body["phase"])
@@ -237,6 +273,7 @@ def set_migration() -> Response:
 
 
 @bp.get("/audit")
+@route_facts(query=AuditQuerySchema, response=AuditPageSchema)
 def audit_log() -> Response:
     """Audit events by user, event and time range, newest first; page with ``before_id``."""
     args = _query(AuditQuerySchema())
@@ -267,6 +304,7 @@ def _client_json(client: ServiceClient) -> dict[str, Any]:
 
 
 @bp.get("/clients")
+@route_facts(response=ClientListSchema)
 def list_clients() -> Response:
     """Service clients of /oauth/introspect and /oauth/revoke (never their secrets)."""
     return jsonify(clients=[_client_json(c) for c in client_service.list_clients(db.session())])
@@ -279,6 +317,7 @@ def _with_secret(client: ServiceClient, secret: str) -> Response:
 
 
 @bp.post("/clients")
+@route_facts(body=ClientCreateSchema, response=ClientWithSecretSchema, status=201)
 def create_client() -> tuple[Response, int]:
     """Register a client; its secret is in this answer only."""
     body = load_json(ClientCreateSchema())
@@ -286,12 +325,14 @@ def create_client() -> tuple[Response, int]:
 
 
 @bp.post("/clients/<client_id>/rotate-secret")
+@route_facts(response=ClientWithSecretSchema)
 def rotate_client_secret(client_id: str) -> Response:
     """A new secret (in this answer only); the old one works for CLIENT_SECRET_OVERLAP."""
     return _with_secret(*actions.rotate_client_secret(client_id))
 
 
 @bp.patch("/clients/<client_id>")
+@route_facts(body=ClientUpdateSchema, response=ClientOutSchema)
 def update_client(client_id: str) -> Response:
     """Set the client's scopes."""
     body = load_json(ClientUpdateSchema())
@@ -299,6 +340,7 @@ def update_client(client_id: str) -> Response:
 
 
 @bp.delete("/clients/<client_id>")
+@route_facts(response=ClientDeletedSchema)
 def delete_client(client_id: str) -> Response:
     """Remove the client; its secrets stop working at once."""
     actions.delete_client(client_id)

@@ -12,9 +12,17 @@ from ..errors import InvalidToken, NotFound
 from ..extensions import db
 from ..http import load_json
 from ..models import AuthSession, Note, User
+from ..route_facts import route_facts
 from ..security import current_principal
 from ..security.guards import protect_blueprint, require_mfa, require_scopes
-from .schemas import NoteSchema
+from .schemas import (
+    DeletedNoteSchema,
+    ExportSchema,
+    MeSchema,
+    NoteOutSchema,
+    NoteSchema,
+    NotesSchema,
+)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 protect_blueprint(bp)
@@ -46,6 +54,7 @@ def _username(user_id: int) -> str:
 
 
 @bp.get("/me")
+@route_facts(response=MeSchema)
 def me() -> Response:
     """Who the token says you are."""
     principal = current_principal()
@@ -76,6 +85,7 @@ def _own_note(note_id: int) -> Note:
 
 
 @bp.get("/notes")
+@route_facts(response=NotesSchema)
 @require_scopes("notes:read")
 def list_notes() -> Response:
     """The caller's notes, newest first."""
@@ -85,6 +95,7 @@ def list_notes() -> Response:
 
 
 @bp.post("/notes")
+@route_facts(body=NoteSchema, response=NoteOutSchema, status=201)
 @require_scopes("notes:write")
 def create_note() -> tuple[Response, int]:
     """Add a note owned by the caller."""
@@ -97,12 +108,14 @@ def create_note() -> tuple[Response, int]:
 
 
 @bp.get("/notes/<id:note_id>")
+@route_facts(response=NoteOutSchema)
 @require_scopes("notes:read")
 def get_note(note_id: int) -> Response:
     return jsonify(_note_json(_own_note(note_id)))
 
 
 @bp.delete("/notes/<id:note_id>")
+@route_facts(response=DeletedNoteSchema)
 @require_scopes("notes:write")
 def delete_note(note_id: int) -> Response:
     note = _own_note(note_id)
@@ -112,6 +125,7 @@ def delete_note(note_id: int) -> Response:
 
 
 @bp.post("/account/export")
+@route_facts(response=ExportSchema)
 @require_mfa(max_age=EXPORT_MAX_AGE)
 def export_account() -> Response:
     """Everything we hold about the caller (sensitive: needs a recent MFA)."""

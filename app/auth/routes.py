@@ -15,6 +15,8 @@ from ..errors import Forbidden, InvalidToken, NotFound, Unauthorized, Validation
 from ..extensions import db
 from ..http import load_json
 from ..models import AuthSession
+from ..ratelimit import EXCHANGE, LOGIN_PER_IP, LOGIN_PER_USERNAME, MFA_VERIFY, REFRESH, REGISTER
+from ..route_facts import route_facts
 from ..security import authenticate, check_csrf, current_principal
 from ..security.cookies import cookie_names
 from ..security.guards import require_auth
@@ -22,11 +24,19 @@ from ..security.issuing import session_limits
 from . import flows
 from .cookies import clear_session_cookies
 from .schemas import (
+    EndedSchema,
+    LoggedOutSchema,
     LoginSchema,
+    MfaRequiredSchema,
     MfaVerifySchema,
+    OwnSessionsSchema,
+    PasswordChangedSchema,
+    PasswordChangeRequiredSchema,
     PasswordChangeSchema,
+    RegisteredSchema,
     RegisterSchema,
     ReplaceTemporaryPasswordSchema,
+    SessionIssuedSchema,
 )
 
 bp = Blueprint("auth", __name__, url_prefix="/auth")
@@ -42,6 +52,13 @@ def session_response(started: flows.StartedSession, *, asymmetric: bool = False)
 
 
 @bp.post("/login")
+@route_facts(
+    body=LoginSchema,
+    response=(SessionIssuedSchema, MfaRequiredSchema, PasswordChangeRequiredSchema),
+    public=True,
+    limits=(LOGIN_PER_IP, LOGIN_PER_USERNAME),
+    gives_back=True,
+)
 def login() -> Response:
     """Password step; users with MFA get an ``mfa_token`` instead of a session (SPEC §7)."""
     body = load_json(LoginSchema())
@@ -64,6 +81,13 @@ def _password_change_response(outcome: flows.PasswordChangeNeeded) -> Response:
 
 
 @bp.post("/mfa/verify")
+@route_facts(
+    body=MfaVerifySchema,
+    response=(SessionIssuedSchema, PasswordChangeRequiredSchema),
+    public=True,
+    limits=(MFA_VERIFY,),
+    limited_in_view=True,
+)
 def mfa_verify() -> Response:
     """Second step of a login with MFA: the mfa_token and a TOTP or recovery code."""
     body = load_json(MfaVerifySchema())
@@ -74,6 +98,13 @@ def mfa_verify() -> Response:
 
 
 @bp.post("/register")
+@route_facts(
+    body=RegisterSchema,
+    response=RegisteredSchema,
+    status=201,
+    public=True,
+    limits=(REGISTER,),
+)
 def register() -> Response:
     """Self-registration, only when REGISTRATION_ENABLED is on."""
     if not state.settings().registration_enabled:
@@ -94,6 +125,7 @@ def register() -> Response:
 
 
 @bp.post("/refresh")
+@route_facts(response=SessionIssuedSchema, public=True, limits=(REFRESH,))
 def refresh() -> Response:
     """Rotate the refresh cookie and return a fresh access token (SPEC §5)."""
     names = cookie_names(state.settings().cookie_secure)
@@ -105,6 +137,7 @@ def refresh() -> Response:
 
 
 @bp.post("/logout")
+@route_facts(response=LoggedOutSchema)
 @require_auth
 def logout() -> Response:
     """End the current session and its access tokens; clear the cookies."""
@@ -115,6 +148,7 @@ def logout() -> Response:
 
 
 @bp.post("/logout-all")
+@route_facts(response=LoggedOutSchema)
 @require_auth
 def logout_all() -> Response:
     """End every session and token of the current user."""
@@ -134,6 +168,7 @@ def _session_json(sess: AuthSession, current_id: str | None) -> dict[str, Any]:
 
 
 @bp.get("/sessions")
+@route_facts(response=OwnSessionsSchema)
 @require_auth
 def list_sessions() -> Response:
     """The caller's live sessions, the current one marked."""
@@ -144,6 +179,7 @@ def list_sessions() -> Response:
 
 
 @bp.delete("/sessions/<session_id>")
+@route_facts(response=EndedSchema)
 @require_auth
 def end_session(session_id: str) -> Response:
     """End one of the caller's own sessions (another user's is 404)."""
@@ -152,6 +188,7 @@ def end_session(session_id: str) -> Response:
 
 
 @bp.post("/password")
+@route_facts(body=PasswordChangeSchema, response=PasswordChangedSchema)
 @require_auth
 def change_password() -> Response:
     """Change the password (current one required); every other session ends."""
@@ -161,6 +198,7 @@ def change_password() -> Response:
 
 
 @bp.post("/password/temporary")
+@route_facts(body=ReplaceTemporaryPasswordSchema, response=SessionIssuedSchema, public=True)
 def replace_temporary_password() -> Response:
     """Replace a temporary password (the login's ``password_change_token``); opens the session."""
     body = load_json(ReplaceTemporaryPasswordSchema())
@@ -169,6 +207,7 @@ def replace_temporary_password() -> Response:
 
 
 @bp.post("/token/exchange")
+@route_facts(response=SessionIssuedSchema, limits=(EXCHANGE,))
 def exchange() -> Response:
     """Trade a valid legacy HS256 bearer token for an ES256 session (SPEC §4)."""
     if not request.headers.get("Authorization"):

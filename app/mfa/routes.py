@@ -12,11 +12,20 @@ from ..errors import Conflict, Unauthorized
 from ..extensions import db
 from ..http import load_json
 from ..models import User
+from ..ratelimit import STEP_UP
+from ..route_facts import route_facts
 from ..security import current_principal
 from ..security.guards import require_auth, require_mfa
 from ..security.issuing import access_token_for
 from . import flows
-from .schemas import CodeSchema, ConfirmSchema
+from .schemas import (
+    CodeSchema,
+    ConfirmSchema,
+    EnrollmentSchema,
+    MfaStateSchema,
+    RecoveryCodesSchema,
+    SteppedUpSchema,
+)
 
 bp = Blueprint("mfa", __name__, url_prefix="/mfa")
 
@@ -31,6 +40,7 @@ def _user() -> User:
 
 
 @bp.post("/totp/enroll")
+@route_facts(response=EnrollmentSchema)
 @require_auth
 def enroll() -> Response:
     """A new pending secret, its otpauth:// URI and a QR code (SVG); shown once."""
@@ -42,6 +52,7 @@ def enroll() -> Response:
 
 
 @bp.post("/totp/confirm")
+@route_facts(body=ConfirmSchema, response=RecoveryCodesSchema)
 @require_auth
 def confirm() -> Response:
     """Switch MFA on with the current password and a valid code; returns 10 single-use
@@ -54,6 +65,7 @@ def confirm() -> Response:
 
 
 @bp.post("/step-up")
+@route_facts(body=CodeSchema, response=SteppedUpSchema, limits=(STEP_UP,), limited_in_view=True)
 @require_auth
 def step_up() -> Response:
     """A TOTP or recovery code gives a new aal2 access token with a fresh auth_time."""
@@ -67,6 +79,7 @@ def step_up() -> Response:
 
 
 @bp.post("/totp/disable")
+@route_facts(response=MfaStateSchema)
 @require_mfa(max_age=RECENT_STEP_UP)
 def disable() -> Response:
     """Turn MFA off (needs a recent step-up)."""
@@ -77,6 +90,7 @@ def disable() -> Response:
 
 
 @bp.post("/recovery-codes")
+@route_facts(response=RecoveryCodesSchema)
 @require_mfa(max_age=RECENT_STEP_UP)
 def regenerate_recovery_codes() -> Response:
     """Ten new recovery codes; the old ones stop working (needs a recent step-up)."""

@@ -26,9 +26,11 @@ from ..core.crypto import sha256_hex
 from ..core.tokens import VerifiedToken
 from ..extensions import db
 from ..models import AuthSession, RefreshToken, ServiceClient, User
+from ..route_facts import route_facts
 from ..security import inspect_access_token
 from ..security.issuing import session_limits
 from ..security.revocation import revocations, revoke_session
+from .schemas import IntrospectionSchema, RevokedSchema
 
 bp = Blueprint("oauth", __name__, url_prefix="/oauth")
 _EXT = "tessera.oauth"
@@ -173,12 +175,14 @@ def _server() -> AuthorizationServer:
 
 
 @bp.post("/introspect")
+@route_facts(response=IntrospectionSchema, public=True)
 def introspect() -> Response:
     """RFC 7662: is this token active, and what does it say?"""
     return _server().create_endpoint_response(_Introspection.ENDPOINT_NAME)  # type: ignore[no-any-return]
 
 
 @bp.post("/revoke")
+@route_facts(response=RevokedSchema, public=True)
 def revoke() -> Response:
     """RFC 7009: revoke an access or refresh token."""
     return _server().create_endpoint_response(_Revocation.ENDPOINT_NAME)  # type: ignore[no-any-return]

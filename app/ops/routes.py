@@ -16,20 +16,24 @@ from ..core.keyring import KeyringUnavailable
 from ..errors import Forbidden
 from ..extensions import db, redis_store
 from ..metrics import render
+from ..route_facts import route_facts
 from ..security.issuing import signing_ready
 from . import gauges
+from .schemas import HealthSchema, ReadySchema
 
 bp = Blueprint("ops", __name__)
 log = logging.getLogger(__name__)
 
 
 @bp.get("/healthz")
+@route_facts(response=HealthSchema, public=True)
 def healthz() -> Response:
     """The process is alive; checks nothing else."""
     return jsonify(status="ok")
 
 
 @bp.get("/metrics")
+@route_facts(response={"type": "string"}, content_type="text/plain", public=True)
 def prometheus_metrics() -> Response:
     """Prometheus text format; METRICS_TOKEN bearer, or loopback callers when unset."""
     token = state.settings().metrics_token
@@ -50,6 +54,7 @@ def _loopback(address: str | None) -> bool:
 
 
 @bp.get("/readyz")
+@route_facts(response=ReadySchema, public=True)
 def readyz() -> tuple[Response, int]:
     """Ready to serve: every named check must pass."""
     checks = {"database": _database_ok(), "redis": _redis_status()}

@@ -35,6 +35,7 @@ from ..core.devices import device_name
 from ..errors import InvalidToken, StepUpRequired, TesseraError, http_error_response
 from ..extensions import db
 from ..models import User
+from ..route_facts import facts_of
 from ..security import Principal, authenticate
 from ..security.cookies import cookie_names
 
@@ -286,7 +287,8 @@ def _error_page(exc: Exception) -> Response | tuple[str, int]:
     if isinstance(exc, LoginNeeded):
         return _needs_login()
     status, text = _describe(exc)
-    template = _FORM_PAGES.get(request.endpoint or "", "web/message.html")
+    view = current_app.view_functions.get(request.endpoint or "")
+    template = facts_of(view).error_page or "web/message.html"
     return page(template, me=_best_effort_user(), notice=Notice("error", text), status=status)
 
 
@@ -329,11 +331,6 @@ def _endpoint_of_refused_method(exc: HTTPException) -> str | None:
     except HTTPException:
         return None
     return str(endpoint)
-
-
-# A refused login step shows its form again, with the reason above it.
-_FORM_PAGES = {"web.login": "web/login.html", "web.login_mfa": "web/mfa.html",
-               "web.login_password": "web/password.html"}
 
 
 def _best_effort_user() -> PageUser | None:

@@ -26,6 +26,8 @@ from ..errors import Forbidden, InvalidToken, Unauthorized, ValidationFailed
 from ..extensions import db
 from ..mfa import flows as mfa_flows
 from ..mfa.schemas import CodeSchema, ConfirmSchema
+from ..ratelimit import LOGIN_PER_IP, LOGIN_PER_USERNAME, MFA_VERIFY, REFRESH, STEP_UP
+from ..route_facts import route_facts
 from ..security import check_csrf
 from ..security.cookies import cookie_names
 from ..security.issuing import access_token_for, session_limits
@@ -62,6 +64,11 @@ def home() -> Response:
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@route_facts(
+    limits=(LOGIN_PER_IP, LOGIN_PER_USERNAME),
+    gives_back=True,
+    error_page="web/login.html",
+)
 def login() -> Page:
     """The password step; users with MFA go on to the challenge page."""
     if request.method == "GET":
@@ -111,6 +118,7 @@ def _drop_password_challenge(response: Response) -> Response:
 
 
 @bp.route("/login/password", methods=["GET", "POST"])
+@route_facts(error_page="web/password.html")
 def login_password() -> Page:
     """The forced change after a temporary password; the session opens once it is done."""
     challenge = request.cookies.get(_password_cookie())
@@ -142,6 +150,7 @@ def _drop_challenge(response: Response) -> Response:
 
 
 @bp.route("/login/mfa", methods=["GET", "POST"])
+@route_facts(limits=(MFA_VERIFY,), limited_in_view=True, error_page="web/mfa.html")
 def login_mfa() -> Page:
     """The second step: a TOTP or recovery code against the challenge kept in a cookie."""
     challenge = request.cookies.get(cookie_names(state.settings().cookie_secure).mfa)
@@ -166,6 +175,7 @@ def login_mfa() -> Page:
 
 
 @bp.get("/auth/resume")
+@route_facts(limits=(REFRESH,))
 def resume() -> Response:
     """Silent refresh for pages: rotate the refresh cookie (sent only under /auth), go back.
 
@@ -279,6 +289,7 @@ def mfa_confirm() -> Page:
 
 
 @bp.post("/account/step-up")
+@route_facts(limits=(STEP_UP,), limited_in_view=True)
 def step_up() -> Response:
     """A code raises this session to aal2 with a fresh auth_time; a new access cookie."""
     me = signed_in()

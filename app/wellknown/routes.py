@@ -5,12 +5,20 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import state
+from ..route_facts import route_facts
 from ..security import snapshot
+from .schemas import AuthorizationServerSchema, JwksSchema, ProtectedResourceSchema
 
 bp = Blueprint("wellknown", __name__, url_prefix="/.well-known")
 
 
 @bp.get("/jwks.json")
+@route_facts(
+    response=JwksSchema,
+    content_type="application/jwk-set+json",
+    not_modified=True,
+    public=True,
+)
 def jwks() -> Response:
     """Public keys (standby, active, retired); body and headers built once per keyring load."""
     current = snapshot()
@@ -41,6 +49,7 @@ def _base() -> str:
 
 
 @bp.get("/oauth-authorization-server")
+@route_facts(response=AuthorizationServerSchema, public=True)
 def authorization_server_metadata() -> Response:
     """RFC 8414 metadata for the parts of OAuth that Tessera serves, and nothing more.
 
@@ -68,6 +77,7 @@ def authorization_server_metadata() -> Response:
 
 
 @bp.get("/oauth-protected-resource")
+@route_facts(response=ProtectedResourceSchema, public=True)
 def protected_resource_metadata() -> Response:
     """RFC 9728: the resource is the audience of our access tokens."""
     settings = state.settings()

@@ -186,8 +186,12 @@ def _hooks_only_for(app: Flask, limiter: Limiter, endpoints: set[str] | frozense
     """Run flask-limiter's app-wide hooks only on the limited endpoints.
 
     They cost about 70 µs per request, on every route, while only the views
-    above are limited; those views' own wrappers check their limits, and the
-    hooks (moved to the limited views' blueprints) still run where they matter.
+    that declare limits are; those views' own wrappers check their limits, and
+    the hooks (moved to the limited views' blueprints) still run where they
+    matter. flask-limiter has no public switch for this: ``init_app`` always
+    registers the three hooks app-wide, and its public ``request_filter`` only
+    makes them return early (measured: 39-70 µs a request in the hooks with a
+    filter, 0.1 µs with the hooks moved; issue 20).
     """
 
     def before(hook: Callable[[], Any]) -> Callable[[], Any]:

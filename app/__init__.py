@@ -206,7 +206,7 @@ def _tune_sqlite(app: Flask) -> None:
 
 
 def _register_blueprints(app: Flask) -> None:
-    from .admin.routes import bp as admin_bp
+    from .admin import bp as admin_bp
     from .api.routes import bp as api_bp
     from .auth.routes import bp as auth_bp
     from .mfa.routes import bp as mfa_bp

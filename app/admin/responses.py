@@ -5,7 +5,6 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 
-
 def _nullable() -> fields.String:
     """A string always present, possibly null (an ISO 8601 time, an optional name)."""
     return fields.String(required=True, allow_none=True)

@@ -9,8 +9,6 @@ from flask import Blueprint, Response, jsonify, request
 from .. import state
 from ..audit import audit
 from ..core import audit as audit_service
-from ..core import clients as client_service
-from ..core import key_report, migration, migration_chart
 from ..core import mfa as mfa_service
 from ..core import sessions as session_service
 from ..core import users as user_service
@@ -18,9 +16,9 @@ from ..core.devices import device_name
 from ..errors import NotFound
 from ..extensions import db
 from ..http import load_json
-from ..models import AuthSession, ServiceClient, SigningKey, User
+from ..models import AuthSession, User
 from ..route_facts import route_facts
-from ..security import current_principal, keyops, snapshot
+from ..security import current_principal
 from ..security.guards import protect_blueprint
 from ..security.issuing import session_limits
 from ..security.revocation import longest_token_lifetime, revocations
@@ -28,29 +26,16 @@ from . import actions
 from .responses import (
     AdminSessionsSchema,
     AuditPageSchema,
-    ClientDeletedSchema,
-    ClientListSchema,
-    ClientOutSchema,
-    ClientWithSecretSchema,
-    KeyListSchema,
-    KeyOutSchema,
     MfaResetSchema,
-    MigrationSchema,
-    RotatedSchema,
     SessionEndedSchema,
     TemporaryPasswordSetSchema,
     TokenRevokedSchema,
-    TrafficSchema,
     UserOutSchema,
     UserPageSchema,
     UserTokensRevokedSchema,
 )
 from .schemas import (
     AuditQuerySchema,
-    ClientCreateSchema,
-    ClientUpdateSchema,
-    PhaseSchema,
-    RotateSchema,
     TemporaryPasswordSchema,
     TokenRevokeSchema,
     UserCreateSchema,
@@ -189,89 +174,6 @@ def revoke_token() -> Response:
     return jsonify(revoked=body["jti"])
 
 
-def _when(value: Any) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def _key_json(row: SigningKey, view: key_report.KeyView | None = None) -> dict[str, Any]:
-    described = {} if view is None else {
-        "age_seconds": int(view.age.total_seconds()),
-        "rotation_due_at": _when(view.rotation_due_at),
-        "rotation_overdue": view.rotation_overdue,
-        "expires_at": _when(view.expires_at), "published": view.published}
-    return {"kid": row.kid, "alg": row.alg, "state": row.state,
-            "created_at": _when(row.created_at), "activated_at": _when(row.activated_at),
-            "retired_at": _when(row.retired_at), "expired_at": _when(row.expired_at),
-            "revoked_at": _when(row.revoked_at), **described}
-
-
-@bp.get("/keys")
-@route_facts(response=KeyListSchema)
-def list_keys() -> Response:
-    """Every key with its age, rotation due date, retired keys' expiry, and the JWKS kids."""
-    views = keyops.describe_signing_keys()
-    return jsonify(keys=[_key_json(v.row, v) for v in views],
-                   jwks_kids=keyops.published_kids())
-
-
-@bp.post("/keys/rotate")
-@route_facts(body=RotateSchema, response=RotatedSchema)
-def rotate_keys() -> Response:
-    body = load_json(RotateSchema()) if request.content_length else {"force": False}
-    result = actions.rotate_keys(force=body["force"])
-    return jsonify(active_kid=result.active_kid, retired_kid=result.retired_kid,
-                   standby_kid=result.standby_kid)
-
-
-@bp.post("/keys/<kid>/revoke")
-@route_facts(response=KeyOutSchema)
-def revoke_key(kid: str) -> Response:
-    return jsonify(_key_json(actions.revoke_key(kid)))
-
-
-def _migration_json() -> dict[str, Any]:
-    usage = migration.legacy_usage(db.session())
-    until = state.settings().legacy_accept_until
-    current = snapshot()
-    status = migration.signing_status(current.phase, until, state.now(),
-                                      current.signer.alg if current.signer else None)
-    return {
-        "phase": current.phase,
-        "signing_alg": status.signing_alg,
-        "legacy_accepted": status.legacy_accepted,
-        "note": status.note,
-        "legacy_accept_until": until.isoformat() if until else None,
-        "legacy_usage": [{"day": u.day.isoformat(), "count": u.count} for u in usage],
-        "last_legacy_token_at": max((u.last_seen_at for u in usage), default=None),
-    }
-
-
-@bp.get("/migration")
-@route_facts(response=MigrationSchema)
-def get_migration() -> Response:
-    return jsonify(_migration_json())
-
-
-@bp.get("/migration/traffic")
-@route_facts(response=TrafficSchema)
-def migration_traffic() -> Response:
-    """Tokens per UTC day, the last 30 days: HS256 accepted and exchanged, tokens issued
-    (the numbers of the admin page's chart), and the sunset."""
-    until = state.settings().legacy_accept_until
-    traffic = migration_chart.daily_traffic(db.session(), state.now().date())
-    return jsonify(legacy_accept_until=_when(until), days=[
-        {"day": t.day.isoformat(), "hs256_accepted": t.hs256_accepted,
-         "hs256_exchanged": t.exchanged, "tokens_issued": t.issued} for t in traffic])
-
-
-@bp.put("/migration")
-@route_facts(body=PhaseSchema, response=MigrationSchema)
-def set_migration() -> Response:
-    body = load_json(PhaseSchema())
-    actions.set_phase(body["phase"])
-    return jsonify(_migration_json())
-
-
 @bp.get("/audit")
 @route_facts(query=AuditQuerySchema, response=AuditPageSchema)
 def audit_log() -> Response:
@@ -288,60 +190,3 @@ def audit_log() -> Response:
                 for e in rows],
         next_before_id=rows[-1].id if len(found) > limit else None,
     )
-
-
-def _client_json(client: ServiceClient) -> dict[str, Any]:
-    def when(value: Any) -> str | None:
-        return value.isoformat() if value is not None else None
-
-    previous_until = client.previous_secret_expires_at
-    if previous_until is not None and previous_until <= state.now():
-        previous_until = None  # the overlap is over: only the current secret works
-    return {"client_id": client.client_id, "name": client.name, "scopes": client.scopes,
-            "created_at": when(client.created_at),
-            "secret_rotated_at": when(client.secret_rotated_at),
-            "previous_secret_valid_until": when(previous_until)}
-
-
-@bp.get("/clients")
-@route_facts(response=ClientListSchema)
-def list_clients() -> Response:
-    """Service clients of /oauth/introspect and /oauth/revoke (never their secrets)."""
-    return jsonify(clients=[_client_json(c) for c in client_service.list_clients(db.session())])
-
-
-def _with_secret(client: ServiceClient, secret: str) -> Response:
-    response = jsonify(**_client_json(client), client_secret=secret)
-    response.headers["Cache-Control"] = "no-store"
-    return response
-
-
-@bp.post("/clients")
-@route_facts(body=ClientCreateSchema, response=ClientWithSecretSchema, status=201)
-def create_client() -> tuple[Response, int]:
-    """Register a client; its secret is in this answer only."""
-    body = load_json(ClientCreateSchema())
-    return _with_secret(*actions.create_client(body["name"], body["scopes"])), 201
-
-
-@bp.post("/clients/<client_id>/rotate-secret")
-@route_facts(response=ClientWithSecretSchema)
-def rotate_client_secret(client_id: str) -> Response:
-    """A new secret (in this answer only); the old one works for CLIENT_SECRET_OVERLAP."""
-    return _with_secret(*actions.rotate_client_secret(client_id))
-
-
-@bp.patch("/clients/<client_id>")
-@route_facts(body=ClientUpdateSchema, response=ClientOutSchema)
-def update_client(client_id: str) -> Response:
-    """Set the client's scopes."""
-    body = load_json(ClientUpdateSchema())
-    return jsonify(_client_json(actions.set_client_scopes(client_id, body["scopes"])))
-
-
-@bp.delete("/clients/<client_id>")
-@route_facts(response=ClientDeletedSchema)
-def delete_client(client_id: str) -> Response:
-    """Remove the client; its secrets stop working at once."""
-    actions.delete_client(client_id)
-    return jsonify(deleted=client_id)

@@ -8,7 +8,8 @@ accepted step lets the database settle races between processes. Recovery
 codes carry 80 bits, are stored only as SHA-256 of their normalised form and
 are spent by a conditional UPDATE as well.
 
-Every function that writes commits its own work and rolls back on failure.
+Every function that writes commits its own work and rolls back on failure. The
+RFC 6238 arithmetic and the enrolment QR code are in ``app.core.totp``.
 Nothing here logs a secret or a code. Errors::
 
     MfaError (ValueError)
@@ -20,55 +21,29 @@ Nothing here logs a secret or a code. Errors::
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import io
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pyotp
-import segno
 from sqlalchemy import Result, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import RecoveryCode, TotpCredential
 from .crypto import seal, sha256_hex, unseal
+from .totp import DIGEST, DIGITS, DRIFT_STEPS, PERIOD, Enrollment, enrollment, matching_step, qr_svg
 
 __all__ = [
-    "DIGEST",
-    "DIGITS",
-    "DRIFT_STEPS",
-    "PERIOD",
-    "RECOVERY_CODES",
-    "Enrollment",
-    "InvalidCode",
-    "MfaAlreadyEnabled",
-    "MfaError",
-    "MfaNotEnabled",
-    "NoPendingEnrollment",
-    "begin_enrollment",
-    "enabled_among",
-    "confirm_enrollment",
-    "disable",
-    "is_enabled",
-    "pending_enrollment",
-    "qr_svg",
-    "regenerate_recovery_codes",
-    "remaining_recovery_codes",
-    "use_recovery_code",
-    "verify_second_factor",
-    "verify_totp",
+    "DIGEST", "DIGITS", "DRIFT_STEPS", "PERIOD", "RECOVERY_CODES", "Enrollment", "InvalidCode",
+    "MfaAlreadyEnabled", "MfaError", "MfaNotEnabled", "NoPendingEnrollment", "begin_enrollment",
+    "enabled_among", "confirm_enrollment", "disable", "is_enabled", "pending_enrollment",
+    "qr_svg", "regenerate_recovery_codes", "remaining_recovery_codes", "use_recovery_code",
+    "verify_second_factor", "verify_totp",
 ]
 
-DIGEST = hashlib.sha1  # RFC 6238's default; what every authenticator app assumes
-DIGITS = 6
-PERIOD = 30
-DRIFT_STEPS = 1
 RECOVERY_CODES = 10
 _RECOVERY_LENGTH = 16  # base32 characters: 80 bits
 _RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
@@ -94,15 +69,6 @@ class NoPendingEnrollment(MfaError):
     """There is no pending (unconfirmed) enrolment to confirm."""
 
 
-@dataclass(frozen=True)
-class Enrollment:
-    """A pending enrolment, shown to the user once: the secret, its URI and QR code."""
-
-    secret: str
-    uri: str
-    qr_svg: str
-
-
 @contextmanager
 def _transaction(session: Session) -> Iterator[None]:
     """Commit what the block wrote, or roll all of it back and re-raise."""
@@ -120,10 +86,6 @@ def _rowcount(result: Result[Any]) -> int:
 
 def _purpose(user_id: int) -> str:
     return f"totp:{user_id}"
-
-
-def _totp(secret: str) -> pyotp.TOTP:
-    return pyotp.TOTP(secret, digits=DIGITS, digest=DIGEST, interval=PERIOD)
 
 
 def _credential(session: Session, user_id: int) -> TotpCredential | None:
@@ -152,7 +114,7 @@ def begin_enrollment(session: Session, kek: bytes, user_id: int, username: str,
         raise MfaAlreadyEnabled("MFA is already enabled")
     secret = pyotp.random_base32(32)  # 32 base32 characters: 160 bits (RFC 4226 §4 R6)
     _store_pending(session, user_id, seal(kek, secret.encode(), _purpose(user_id)), now)
-    return _enrollment(secret, username, issuer_name)
+    return enrollment(secret, username, issuer_name)
 
 
 def pending_enrollment(session: Session, kek: bytes, user_id: int, username: str,
@@ -162,12 +124,7 @@ def pending_enrollment(session: Session, kek: bytes, user_id: int, username: str
     if credential is None or credential.confirmed_at is not None:
         return None
     secret = unseal(kek, credential.secret_encrypted, _purpose(user_id)).decode()
-    return _enrollment(secret, username, issuer_name)
-
-
-def _enrollment(secret: str, username: str, issuer_name: str) -> Enrollment:
-    uri = _totp(secret).provisioning_uri(name=username, issuer_name=issuer_name)
-    return Enrollment(secret=secret, uri=uri, qr_svg=qr_svg(uri))
+    return enrollment(secret, username, issuer_name)
 
 
 def _replace_pending(session: Session, user_id: int, sealed: bytes, now: datetime) -> bool:
@@ -199,27 +156,6 @@ def _store_pending(session: Session, user_id: int, sealed: bytes, now: datetime)
             raise MfaAlreadyEnabled("MFA is already enabled") from None
 
 
-def qr_svg(uri: str) -> str:
-    """The URI as an SVG QR code, embeddable in a page (no XML declaration, no script)."""
-    buffer = io.BytesIO()
-    segno.make(uri, error="m").save(buffer, kind="svg", scale=4, xmldecl=False, svgns=True)
-    return buffer.getvalue().decode()
-
-
-def _matching_step(secret: str, code: str, now: datetime) -> int | None:
-    """The time step within the drift window whose code is ``code``, if any."""
-    if now.tzinfo is None:
-        raise ValueError("now must be timezone-aware")  # pyotp would read it as local time
-    if len(code) != DIGITS or not code.isascii() or not code.isdigit():
-        return None
-    totp = _totp(secret)
-    current = totp.timecode(now)
-    for offset in range(-DRIFT_STEPS, DRIFT_STEPS + 1):
-        if hmac.compare_digest(totp.at(now, counter_offset=offset), code):
-            return current + offset
-    return None
-
-
 def _accept_step(session: Session, user_id: int, sealed: bytes, step: int) -> bool:
     """Record ``step`` as used unless it or a later one already was (replay protection).
 
@@ -243,7 +179,7 @@ def _check_code(session: Session, kek: bytes, credential: TotpCredential, code: 
     """Whether ``code`` is valid for the credential now, spending its step if so."""
     user_id, sealed = credential.user_id, credential.secret_encrypted
     secret = unseal(kek, sealed, _purpose(user_id)).decode()
-    step = _matching_step(secret, code, now)
+    step = matching_step(secret, code, now)
     return step is not None and _accept_step(session, user_id, sealed, step)
 
 

@@ -33,6 +33,8 @@ from .pages import Notice, PageUser, bp, form, page, signed_in
 _USERS_SHOWN = 50  # per page; the page reads one more to know if another follows
 _AUDIT_SHOWN = 50
 
+__all__ = ["admin_page", "changing_admin", "done", "first_detail"]
+
 
 def _admin() -> PageUser:
     me = signed_in()
@@ -41,13 +43,13 @@ def _admin() -> PageUser:
     return me
 
 
-def _changing_admin() -> PageUser:
+def changing_admin() -> PageUser:
     me = _admin()
     actions.require_recent_step_up()
     return me
 
 
-def _done(notice: str) -> Response:
+def done(notice: str) -> Response:
     return redirect(url_for("web.admin", n=notice), code=303)
 
 
@@ -86,10 +88,10 @@ def _audit_filters() -> tuple[dict[str, Any], Notice | None]:
 @bp.get("/admin")
 def admin() -> Response | tuple[str, int]:
     """Everything an operator looks at, on one page."""
-    return _admin_page(_admin())
+    return admin_page(_admin())
 
 
-def _admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200,
+def admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200,
                 **shown_once: Any) -> tuple[str, int]:
     """The admin page; ``shown_once`` carries a secret shown in this answer only."""
     q = request.args.get("q", "")[:64]
@@ -131,9 +133,9 @@ def _user(user_id: int) -> User:
 
 @bp.post("/admin/users/<id:user_id>/revoke")
 def admin_revoke_user(user_id: int) -> Response:
-    _changing_admin()
+    changing_admin()
     actions.revoke_all_tokens(_user(user_id))
-    return _done("user_revoked")
+    return done("user_revoked")
 
 
 @bp.post("/admin/users/<id:user_id>/disabled")
@@ -143,7 +145,7 @@ def admin_set_disabled(user_id: int) -> Response:
     The form names the state it wants (``disabled`` 1 or 0) rather than
     flipping it, so a form sent twice does not undo itself.
     """
-    me = _changing_admin()
+    me = changing_admin()
     wanted = request.form.get("disabled")
     if wanted not in ("0", "1"):
         raise ValidationFailed("Choose whether to disable or enable the user.")
@@ -152,13 +154,13 @@ def admin_set_disabled(user_id: int) -> Response:
         raise Forbidden("You cannot disable your own account.")
     if user.disabled != (wanted == "1"):
         actions.update_user_account(user, disabled=wanted == "1")
-    return _done("user_updated")
+    return done("user_updated")
 
 
 @bp.post("/admin/users")
 def admin_create_user() -> Response | tuple[str, int]:
     """Create a user; "must change at first login" makes the password temporary."""
-    me = _changing_admin()
+    me = changing_admin()
     roles = [r for r in request.form.get("roles", "").replace(",", " ").split() if r]
     try:
         body = UserCreateSchema().load({
@@ -166,13 +168,13 @@ def admin_create_user() -> Response | tuple[str, int]:
             "password": request.form.get("password", ""), "roles": roles,
             "temporary": request.form.get("temporary") == "1"})
     except ValidationError as exc:
-        return _admin_page(me, status=400, notice=Notice("error", _first_problem(exc)))
+        return admin_page(me, status=400, notice=Notice("error", _first_problem(exc)))
     try:
         actions.create_user(body["username"], body["password"], body["roles"],
                             temporary=body["temporary"])
     except ValidationFailed as exc:
-        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
-    return _done("user_created")
+        return admin_page(me, status=400, notice=Notice("error", first_detail(exc)))
+    return done("user_created")
 
 
 def _first_problem(exc: ValidationError) -> str:
@@ -185,29 +187,29 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{name}: {text}"
 
 
-def _first_detail(exc: ValidationFailed) -> str:
+def first_detail(exc: ValidationFailed) -> str:
     name, problems = next(iter(exc.details.items()), ("form", [exc.message]))
     return f"{name}: {problems[0]}"
 
 
 @bp.post("/admin/users/<id:user_id>/reset-mfa")
 def admin_reset_mfa(user_id: int) -> Response:
-    _changing_admin()
+    changing_admin()
     actions.reset_mfa(_user(user_id))
-    return _done("mfa_reset")
+    return done("mfa_reset")
 
 
 @bp.post("/admin/users/<id:user_id>/temporary-password")
 def admin_temporary_password(user_id: int) -> tuple[str, int]:
     """Set a temporary password (blank: generated); shown in this answer only, never in a URL."""
-    me = _changing_admin()
+    me = changing_admin()
     user = _user(user_id)
     given = request.form.get("password") or None
     try:
         password = actions.set_temporary_password(user, given)
     except ValidationFailed as exc:
-        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
-    return _admin_page(me, notice=Notice("info", f"{user.username} must choose a new password "
+        return admin_page(me, status=400, notice=Notice("error", first_detail(exc)))
+    return admin_page(me, notice=Notice("info", f"{user.username} must choose a new password "
                                                  "at the next login."),
                        temporary_password=password, temporary_for=user.username)
 
@@ -215,86 +217,43 @@ def admin_temporary_password(user_id: int) -> tuple[str, int]:
 @bp.post("/admin/users/<id:user_id>/roles")
 def admin_set_roles(user_id: int) -> Response | tuple[str, int]:
     """Set the user's roles (space or comma separated); their tokens end to pick them up."""
-    me = _changing_admin()
+    me = changing_admin()
     user = _user(user_id)
     roles = [r for r in request.form.get("roles", "").replace(",", " ").split() if r]
     try:
         body = UserUpdateSchema().load({"roles": roles})
     except ValidationError as exc:
-        return _admin_page(me, status=400, notice=Notice("error", _first_problem(exc)))
+        return admin_page(me, status=400, notice=Notice("error", _first_problem(exc)))
     if user.id == me.principal.user_id and "admin" not in body["roles"]:
         raise Forbidden("You cannot take the admin role from yourself.")
     if sorted(set(body["roles"])) != user.roles:
         actions.update_user_account(user, roles=body["roles"])
-    return _done("user_updated")
-
-
-def _scopes_from_form() -> list[str]:
-    return [s for s in client_service.CLIENT_SCOPES if request.form.get(f"scope_{s}") == "1"]
-
-
-@bp.post("/admin/clients")
-def admin_create_client() -> tuple[str, int]:
-    """Register a service client; its secret is shown in this answer only."""
-    me = _changing_admin()
-    try:
-        client, secret = actions.create_client(request.form.get("name", "").strip(),
-                                               _scopes_from_form())
-    except ValidationFailed as exc:
-        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
-    return _admin_page(me, notice=Notice("info", "The client is registered."),
-                       client_secret=secret, secret_for=client.client_id)
-
-
-@bp.post("/admin/clients/<client_id>/rotate-secret")
-def admin_rotate_client_secret(client_id: str) -> tuple[str, int]:
-    """A new secret, shown once; the old one keeps working for the overlap."""
-    me = _changing_admin()
-    client, secret = actions.rotate_client_secret(client_id)
-    return _admin_page(me, notice=Notice("info", "The client's secret is rotated."),
-                       client_secret=secret, secret_for=client.client_id)
-
-
-@bp.post("/admin/clients/<client_id>/scopes")
-def admin_set_client_scopes(client_id: str) -> Response | tuple[str, int]:
-    me = _changing_admin()
-    try:
-        actions.set_client_scopes(client_id, _scopes_from_form())
-    except ValidationFailed as exc:
-        return _admin_page(me, status=400, notice=Notice("error", _first_detail(exc)))
-    return _done("client_updated")
-
-
-@bp.post("/admin/clients/<client_id>/delete")
-def admin_delete_client(client_id: str) -> Response:
-    _changing_admin()
-    actions.delete_client(client_id)
-    return _done("client_deleted")
+    return done("user_updated")
 
 
 @bp.post("/admin/sessions/<session_id>/end")
 def admin_end_session(session_id: str) -> Response:
-    _changing_admin()
+    changing_admin()
     actions.end_session(session_id)
-    return _done("session_ended")
+    return done("session_ended")
 
 
 @bp.post("/admin/keys/rotate")
 def admin_rotate() -> Response:
-    _changing_admin()
+    changing_admin()
     actions.rotate_keys(force=request.form.get("force") == "1")
-    return _done("rotated")
+    return done("rotated")
 
 
 @bp.post("/admin/keys/<kid>/revoke")
 def admin_revoke_key(kid: str) -> Response:
-    _changing_admin()
+    changing_admin()
     actions.revoke_key(kid)
-    return _done("key_revoked")
+    return done("key_revoked")
 
 
 @bp.post("/admin/migration")
 def admin_phase() -> Response:
-    _changing_admin()
+    changing_admin()
     actions.set_phase(form(PhaseSchema(), "phase")["phase"])
-    return _done("phase_set")
+    return done("phase_set")

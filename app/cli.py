@@ -14,7 +14,8 @@ from .admin import actions
 from .cli_keys import keys_cli, migration_cli
 from .core import users as user_service
 from .core.clients import CLIENT_SCOPES, list_clients
-from .errors import TesseraError
+from .core.errors import CoreError
+from .errors import TesseraError, answer_for
 from .extensions import db
 from .models import User
 from .security.revocation import revocations
@@ -65,7 +66,8 @@ def _find(username: str) -> User:
     return user
 
 
-def _refused(exc: TesseraError) -> click.ClickException:
+def _refused(refused: TesseraError | CoreError) -> click.ClickException:
+    exc = answer_for(refused)  # the API's answer, so the CLI words it the same way
     problems = [f"{name}: {'; '.join(map(str, msgs))}" for name, msgs in exc.details.items()]
     return click.ClickException("; ".join(problems) or exc.message)
 
@@ -103,7 +105,7 @@ def set_password_command(username: str, password_stdin: bool, generate: bool) ->
     given = None if generate else _read_password(password_stdin)
     try:
         password = actions.set_temporary_password(user, given)
-    except TesseraError as exc:
+    except (TesseraError, CoreError) as exc:
         raise _refused(exc) from None
     if generate:
         click.echo(f"temporary password: {password}")
@@ -150,7 +152,7 @@ def create_client_command(name: str, scopes: tuple[str, ...]) -> None:
     """Register a service client; its secret is printed once and stored hashed."""
     try:
         client, secret = actions.create_client(name, list(scopes or CLIENT_SCOPES))
-    except TesseraError as exc:
+    except (TesseraError, CoreError) as exc:
         raise _refused(exc) from None
     click.echo(f"client_id:     {client.client_id}")
     click.echo(f"client_secret: {secret}")
@@ -176,7 +178,7 @@ def rotate_client_command(client_id: str) -> None:
     """A new secret, printed once; the old one works for CLIENT_SECRET_OVERLAP more."""
     try:
         client, secret = actions.rotate_client_secret(client_id)
-    except TesseraError as exc:
+    except (TesseraError, CoreError) as exc:
         raise _refused(exc) from None
     click.echo(f"client_secret: {secret}")
     until = client.previous_secret_expires_at
@@ -192,7 +194,7 @@ def set_client_scopes_command(client_id: str, scopes: tuple[str, ...]) -> None:
     """Set what CLIENT_ID may call."""
     try:
         client = actions.set_client_scopes(client_id, list(scopes))
-    except TesseraError as exc:
+    except (TesseraError, CoreError) as exc:
         raise _refused(exc) from None
     click.echo(f"{client.client_id}: {', '.join(client.scopes)}")
 
@@ -203,7 +205,7 @@ def delete_client_command(client_id: str) -> None:
     """Remove CLIENT_ID; its secrets stop working at once."""
     try:
         actions.delete_client(client_id)
-    except TesseraError as exc:
+    except (TesseraError, CoreError) as exc:
         raise _refused(exc) from None
     click.echo(f"deleted {client_id}")
 

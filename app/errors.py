@@ -17,6 +17,10 @@ Every error the app answers has the shape
     ├── RateLimited             429 rate_limited
     └── ServiceUnavailable      503 unavailable
 
+The core's errors (``app.core.errors.CoreError``, Flask-free, with a machine
+``code``) become one of these here and only here, by ``CORE_ERRORS``; a route
+may answer some codes as a field error instead (``route_facts(field_errors=...)``).
+
 Handlers also turn marshmallow's ``ValidationError``, werkzeug's
 ``HTTPException`` (keeping ``Allow``, ``Retry-After``, ``WWW-Authenticate``)
 and, as a last resort, any other exception into this shape.
@@ -27,11 +31,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, Response, g, jsonify
+from flask import Flask, Response, current_app, g, jsonify, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import HTTPException
 
+from .core.errors import CoreError
 from .extensions import db
+from .route_facts import RouteFacts, facts_of
 
 __all__ = [
     "TesseraError",
@@ -47,7 +53,11 @@ __all__ = [
     "UnsupportedMediaType",
     "RateLimited",
     "ServiceUnavailable",
+    "BAD_CODE",
+    "CORE_ERRORS",
+    "answer_for",
     "error_response",
+    "from_core",
     "http_error_response",
     "init_app",
 ]
@@ -148,6 +158,52 @@ class ServiceUnavailable(TesseraError):
     status, error, message = 503, "unavailable", "The service cannot answer right now."
 
 
+BAD_CODE = "The code is wrong or was already used."
+
+# The core's error codes -> the answer's class and message (``None``: the core's own
+# message, which names the rule broken). A ValidationFailed is a field error: its
+# details name the core's ``field`` (or the route's name for it, see RouteFacts).
+CORE_ERRORS: dict[str, tuple[type[TesseraError], str | None]] = {
+    "invalid_user": (ValidationFailed, None),
+    "weak_password": (ValidationFailed, None),
+    "username_taken": (Conflict, "This username is taken."),
+    "invalid_client": (ValidationFailed, None),
+    "unknown_client": (NotFound, "No such client."),
+    "unknown_key": (NotFound, "No such live key."),
+    "mfa_already_enabled": (Conflict, "MFA is already on; turn it off first."),
+    "mfa_not_enabled": (Conflict, "MFA is off; there are no recovery codes to renew."),
+    "no_pending_enrollment": (Conflict, "Start the enrolment first."),
+    "invalid_code": (Unauthorized, BAD_CODE),
+    "key_refused": (Conflict, None),
+    "rotation_refused": (Conflict, None),
+}
+
+
+def from_core(exc: CoreError, facts: RouteFacts | None = None) -> TesseraError | None:
+    """The answer to ``exc`` on a route with ``facts``; None for a code with no answer
+    (a failure of ours, such as a key that cannot be unsealed: a 500)."""
+    mapped = CORE_ERRORS.get(exc.code)
+    if mapped is None:
+        return None
+    kind, message = mapped
+    facts = facts or RouteFacts()
+    if kind is ValidationFailed or exc.code in facts.field_errors:
+        field = exc.field or "_schema"
+        field = dict(facts.field_names).get(field, field)
+        return ValidationFailed(details={field: [message or exc.message]})
+    return kind(message or exc.message)
+
+
+def answer_for(exc: TesseraError | CoreError) -> TesseraError:
+    """``exc`` as the answer a page or a view gives (a core error by ``CORE_ERRORS``)."""
+    if isinstance(exc, TesseraError):
+        return exc
+    answer = from_core(exc)
+    if answer is None:
+        raise exc
+    return answer
+
+
 # werkzeug's exception names -> our machine codes
 _HTTP_CODES = {
     400: "invalid_request",
@@ -189,6 +245,13 @@ def _handle_tessera(exc: TesseraError) -> Response:
     return error_response(exc.status, exc.error, exc.message, exc.details, exc.headers)
 
 
+def _handle_core(exc: CoreError) -> Response:
+    answer = from_core(exc, facts_of(current_app.view_functions.get(request.endpoint or "")))
+    if answer is None:
+        return _handle_unexpected(exc)
+    return _handle_tessera(answer)
+
+
 def _handle_validation(exc: ValidationError) -> Response:
     messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
     return error_response(400, "invalid_request", "The request body is invalid.", messages)
@@ -212,6 +275,7 @@ def _handle_unexpected(exc: Exception) -> Response:
 def init_app(app: Flask) -> None:
     """Register the JSON error handlers."""
     app.register_error_handler(TesseraError, _handle_tessera)
+    app.register_error_handler(CoreError, _handle_core)
     app.register_error_handler(ValidationError, _handle_validation)
     app.register_error_handler(HTTPException, http_error_response)
     app.register_error_handler(Exception, _handle_unexpected)

@@ -60,6 +60,10 @@ class RouteFacts:
     gives_back: bool = False
     # A web page: the form shown again, with the reason, when the step is refused.
     error_page: str | None = None
+    # Core error codes this route answers as a 400 on the field (app.errors.CORE_ERRORS
+    # has the usual answer), and the body's name for a core field: (core, body).
+    field_errors: tuple[str, ...] = ()
+    field_names: tuple[tuple[str, str], ...] = ()
 
 
 def route_facts(
@@ -67,11 +71,13 @@ def route_facts(
     response: Response | None = None, status: int = 200,
     content_type: str = "application/json", not_modified: bool = False, public: bool = False,
     limits: tuple[Limit, ...] = (), limited_in_view: bool = False, gives_back: bool = False,
-    error_page: str | None = None,
+    error_page: str | None = None, field_errors: tuple[str, ...] = (),
+    field_names: tuple[tuple[str, str], ...] = (),
 ) -> Callable[[_View], _View]:
     """Attach these ``RouteFacts`` to the view (which is otherwise returned unchanged)."""
     declared = RouteFacts(body, query, response, status, content_type, not_modified, public,
-                          limits, limited_in_view, gives_back, error_page)
+                          limits, limited_in_view, gives_back, error_page, field_errors,
+                          field_names)
 
     def attach(view: _View) -> _View:
         setattr(view, _ATTR, declared)

@@ -14,7 +14,7 @@ from ..core import clients as client_service
 from ..core import keys as key_service
 from ..core import mfa as mfa_service
 from ..core import users as user_service
-from ..errors import Conflict, Forbidden, NotFound, StepUpRequired, ValidationFailed
+from ..errors import Conflict, Forbidden, NotFound, StepUpRequired
 from ..extensions import db
 from ..models import AuthSession, ServiceClient, SigningKey, User
 from ..security import current_principal, keyops
@@ -65,16 +65,15 @@ def create_user(username: str, password: str, roles: list[str], *,
     try:
         user = user_service.create_user(db.session(), username, password, roles, state.now(),
                                         temporary=temporary)
-    except user_service.UsernameTaken:
-        _refused_creation(username, "username_taken")
-        raise Conflict("This username is taken.") from None
-    except user_service.UserError as exc:
-        weak = isinstance(exc, user_service.WeakPassword)
-        _refused_creation(username, "weak_password" if weak else "invalid")
-        raise ValidationFailed(details={"password" if weak else "username": [str(exc)]}) from None
+    except user_service.UserError as exc:  # answered by app.errors.CORE_ERRORS
+        _refused_creation(username, _REFUSALS.get(exc.code, "invalid"))
+        raise
     audit("USER_CREATED", user_id=user.id, actor_id=_actor(),
           details={"username": user.username, "roles": user.roles, "temporary": temporary})
     return user
+
+
+_REFUSALS = {"username_taken": "username_taken", "weak_password": "weak_password"}
 
 
 def _refused_creation(username: str, reason: str) -> None:
@@ -99,10 +98,10 @@ def set_temporary_password(user: User, password: str | None) -> str:
     chosen = password if password is not None else user_service.generate_password()
     try:
         user_service.set_temporary_password(db.session(), user, chosen, state.now())
-    except user_service.WeakPassword as exc:
+    except user_service.WeakPassword:
         audit("USER_PASSWORD_SET", user_id=user.id, actor_id=_actor(), result="failure",
               reason="weak_password")
-        raise ValidationFailed(details={"password": [str(exc)]}) from None
+        raise
     revoke_user_tokens(user.id, reason="temporary_password", actor_id=_actor())
     audit("USER_PASSWORD_SET", user_id=user.id, actor_id=_actor(),
           details={"temporary": True, "generated": password is None})
@@ -148,10 +147,7 @@ def end_session(session_id: str) -> AuthSession:
 
 def rotate_keys(*, force: bool = False) -> key_service.RotationResult:
     """Promote the standby key (SPEC §4)."""
-    try:
-        result = keyops.rotate_signing_keys(force=force)
-    except key_service.KeyError_ as exc:
-        raise Conflict(str(exc)) from None
+    result = keyops.rotate_signing_keys(force=force)
     audit("KEY_ROTATED", actor_id=_actor(), kid=result.active_kid,
           details={"retired": result.retired_kid, "standby": result.standby_kid})
     return result
@@ -159,10 +155,7 @@ def rotate_keys(*, force: bool = False) -> key_service.RotationResult:
 
 def revoke_key(kid: str) -> SigningKey:
     """Revoke a live signing key: every token it signed fails from the next request."""
-    try:
-        row = keyops.revoke_signing_key(kid)
-    except key_service.UnknownKey:
-        raise NotFound("No such live key.") from None
+    row = keyops.revoke_signing_key(kid)
     audit("KEY_REVOKED", actor_id=_actor(), kid=kid)
     return row
 
@@ -178,11 +171,7 @@ def set_phase(phase: str) -> None:
 
 def create_client(name: str, scopes: list[str]) -> tuple[ServiceClient, str]:
     """Register a service client; its secret is returned once (never audited)."""
-    try:
-        client, secret = client_service.create_client(db.session(), name, state.now(), scopes)
-    except client_service.ClientError as exc:
-        raise ValidationFailed(details={"name" if str(exc).startswith("name") else "scopes":
-                                        [str(exc)]}) from None
+    client, secret = client_service.create_client(db.session(), name, state.now(), scopes)
     audit("CLIENT_CREATED", user_id=None, actor_id=_actor(),
           details={"client_id": client.client_id, "name": client.name, "scopes": client.scopes})
     return client, secret
@@ -195,9 +184,7 @@ def _client_change(event: str, client_id: str, change: Any, **details: Any) -> A
     except client_service.UnknownClient:
         audit(event, user_id=None, actor_id=_actor(), result="failure", reason="unknown_client",
               details={"client_id": client_id[:64]})
-        raise NotFound("No such client.") from None
-    except client_service.ClientError as exc:
-        raise ValidationFailed(details={"scopes": [str(exc)]}) from None
+        raise
     audit(event, user_id=None, actor_id=_actor(), details={"client_id": client_id, **details})
     return result
 

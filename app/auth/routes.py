@@ -11,7 +11,7 @@ from ..audit import audit
 from ..core import sessions as session_service
 from ..core import users as user_service
 from ..core.devices import device_name
-from ..errors import Forbidden, InvalidToken, NotFound, Unauthorized, ValidationFailed
+from ..errors import Forbidden, InvalidToken, NotFound, Unauthorized
 from ..extensions import db
 from ..http import load_json
 from ..models import AuthSession
@@ -104,20 +104,16 @@ def mfa_verify() -> Response:
     status=201,
     public=True,
     limits=(REGISTER,),
+    # A taken name is a field error here (the form shows it by the field), not a 409.
+    field_errors=("username_taken",),
 )
 def register() -> Response:
     """Self-registration, only when REGISTRATION_ENABLED is on."""
     if not state.settings().registration_enabled:
         raise NotFound()
     body = load_json(RegisterSchema())
-    try:
-        user = user_service.create_user(db.session(), body["username"], body["password"], (),
-                                        state.now())
-    except user_service.UsernameTaken:
-        raise ValidationFailed(details={"username": ["This username is taken."]}) from None
-    except user_service.UserError as exc:
-        field = "password" if isinstance(exc, user_service.WeakPassword) else "username"
-        raise ValidationFailed(details={field: [str(exc)]}) from None
+    user = user_service.create_user(db.session(), body["username"], body["password"], (),
+                                    state.now())
     audit("USER_CREATED", user_id=user.id, actor_id=user.id)
     response = jsonify(id=user.id, username=user.username)
     response.status_code = 201

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import ServiceClient
+from .errors import CoreError
 from .passwords import hash_password, verify_password
 
 __all__ = [
@@ -38,12 +39,16 @@ CLIENT_SCOPES = ("introspect", "revoke")
 _NAME = re.compile(r"[A-Za-z0-9 ._-]{1,128}")
 
 
-class ClientError(ValueError):
-    """A client cannot be created or changed as asked."""
+class ClientError(CoreError, ValueError):
+    """A client cannot be created or changed as asked (``field``: the bad input)."""
+
+    code = "invalid_client"
+    field: str | None = "scopes"
 
 
 class UnknownClient(ClientError):
-    pass
+    code = "unknown_client"
+    field: str | None = None
 
 
 def _scopes(scopes: Iterable[str]) -> list[str]:
@@ -58,7 +63,7 @@ def create_client(session: Session, name: str, now: datetime,
                   scopes: Iterable[str] = CLIENT_SCOPES) -> tuple[ServiceClient, str]:
     """Register a client; returns it and its secret, which is shown once and stored hashed."""
     if not _NAME.fullmatch(name):
-        raise ClientError("name: 1-128 letters, digits, spaces, . _ -")
+        raise ClientError("name: 1-128 letters, digits, spaces, . _ -", field="name")
     secret = secrets.token_urlsafe(32)
     client = ServiceClient(client_id="svc-" + secrets.token_urlsafe(12), name=name,
                            secret_hash=hash_password(secret), created_at=now,

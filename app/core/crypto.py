@@ -26,6 +26,8 @@ from typing import Self
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from .errors import CoreError
+
 __all__ = [
     "Kek",
     "SealError",
@@ -44,8 +46,10 @@ _NONCE_BYTES = 12
 _TAG_BYTES = 16
 
 
-class SealError(Exception):
+class SealError(CoreError):
     """Ciphertext could not be opened: wrong key, wrong purpose, or tampered."""
+
+    code = "seal_failed"
 
 
 class Kek(bytes):

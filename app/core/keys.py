@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from ..models import SigningKey
 from .crypto import seal, unseal
+from .errors import CoreError
 
 __all__ = [
     "AsymmetricKey",
@@ -44,16 +45,18 @@ AsymmetricKey = ECKey | RSAKey
 _ATTEMPTS = 8
 
 
-class KeyError_(Exception):
+class KeyError_(CoreError):
     """A key operation cannot be done as asked (name avoids the builtin KeyError)."""
+
+    code = "key_refused"
 
 
 class RotationRefused(KeyError_):
-    pass
+    code = "rotation_refused"
 
 
 class UnknownKey(KeyError_):
-    pass
+    code = "unknown_key"
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from sqlalchemy.orm import Session
 
 from ..models import RecoveryCode, TotpCredential
 from .crypto import seal, sha256_hex, unseal
+from .errors import CoreError
 from .totp import DIGEST, DIGITS, DRIFT_STEPS, PERIOD, Enrollment, enrollment, matching_step, qr_svg
 
 __all__ = [
@@ -49,24 +50,34 @@ _RECOVERY_LENGTH = 16  # base32 characters: 80 bits
 _RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
 
 
-class MfaError(ValueError):
+class MfaError(CoreError, ValueError):
     """An MFA operation cannot be done as asked."""
+
+    code = "mfa_error"
 
 
 class InvalidCode(MfaError):
     """The code is wrong, malformed or was already used."""
 
+    code = "invalid_code"
+
 
 class MfaAlreadyEnabled(MfaError):
     """The user already has a confirmed TOTP credential."""
+
+    code = "mfa_already_enabled"
 
 
 class MfaNotEnabled(MfaError):
     """The user has no confirmed TOTP credential."""
 
+    code = "mfa_not_enabled"
+
 
 class NoPendingEnrollment(MfaError):
     """There is no pending (unconfirmed) enrolment to confirm."""
+
+    code = "no_pending_enrollment"
 
 
 @contextmanager

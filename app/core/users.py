@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import TotpCredential, User
+from .errors import CoreError
 from .passwords import (
     burn_verification,
     hash_password,
@@ -41,16 +42,20 @@ USERNAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{1,63}")
 ROLE_PATTERN = re.compile(r"[a-z][a-z0-9_:-]{0,31}")
 
 
-class UserError(ValueError):
+class UserError(CoreError, ValueError):
     """A user cannot be created as asked; the message says why."""
+
+    code = "invalid_user"
+    field: str | None = "username"
 
 
 class UsernameTaken(UserError):
-    pass
+    code = "username_taken"
 
 
 class WeakPassword(UserError):
-    pass
+    code = "weak_password"
+    field: str | None = "password"
 
 
 def normalize_username(username: str) -> str:

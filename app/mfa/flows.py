@@ -7,7 +7,7 @@ from ..audit import audit
 from ..auth.flows import BAD_CODE, check_current_password, kek
 from ..core import mfa as mfa_service
 from ..core import sessions as session_service
-from ..errors import Conflict, Unauthorized
+from ..errors import Unauthorized
 from ..extensions import db
 from ..models import AuthSession, User
 from ..ratelimit import limit
@@ -27,11 +27,8 @@ def _user(principal: Principal) -> User:
 def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
     """A new pending secret with its otpauth:// URI and QR code; MFA stays off until confirmed."""
     user = _user(principal)
-    try:
-        return mfa_service.begin_enrollment(db.session(), kek(), user.id, user.username,
-                                            state.settings().mfa_issuer, state.now())
-    except mfa_service.MfaAlreadyEnabled:
-        raise Conflict("MFA is already on; turn it off first.") from None
+    return mfa_service.begin_enrollment(db.session(), kek(), user.id, user.username,
+                                        state.settings().mfa_issuer, state.now())
 
 
 def pending_enrollment(principal: Principal) -> mfa_service.Enrollment | None:
@@ -54,11 +51,9 @@ def confirm_enrollment(principal: Principal, current_password: str, code: str) -
                            failure=("MFA_FAILURE", "enroll_bad_password"))
     try:
         codes = mfa_service.confirm_enrollment(db.session(), kek(), user.id, code, state.now())
-    except mfa_service.NoPendingEnrollment:
-        raise Conflict("Start the enrolment first.") from None
-    except mfa_service.InvalidCode:
+    except mfa_service.InvalidCode:  # answered by app.errors.CORE_ERRORS
         audit("MFA_FAILURE", user_id=user.id, result="failure", reason="enroll_bad_code")
-        raise Unauthorized(BAD_CODE) from None
+        raise
     audit("MFA_ENROLLED", user_id=user.id)
     return codes
 

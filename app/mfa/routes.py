@@ -8,7 +8,7 @@ from .. import state
 from ..audit import audit
 from ..auth.cookies import set_access_cookie
 from ..core import mfa as mfa_service
-from ..errors import Conflict, Unauthorized
+from ..errors import Unauthorized
 from ..extensions import db
 from ..http import load_json
 from ..models import User
@@ -95,10 +95,7 @@ def disable() -> Response:
 def regenerate_recovery_codes() -> Response:
     """Ten new recovery codes; the old ones stop working (needs a recent step-up)."""
     user = _user()
-    try:
-        codes = mfa_service.regenerate_recovery_codes(db.session(), user.id, state.now())
-    except mfa_service.MfaNotEnabled:
-        raise Conflict("MFA is off; there are no recovery codes to renew.") from None
+    codes = mfa_service.regenerate_recovery_codes(db.session(), user.id, state.now())
     response = jsonify(recovery_codes=codes)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -23,7 +23,8 @@ from ..core import mfa as mfa_service
 from ..core import migration, migration_chart
 from ..core import sessions as session_service
 from ..core import users as user_service
-from ..errors import Forbidden, NotFound, ValidationFailed
+from ..core.errors import CoreError
+from ..errors import Forbidden, NotFound, ValidationFailed, answer_for
 from ..extensions import db
 from ..models import AuthSession, User
 from ..security import keyops, snapshot
@@ -172,7 +173,7 @@ def admin_create_user() -> Response | tuple[str, int]:
     try:
         actions.create_user(body["username"], body["password"], body["roles"],
                             temporary=body["temporary"])
-    except ValidationFailed as exc:
+    except (ValidationFailed, CoreError) as exc:
         return admin_page(me, status=400, notice=Notice("error", first_detail(exc)))
     return done("user_created")
 
@@ -187,8 +188,13 @@ def _first_problem(exc: ValidationError) -> str:
     return f"{name}: {text}"
 
 
-def first_detail(exc: ValidationFailed) -> str:
-    name, problems = next(iter(exc.details.items()), ("form", [exc.message]))
+def first_detail(exc: ValidationFailed | CoreError) -> str:
+    """The first field problem of a refused form; a refusal that is no field error
+    (a taken username: 409) is raised as its own answer instead."""
+    answer = answer_for(exc)
+    if not isinstance(answer, ValidationFailed):
+        raise answer from None
+    name, problems = next(iter(answer.details.items()), ("form", [answer.message]))
     return f"{name}: {problems[0]}"
 
 
@@ -207,7 +213,7 @@ def admin_temporary_password(user_id: int) -> tuple[str, int]:
     given = request.form.get("password") or None
     try:
         password = actions.set_temporary_password(user, given)
-    except ValidationFailed as exc:
+    except (ValidationFailed, CoreError) as exc:
         return admin_page(me, status=400, notice=Notice("error", first_detail(exc)))
     return admin_page(me, notice=Notice("info", f"{user.username} must choose a new password "
                                                  "at the next login."),

@@ -11,6 +11,7 @@ from werkzeug.wrappers import Response
 
 from ..admin import actions
 from ..core import clients as client_service
+from ..core.errors import CoreError
 from ..errors import ValidationFailed
 from .admin import admin_page, changing_admin, done, first_detail
 from .pages import Notice, bp
@@ -29,7 +30,7 @@ def admin_create_client() -> tuple[str, int]:
     try:
         client, secret = actions.create_client(request.form.get("name", "").strip(),
                                                _scopes_from_form())
-    except ValidationFailed as exc:
+    except (ValidationFailed, CoreError) as exc:
         return admin_page(me, status=400, notice=Notice("error", first_detail(exc)))
     return admin_page(me, notice=Notice("info", "The client is registered."),
                        client_secret=secret, secret_for=client.client_id)
@@ -49,7 +50,7 @@ def admin_set_client_scopes(client_id: str) -> Response | tuple[str, int]:
     me = changing_admin()
     try:
         actions.set_client_scopes(client_id, _scopes_from_form())
-    except ValidationFailed as exc:
+    except (ValidationFailed, CoreError) as exc:
         return admin_page(me, status=400, notice=Notice("error", first_detail(exc)))
     return done("client_updated")
 

@@ -12,7 +12,8 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from .. import state
-from ..errors import StepUpRequired, TesseraError, http_error_response
+from ..core.errors import CoreError
+from ..errors import StepUpRequired, TesseraError, from_core, http_error_response
 from ..extensions import db
 from ..route_facts import facts_of
 from ..security.cookies import cookie_names
@@ -56,6 +57,9 @@ _TOO_MANY = "Too many attempts. Please wait a minute and try again."
 
 def _describe(exc: Exception) -> tuple[int, str]:
     """The status and the sentence a person sees for ``exc``."""
+    if isinstance(exc, CoreError):
+        answer = from_core(exc, facts_of(current_app.view_functions.get(request.endpoint or "")))
+        exc = answer if answer is not None else exc
     if isinstance(exc, StepUpRequired):
         return 403, _STEP_UP_TEXT
     if isinstance(exc, TesseraError):

@@ -21,7 +21,8 @@ from ..auth.schemas import PasswordChangeSchema
 from ..core import mfa as mfa_service
 from ..core import sessions as session_service
 from ..core.crypto import constant_time_equal, sha256_hex
-from ..errors import Forbidden, Unauthorized, ValidationFailed
+from ..core.errors import CoreError
+from ..errors import Forbidden, Unauthorized, ValidationFailed, answer_for
 from ..extensions import db
 from ..mfa import flows as mfa_flows
 from ..mfa.schemas import CodeSchema, ConfirmSchema
@@ -100,7 +101,10 @@ def mfa_confirm() -> Page:
     body = form(ConfirmSchema(), "code", "current_password")
     try:
         codes = mfa_flows.confirm_enrollment(me.principal, body["current_password"], body["code"])
-    except (Unauthorized, Forbidden) as exc:
+    except (Unauthorized, Forbidden, CoreError) as refused:
+        exc = answer_for(refused)  # a wrong code is the core's InvalidCode
+        if not isinstance(exc, (Unauthorized, Forbidden)):
+            raise exc from None
         wrong = "That code did not match." if isinstance(exc, Unauthorized) else exc.message
         pending = mfa_flows.pending_enrollment(me.principal)
         if pending is None or not constant_time_equal(_shown(pending),

@@ -5,7 +5,6 @@ from __future__ import annotations
 from marshmallow import Schema, fields
 
 
-
 def _strings() -> fields.List[str]:
     return fields.List(fields.String(), required=True)
 

@@ -26,6 +26,9 @@ __all__ = ["ConfigError", "Settings", "load_settings", "setting_default", "setti
 
 MIGRATION_PHASES = ("legacy", "dual", "asymmetric")
 SIGNING_ALGORITHMS = ("ES256", "RS256")
+# Seconds: how recent the MFA must be for a sensitive change (SPEC §7, §8): an admin's
+# change, the account export, turning MFA off, new recovery codes.
+STEP_UP_MAX_AGE = 300
 
 
 class ConfigError(Exception):

@@ -10,6 +10,7 @@ from flask import has_request_context
 
 from .. import state
 from ..audit import audit
+from ..config import STEP_UP_MAX_AGE
 from ..core import clients as client_service
 from ..core import keys as key_service
 from ..core import mfa as mfa_service
@@ -38,7 +39,6 @@ __all__ = [
     "update_user_account",
 ]
 
-STEP_UP_MAX_AGE = 300  # seconds: how recent an admin's MFA must be for a change
 
 
 def _actor() -> int | None:

@@ -8,6 +8,8 @@ from flask import Blueprint, Response, current_app, jsonify
 from sqlalchemy import select
 
 from .. import state
+from ..accounts import principal_user
+from ..config import STEP_UP_MAX_AGE
 from ..errors import InvalidToken, NotFound
 from ..extensions import db
 from ..http import load_json
@@ -27,14 +29,10 @@ from .schemas import (
 bp = Blueprint("api", __name__, url_prefix="/api")
 protect_blueprint(bp)
 
-EXPORT_MAX_AGE = 300  # seconds since the last MFA for the sensitive export (SPEC §8)
 
 
 def _me() -> User:
-    user = db.session.get(User, current_principal().user_id)
-    if user is None:
-        raise InvalidToken("unknown_subject")
-    return user
+    return principal_user(current_principal(), InvalidToken("unknown_subject"))
 
 
 _USERNAMES = "tessera.usernames"
@@ -126,7 +124,7 @@ def delete_note(note_id: int) -> Response:
 
 @bp.post("/account/export")
 @route_facts(response=ExportSchema)
-@require_mfa(max_age=EXPORT_MAX_AGE)
+@require_mfa(max_age=STEP_UP_MAX_AGE)
 def export_account() -> Response:
     """Everything we hold about the caller (sensitive: needs a recent MFA)."""
     user = _me()

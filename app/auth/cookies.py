@@ -5,32 +5,23 @@ from __future__ import annotations
 import re
 import secrets
 from datetime import datetime
-from typing import TypedDict
 
 from flask import request
 from werkzeug.wrappers import Response
 
 from .. import state
-from ..security.cookies import cookie_names
+from ..security.cookies import cookie_names, drop_cookie, put_cookie
 
 __all__ = ["clear_session_cookies", "set_access_cookie", "set_session_cookies"]
 
 _CSRF_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")  # what secrets.token_urlsafe(32) makes
 
 
-class _CookieFlags(TypedDict):
-    """The flags every session cookie shares (passed as keyword arguments)."""
-
-    secure: bool
-    samesite: str
-
-
 def set_access_cookie(response: Response, access_token: str) -> None:
     """The access token cookie alone (step-up renews it without touching the session)."""
     s = state.settings()
-    response.set_cookie(cookie_names(s.cookie_secure).access, access_token,
-                        max_age=int(s.access_token_ttl.total_seconds()), path="/",
-                        httponly=True, secure=s.cookie_secure, samesite="Strict")
+    put_cookie(response, "access", access_token, max_age=int(s.access_token_ttl.total_seconds()),
+               secure=s.cookie_secure)
     response.headers["Cache-Control"] = "no-store"
 
 
@@ -43,17 +34,14 @@ def set_session_cookies(
     ``keep_csrf`` (a refresh) keeps the request's CSRF value: forms and scripts
     in the session's other tabs still hold it. A login always gets a new one.
     """
-    s = state.settings()
-    names = cookie_names(s.cookie_secure)
+    secure = state.settings().cookie_secure
     refresh_age = max(1, int((session_expires_at - state.now()).total_seconds()))
-    common: _CookieFlags = {"secure": s.cookie_secure, "samesite": "Strict"}
     set_access_cookie(response, access_token)
     # Readable by JavaScript on purpose: the page echoes it in X-CSRF-Token.
-    response.set_cookie(names.csrf, _csrf_value(names.csrf, keep_csrf), max_age=refresh_age,
-                        path="/", httponly=False, **common)
+    put_cookie(response, "csrf", _csrf_value(cookie_names(secure).csrf, keep_csrf),
+               max_age=refresh_age, secure=secure)
     # Last, so that clients keeping only the last Set-Cookie (wrk scripts) keep this one.
-    response.set_cookie(names.refresh, refresh_token, max_age=refresh_age, path="/auth",
-                        httponly=True, **common)
+    put_cookie(response, "refresh", refresh_token, max_age=refresh_age, secure=secure)
 
 
 def _csrf_value(name: str, keep: bool) -> str:
@@ -64,9 +52,6 @@ def _csrf_value(name: str, keep: bool) -> str:
 
 def clear_session_cookies(response: Response) -> None:
     """Expire all three cookies on the paths they were set on."""
-    s = state.settings()
-    names = cookie_names(s.cookie_secure)
-    common: _CookieFlags = {"secure": s.cookie_secure, "samesite": "Strict"}
-    response.delete_cookie(names.access, path="/", httponly=True, **common)
-    response.delete_cookie(names.refresh, path="/auth", httponly=True, **common)
-    response.delete_cookie(names.csrf, path="/", **common)
+    secure = state.settings().cookie_secure
+    for which in ("access", "refresh", "csrf"):
+        drop_cookie(response, which, secure=secure)

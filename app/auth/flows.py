@@ -15,6 +15,7 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from .. import state
+from ..accounts import BAD_CODE, WRONG_PASSWORD, check_current_password, kek, principal_user
 from ..audit import audit
 from ..core import mfa as mfa_service
 from ..core import sessions as session_service
@@ -80,8 +81,6 @@ __all__ = [
 
 LOGIN_FAILED = "Wrong username or password."
 SESSION_ENDED = "This session has ended; please log in again."
-BAD_CODE = "The code is wrong or was already used."
-WRONG_PASSWORD = "The current password is wrong."
 
 
 @dataclass(frozen=True)
@@ -113,13 +112,6 @@ class PasswordChangeNeeded:
     ``password_change_token`` (good only for ``POST /auth/password/temporary``)."""
 
     password_change_token: str
-
-
-def kek() -> bytes:
-    """The key-encryption key (always set once the app has started)."""
-    value = state.settings().key_encryption_key
-    assert value is not None
-    return value
 
 
 class _ClientInfo(TypedDict):
@@ -314,9 +306,7 @@ def exchange_legacy_token(principal: Principal, checked_at: datetime) -> Started
     other finds the row, rolls back and makes nothing. The caller publishes the
     revocation to Redis (``finish_exchange``) after the commit.
     """
-    user = db.session.get(User, principal.user_id)
-    if user is None:
-        raise InvalidToken("unknown_subject")
+    user = principal_user(principal, InvalidToken("unknown_subject"))
     if not claim_access_token(principal, reason="legacy_exchange"):
         db.session.rollback()
         audit("TOKEN_INVALID", result="failure", reason="already_exchanged", kid=principal.kid)
@@ -374,29 +364,9 @@ def end_own_session(principal: Principal, session_id: str) -> None:
     revoke_session(sess, reason="user_ended")
 
 
-def check_current_password(principal: Principal, user: User, password: str, *,
-                           failure: tuple[str, str]) -> None:
-    """The signed-in user's password, before a change that needs it (a new password,
-    turning MFA on); a wrong one is audited as ``failure`` (event, reason), then 403.
-
-    Every such check counts against RATELIMIT_LOGIN_PER_USERNAME on one counter
-    per user id, so a stolen session cannot guess the password faster than a
-    login could, whichever change it tries.
-    """
-    with limit(state.settings().ratelimit_login_per_username, f"user:{user.id}",
-               "password-change"):
-        if user_service.check_credentials(db.session(), user.username, password) is None:
-            event, reason = failure
-            audit(event, user_id=user.id, session_id=principal.session_id,
-                  result="failure", reason=reason)
-            raise Forbidden(WRONG_PASSWORD)
-
-
 def change_password(principal: Principal, current_password: str, new_password: str) -> None:
     """Check the current password, set the new one, end every other session."""
-    user = db.session.get(User, principal.user_id)
-    if user is None:
-        raise Forbidden(WRONG_PASSWORD)
+    user = principal_user(principal, Forbidden(WRONG_PASSWORD))
     check_current_password(principal, user, current_password,
                            failure=("PASSWORD_CHANGE_FAILED", "bad_current_password"))
     try:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from .. import state
+from ..accounts import BAD_CODE, check_current_password, kek, principal_user
 from ..audit import audit
-from ..auth.flows import BAD_CODE, check_current_password, kek
 from ..core import mfa as mfa_service
 from ..core import sessions as session_service
 from ..errors import Unauthorized
@@ -17,23 +17,16 @@ from ..security.issuing import session_limits
 __all__ = ["begin_enrollment", "confirm_enrollment", "pending_enrollment", "step_up"]
 
 
-def _user(principal: Principal) -> User:
-    user = db.session.get(User, principal.user_id)
-    if user is None:
-        raise Unauthorized()
-    return user
-
-
 def begin_enrollment(principal: Principal) -> mfa_service.Enrollment:
     """A new pending secret with its otpauth:// URI and QR code; MFA stays off until confirmed."""
-    user = _user(principal)
+    user = principal_user(principal)
     return mfa_service.begin_enrollment(db.session(), kek(), user.id, user.username,
                                         state.settings().mfa_issuer, state.now())
 
 
 def pending_enrollment(principal: Principal) -> mfa_service.Enrollment | None:
     """The enrolment waiting for its code, shown again after a wrong one; else None."""
-    user = _user(principal)
+    user = principal_user(principal)
     return mfa_service.pending_enrollment(db.session(), kek(), user.id, user.username,
                                           state.settings().mfa_issuer)
 
@@ -46,7 +39,7 @@ def confirm_enrollment(principal: Principal, current_password: str, code: str) -
     token must not be enough to put the thief's authenticator on the account, and
     a user without MFA has no step-up to prove themselves with (issue 16 item 9).
     """
-    user = _user(principal)
+    user = principal_user(principal)
     check_current_password(principal, user, current_password,
                            failure=("MFA_FAILURE", "enroll_bad_password"))
     try:
@@ -68,7 +61,7 @@ def _live_session(principal: Principal, user: User) -> AuthSession:
 
 def step_up(principal: Principal, code: str) -> tuple[User, AuthSession]:
     """A TOTP or recovery code raises the session to aal2 with a fresh auth_time."""
-    user = _user(principal)
+    user = principal_user(principal)
     # The session first: a code (single use) must not be spent on a session that is gone.
     sess = _live_session(principal, user)
     with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):

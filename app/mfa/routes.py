@@ -5,13 +5,13 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify
 
 from .. import state
+from ..accounts import principal_user
 from ..audit import audit
 from ..auth.cookies import set_access_cookie
+from ..config import STEP_UP_MAX_AGE
 from ..core import mfa as mfa_service
-from ..errors import Unauthorized
 from ..extensions import db
 from ..http import load_json
-from ..models import User
 from ..ratelimit import STEP_UP
 from ..route_facts import route_facts
 from ..security import current_principal
@@ -29,14 +29,6 @@ from .schemas import (
 
 bp = Blueprint("mfa", __name__, url_prefix="/mfa")
 
-RECENT_STEP_UP = 300  # seconds: turning MFA off or new recovery codes need this fresh a step-up
-
-
-def _user() -> User:
-    user = db.session.get(User, current_principal().user_id)
-    if user is None:
-        raise Unauthorized()
-    return user
 
 
 @bp.post("/totp/enroll")
@@ -80,10 +72,10 @@ def step_up() -> Response:
 
 @bp.post("/totp/disable")
 @route_facts(response=MfaStateSchema)
-@require_mfa(max_age=RECENT_STEP_UP)
+@require_mfa(max_age=STEP_UP_MAX_AGE)
 def disable() -> Response:
     """Turn MFA off (needs a recent step-up)."""
-    user = _user()
+    user = principal_user(current_principal())
     mfa_service.disable(db.session(), user.id)
     audit("MFA_DISABLED", user_id=user.id)
     return jsonify(mfa_enabled=False)
@@ -91,10 +83,10 @@ def disable() -> Response:
 
 @bp.post("/recovery-codes")
 @route_facts(response=RecoveryCodesSchema)
-@require_mfa(max_age=RECENT_STEP_UP)
+@require_mfa(max_age=STEP_UP_MAX_AGE)
 def regenerate_recovery_codes() -> Response:
     """Ten new recovery codes; the old ones stop working (needs a recent step-up)."""
-    user = _user()
+    user = principal_user(current_principal())
     codes = mfa_service.regenerate_recovery_codes(db.session(), user.id, state.now())
     response = jsonify(recovery_codes=codes)
     response.headers["Cache-Control"] = "no-store"

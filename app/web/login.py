@@ -15,7 +15,7 @@ from ..mfa.schemas import CodeSchema
 from ..ratelimit import LOGIN_PER_IP, LOGIN_PER_USERNAME, MFA_VERIFY, REFRESH
 from ..route_facts import route_facts
 from ..security import check_csrf
-from ..security.cookies import cookie_names
+from ..security.cookies import cookie_names, drop_cookie, put_cookie
 from .pages import (
     LoginNeeded,
     Notice,
@@ -31,8 +31,6 @@ from .pages import (
 
 __all__: list[str] = []
 
-_MFA_COOKIE_PATH = "/login/mfa"
-_PASSWORD_COOKIE_PATH = "/login/password"
 
 
 def _signed_in_response(started: flows.StartedSession, target: str) -> Response:
@@ -70,34 +68,25 @@ def login() -> Page:
     if isinstance(outcome, flows.MfaNeeded):
         response = redirect(url_for("web.login_mfa"), code=303)
         s = state.settings()
-        response.set_cookie(cookie_names(s.cookie_secure).mfa, outcome.mfa_token,
-                            max_age=int(s.mfa_token_ttl.total_seconds()), path=_MFA_COOKIE_PATH,
-                            httponly=True, secure=s.cookie_secure, samesite="Strict")
+        put_cookie(response, "mfa", outcome.mfa_token,
+                   max_age=int(s.mfa_token_ttl.total_seconds()), secure=s.cookie_secure)
         return response
     if isinstance(outcome, flows.PasswordChangeNeeded):
         return _to_password_change(outcome)
     return _signed_in_response(outcome, local_path(request.args.get("next")))
 
 
-def _password_cookie() -> str:
-    prefix = "__Secure-" if state.settings().cookie_secure else ""
-    return prefix + "password_change_token"
-
-
 def _to_password_change(outcome: flows.PasswordChangeNeeded) -> Response:
     """A temporary password: on to the page that replaces it, the token in a scoped cookie."""
     response = redirect(url_for("web.login_password"), code=303)
     s = state.settings()
-    response.set_cookie(_password_cookie(), outcome.password_change_token,
-                        max_age=int(s.mfa_token_ttl.total_seconds()), path=_PASSWORD_COOKIE_PATH,
-                        httponly=True, secure=s.cookie_secure, samesite="Strict")
+    put_cookie(response, "password", outcome.password_change_token,
+               max_age=int(s.mfa_token_ttl.total_seconds()), secure=s.cookie_secure)
     return response
 
 
 def _drop_password_challenge(response: Response) -> Response:
-    s = state.settings()
-    response.delete_cookie(_password_cookie(), path=_PASSWORD_COOKIE_PATH, httponly=True,
-                           secure=s.cookie_secure, samesite="Strict")
+    drop_cookie(response, "password", secure=state.settings().cookie_secure)
     return response
 
 
@@ -105,7 +94,7 @@ def _drop_password_challenge(response: Response) -> Response:
 @route_facts(error_page="web/password.html")
 def login_password() -> Page:
     """The forced change after a temporary password; the session opens once it is done."""
-    challenge = request.cookies.get(_password_cookie())
+    challenge = request.cookies.get(cookie_names(state.settings().cookie_secure).password)
     if not challenge:
         return to_login("mfa_expired", clear=False)
     if request.method == "GET":
@@ -127,9 +116,7 @@ def login_password() -> Page:
 
 
 def _drop_challenge(response: Response) -> Response:
-    s = state.settings()
-    response.delete_cookie(cookie_names(s.cookie_secure).mfa, path=_MFA_COOKIE_PATH,
-                           httponly=True, secure=s.cookie_secure, samesite="Strict")
+    drop_cookie(response, "mfa", secure=state.settings().cookie_secure)
     return response
 
 

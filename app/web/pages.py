@@ -32,7 +32,7 @@ from ..errors import InvalidToken
 from ..extensions import db
 from ..models import User
 from ..security import Principal, authenticate
-from ..security.cookies import cookie_names
+from ..security.cookies import cookie_names, drop_cookie, put_cookie
 
 __all__ = [
     "LoginNeeded",
@@ -182,24 +182,20 @@ def _set_new_csrf(response: Response) -> Response:
     """A page that made a CSRF value (e.g. the first login form) sets its cookie."""
     if g.get("web_csrf_is_new") and not _sets_cookie(response, "csrf"):
         s = state.settings()
-        response.set_cookie(cookie_names(s.cookie_secure).csrf, g.web_csrf,
-                            max_age=int(s.session_max_age.total_seconds()), path="/",
-                            secure=s.cookie_secure, samesite="Strict")
+        put_cookie(response, "csrf", g.web_csrf, max_age=int(s.session_max_age.total_seconds()),
+                   secure=s.cookie_secure)
     return response
 
 
 def mark_resumed(response: Response) -> Response:
     """Mark a silent refresh just done, so that a page still refused goes to the login page."""
-    s = state.settings()
-    response.set_cookie(cookie_names(s.cookie_secure).resumed, "1", max_age=_RESUMED_MAX_AGE,
-                        path="/", httponly=True, secure=s.cookie_secure, samesite="Strict")
+    put_cookie(response, "resumed", "1", max_age=_RESUMED_MAX_AGE,
+               secure=state.settings().cookie_secure)
     return response
 
 
 def drop_resumed(response: Response) -> Response:
-    s = state.settings()
-    response.delete_cookie(cookie_names(s.cookie_secure).resumed, path="/", httponly=True,
-                           secure=s.cookie_secure, samesite="Strict")
+    drop_cookie(response, "resumed", secure=state.settings().cookie_secure)
     return response
 
 

@@ -36,7 +36,8 @@ def _create(username: str, roles: tuple[str, ...], password: str,
                                         temporary=temporary)
     except user_service.UserError as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"created user {user.username} (id {user.id}, roles: {', '.join(user.roles) or '-'})")
+    roles = ", ".join(user.roles) or "-"
+    click.echo(f"created user {user.username} (id {user.id}, roles: {roles})")
 
 
 @users_cli.command("create")

@@ -62,8 +62,10 @@ def _first_kek() -> bytes:
 
 
 @keys_cli.command("rotate")
-@click.option("--if-due", is_flag=True, help="Only if the active key is older than KEY_ROTATION_INTERVAL.")
-@click.option("--force", is_flag=True, help="Promote a standby younger than the JWKS cache lifetime.")
+@click.option("--if-due", is_flag=True,
+              help="Only if the active key is older than KEY_ROTATION_INTERVAL.")
+@click.option("--force", is_flag=True,
+              help="Promote a standby younger than the JWKS cache lifetime.")
 def rotate_command(if_due: bool, force: bool) -> None:
     """Promote the standby key; the old active key keeps verifying until its tokens expire."""
     try:

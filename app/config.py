@@ -134,13 +134,15 @@ class Settings:
         "Longest a legacy HS256 token may still live: one whose `exp` is further away is "
         "refused; revocations that cannot see a token's `exp` last this long, seconds.",
     )
-    legacy_subject_claim: str = _setting("sub", parse.text, "Claim naming the user in legacy tokens.")
+    legacy_subject_claim: str = _setting("sub", parse.text,
+                                         "Claim naming the user in legacy tokens.")
     legacy_subject_lookup: str = _setting(
         "id",
         parse.one_of("id", "username"),
         "Whether that claim holds a user id or a username (matched exactly, as stored).",
     )
-    legacy_issuer: str | None = _setting(None, parse.optional_text, "Required `iss` of legacy tokens.")
+    legacy_issuer: str | None = _setting(None, parse.optional_text,
+                                         "Required `iss` of legacy tokens.")
     legacy_audience: str | None = _setting(
         None, parse.optional_text, "Required `aud` of legacy tokens."
     )
@@ -152,7 +154,8 @@ class Settings:
         7 * 86400, parse.seconds, "Session ends after this long unused, seconds."
     )
     refresh_reuse_grace: timedelta = _setting(
-        10, parse.seconds_or_zero, "Window in which the previous refresh token is not reuse, seconds."
+        10, parse.seconds_or_zero,
+        "Window in which the previous refresh token is not reuse, seconds."
     )
     cookie_secure: bool = _setting(
         True, parse.boolean, "`false` (development only) drops `Secure` and the cookie prefixes."
@@ -187,7 +190,8 @@ class Settings:
         0.5, parse.fractional_seconds, "How long a revocation waits for those replicas, seconds."
     )
     # MFA (SPEC §7)
-    mfa_token_ttl: timedelta = _setting(300, parse.seconds, "Lifetime of the login MFA token, seconds.")
+    mfa_token_ttl: timedelta = _setting(300, parse.seconds,
+                                        "Lifetime of the login MFA token, seconds.")
     mfa_issuer: str = _setting(
         "Tessera", parse.text, "Issuer label authenticator apps show next to the account name."
     )
@@ -204,7 +208,8 @@ class Settings:
         "10/minute", parse.rate_limit, "Failed logins per username (any address)."
     )
     ratelimit_mfa: str = _setting(
-        "5/minute", parse.rate_limit, "MFA code attempts per user and per address (verify, step-up)."
+        "5/minute", parse.rate_limit,
+        "MFA code attempts per user and per address (verify, step-up)."
     )
     ratelimit_refresh: str = _setting("30/minute", parse.rate_limit, "Refreshes per address.")
     ratelimit_exchange: str = _setting(

@@ -260,7 +260,8 @@ def _handle_validation(exc: ValidationError) -> Response:
 def http_error_response(exc: HTTPException) -> Response:
     """werkzeug's HTTP errors (404, 405, 413...) in the JSON shape, keeping their headers."""
     status = exc.code or 500
-    kept = {name: value for name, value in exc.get_response().headers.items() if name in _KEPT_HEADERS}
+    kept = {name: value for name, value in exc.get_response().headers.items()
+            if name in _KEPT_HEADERS}
     error = _HTTP_CODES.get(status, "http_error")
     return error_response(status, error, exc.description or exc.name, headers=kept)
 

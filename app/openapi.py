@@ -77,7 +77,8 @@ def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[
         "responses": {
             str(facts.status): _success(facts),
             **{code: {"description": text, "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/Error"}}}} for code, text in _ERRORS.items()},
+                "schema": {"$ref": "#/components/schemas/Error"}}}}
+               for code, text in _ERRORS.items()},
         },
     }
     if facts.not_modified:

@@ -57,7 +57,8 @@ class AuditQuerySchema(Schema):
     since = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     until = fields.AwareDateTime(load_default=None, default_timezone=UTC)
     limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    before_id = fields.Integer(load_default=None, validate=validate.Range(min=1, max=MAX_INTEGER_ID))
+    before_id = fields.Integer(load_default=None,
+                               validate=validate.Range(min=1, max=MAX_INTEGER_ID))
 
 
 _CLIENT_SCOPE = fields.String(validate=validate.OneOf(["introspect", "revoke"]))

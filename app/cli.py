@@ -36,8 +36,8 @@ def _create(username: str, roles: tuple[str, ...], password: str,
                                         temporary=temporary)
     except user_service.UserError as exc:
         raise click.ClickException(str(exc)) from None
-    roles = ", ".join(user.roles) or "-"
-    click.echo(f"created user {user.username} (id {user.id}, roles: {roles})")
+    shown = ", ".join(user.roles) or "-"
+    click.echo(f"created user {user.username} (id {user.id}, roles: {shown})")
 
 
 @users_cli.command("create")

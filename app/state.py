@@ -25,12 +25,14 @@ def bind(app: Flask, settings_: Settings, clock_: Clock) -> None:
 
 def settings() -> Settings:
     """The current app's validated settings."""
-    return current_app.extensions[_SETTINGS]  # type: ignore[no-any-return]
+    bound: Settings = current_app.extensions[_SETTINGS]
+    return bound
 
 
 def clock() -> Clock:
     """The current app's clock."""
-    return current_app.extensions[_CLOCK]  # type: ignore[no-any-return]
+    bound: Clock = current_app.extensions[_CLOCK]
+    return bound
 
 
 def now() -> datetime:

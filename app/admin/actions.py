@@ -4,7 +4,8 @@ command line (no request) has no actor."""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import has_request_context
 
@@ -177,7 +178,10 @@ def create_client(name: str, scopes: list[str]) -> tuple[ServiceClient, str]:
     return client, secret
 
 
-def _client_change(event: str, client_id: str, change: Any, **details: Any) -> Any:
+_T = TypeVar("_T")
+
+
+def _client_change(event: str, client_id: str, change: Callable[[], _T], **details: Any) -> _T:
     """Run ``change`` on a client; audit it (a missing client as a failure) and return it."""
     try:
         result = change()
@@ -192,7 +196,7 @@ def _client_change(event: str, client_id: str, change: Any, **details: Any) -> A
 def rotate_client_secret(client_id: str) -> tuple[ServiceClient, str]:
     """A new secret, returned once; the old one works for CLIENT_SECRET_OVERLAP more."""
     overlap = state.settings().client_secret_overlap
-    return _client_change(  # type: ignore[no-any-return]
+    return _client_change(
         "CLIENT_SECRET_ROTATED", client_id,
         lambda: client_service.rotate_secret(db.session(), client_id, state.now(), overlap),
         overlap_seconds=int(overlap.total_seconds()))
@@ -200,7 +204,7 @@ def rotate_client_secret(client_id: str) -> tuple[ServiceClient, str]:
 
 def set_client_scopes(client_id: str, scopes: list[str]) -> ServiceClient:
     """Replace what the client may call."""
-    return _client_change(  # type: ignore[no-any-return]
+    return _client_change(
         "CLIENT_UPDATED", client_id,
         lambda: client_service.set_scopes(db.session(), client_id, scopes),
         scopes=sorted(set(scopes)))

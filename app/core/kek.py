@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from ..models import SigningKey, TotpCredential
 from .crypto import Kek, SealError, key_id, seal, sealed_key_id, unseal
+from .dml import rowcount
 
 __all__ = ["KekReport", "check_keks", "reseal_all"]
 
@@ -109,7 +110,7 @@ def reseal_all(session: Session, kek: bytes) -> KekReport:
             continue
         result = session.execute(value.write(value.blob, seal(kek, plaintext, value.purpose))
                                  .execution_options(synchronize_session=False))
-        if result.rowcount == 1:  # type: ignore[attr-defined]
+        if rowcount(result) == 1:
             report.resealed[value.kind] += 1
         else:  # changed meanwhile (a new enrolment, a rotation): written under the first key
             report.current[value.kind] += 1

@@ -25,15 +25,15 @@ import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any
 
 import pyotp
-from sqlalchemy import Result, delete, func, select, update
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import RecoveryCode, TotpCredential
 from .crypto import seal, sha256_hex, unseal
+from .dml import rowcount
 from .errors import CoreError
 from .totp import DIGEST, DIGITS, DRIFT_STEPS, PERIOD, Enrollment, enrollment, matching_step, qr_svg
 
@@ -91,10 +91,6 @@ def _transaction(session: Session) -> Iterator[None]:
         raise
 
 
-def _rowcount(result: Result[Any]) -> int:
-    return int(result.rowcount)  # type: ignore[attr-defined]  # a CursorResult for DML
-
-
 def _purpose(user_id: int) -> str:
     return f"totp:{user_id}"
 
@@ -146,7 +142,7 @@ def _replace_pending(session: Session, user_id: int, sealed: bytes, now: datetim
         .values(secret_encrypted=sealed, created_at=now, last_used_step=0)
         .execution_options(synchronize_session=False)
     )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 def _store_pending(session: Session, user_id: int, sealed: bytes, now: datetime) -> None:
@@ -182,7 +178,7 @@ def _accept_step(session: Session, user_id: int, sealed: bytes, step: int) -> bo
             .values(last_used_step=step)
             .execution_options(synchronize_session=False)
         )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 def _check_code(session: Session, kek: bytes, credential: TotpCredential, code: str,
@@ -212,7 +208,7 @@ def confirm_enrollment(session: Session, kek: bytes, user_id: int, code: str,
             .values(confirmed_at=now)
             .execution_options(synchronize_session=False)
         )
-        if _rowcount(result) != 1:
+        if rowcount(result) != 1:
             raise NoPendingEnrollment("the enrolment changed meanwhile")
         return _replace_recovery_codes(session, user_id)
 
@@ -241,7 +237,7 @@ def use_recovery_code(session: Session, user_id: int, code: str, now: datetime) 
             .values(used_at=now)
             .execution_options(synchronize_session=False)
         )
-    return _rowcount(result) == 1
+    return rowcount(result) == 1
 
 
 def verify_second_factor(session: Session, kek: bytes, user_id: int, code: str,

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from ..config import MIGRATION_PHASES
 from ..models import LegacyUsage, ServiceState
+from .dml import rowcount
 
 __all__ = [
     "PHASE_KEY",
@@ -104,7 +105,7 @@ def record_legacy_use(session: Session, now: datetime) -> None:
         .values(count=LegacyUsage.count + 1, last_seen_at=now)
         .execution_options(synchronize_session=False)
     )
-    if bumped.rowcount == 0:  # type: ignore[attr-defined]
+    if rowcount(bumped) == 0:
         session.add(LegacyUsage(day=day, count=1, last_seen_at=now))
         try:
             session.commit()

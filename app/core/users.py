@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from ..models import TotpCredential, User
+from .dml import rowcount
 from .errors import CoreError
 from .passwords import (
     burn_verification,
@@ -191,7 +192,7 @@ def replace_temporary_password(session: Session, user: User, new_password: str,
                 must_change_password=False)
         .execution_options(synchronize_session=False))
     session.commit()
-    return bool(result.rowcount == 1)  # type: ignore[attr-defined]
+    return rowcount(result) == 1
 
 
 def page_users(session: Session, *, q: str | None = None, after_id: int | None = None,

@@ -209,12 +209,14 @@ def _register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
     from .api.routes import bp as api_bp
     from .auth.routes import bp as auth_bp
+    from .mfa.passkey_routes import bp as passkeys_bp
     from .mfa.routes import bp as mfa_bp
     from .oauth.routes import bp as oauth_bp
     from .ops.routes import bp as ops_bp
     from .web import bp as web_bp
     from .wellknown.routes import bp as wellknown_bp
 
-    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp, web_bp):
+    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, passkeys_bp, api_bp, admin_bp, oauth_bp,
+                      web_bp):
         app.register_blueprint(blueprint)
     oauth_routes.init_app(app)

@@ -404,6 +404,20 @@ class Settings:
     mfa_issuer: str = _setting(
         "Tessera", _text, "Issuer label authenticator apps show next to the account name."
     )
+    # Passkeys (WebAuthn Level 3)
+    webauthn_rp_id: str | None = _setting(
+        None, _optional_text,
+        "WebAuthn relying party id (a domain); unset means the host of `ISSUER`.",
+    )
+    webauthn_origin: str | None = _setting(
+        None, _optional_text,
+        "The one origin passkey ceremonies may come from; unset means `ISSUER`'s "
+        "scheme, host and port.",
+    )
+    webauthn_timeout: timedelta = _setting(
+        120, _seconds,
+        "How long a passkey ceremony's challenge lives (and the browser waits), seconds.",
+    )
     # Service clients (RFC 7662, RFC 7009)
     client_secret_overlap: timedelta = _setting(
         86400, _seconds_or_zero,
@@ -452,6 +466,19 @@ class Settings:
             return None
         return RedisTarget(self.redis_url, self.redis_sentinels, self.redis_sentinel_service,
                            self.redis_sentinel_password)
+
+    @property
+    def rp_id(self) -> str:
+        """The WebAuthn relying party id: WEBAUTHN_RP_ID, else ISSUER's host."""
+        return self.webauthn_rp_id or (urlsplit(self.issuer).hostname or "localhost")
+
+    @property
+    def rp_origin(self) -> str:
+        """The origin passkey ceremonies must come from: WEBAUTHN_ORIGIN, else ISSUER's."""
+        if self.webauthn_origin:
+            return self.webauthn_origin.rstrip("/")
+        parts = urlsplit(self.issuer)
+        return f"{parts.scheme}://{parts.netloc}"
 
     @property
     def access_audience(self) -> str:

@@ -3,6 +3,7 @@
 from .audit import AuditEvent, ServiceClient
 from .keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
 from .mfa import RecoveryCode, TotpCredential
+from .passkey import Passkey, WebauthnChallenge
 from .ratelimit import RateLimitCounter
 from .sessions import AuthSession, RefreshToken, Revocation, RevocationTrust
 from .user import Note, User
@@ -13,6 +14,7 @@ __all__ = [
     "KEY_STATES",
     "LegacyUsage",
     "Note",
+    "Passkey",
     "RateLimitCounter",
     "RecoveryCode",
     "RefreshToken",
@@ -23,4 +25,5 @@ __all__ = [
     "SigningKey",
     "TotpCredential",
     "User",
+    "WebauthnChallenge",
 ]

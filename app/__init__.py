@@ -214,9 +214,10 @@ def _register_blueprints(app: Flask) -> None:
     from .oauth.routes import bp as oauth_bp
     from .ops.routes import bp as ops_bp
     from .web import bp as web_bp
+    from .web.passkeys import bp as passkey_pages_bp
     from .wellknown.routes import bp as wellknown_bp
 
     for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, passkeys_bp, api_bp, admin_bp, oauth_bp,
-                      web_bp):
+                      web_bp, passkey_pages_bp):
         app.register_blueprint(blueprint)
     oauth_routes.init_app(app)

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Result, delete, exists, func, select, update
+from sqlalchemy import Result, delete, exists, select, update
 from sqlalchemy.orm import Session
 
 from ..models import Passkey, WebauthnChallenge
 
-__all__ = ["count_among", "has_passkeys", "list_passkeys", "remove_all", "remove_passkey",
+__all__ = ["has_passkeys", "list_passkeys", "passkeys_among", "remove_all", "remove_passkey",
            "rename_passkey", "rowcount"]
 
 
@@ -32,13 +32,14 @@ def has_passkeys(session: Session, user_id: int) -> bool:
     return bool(session.scalar(select(exists().where(Passkey.user_id == user_id))))
 
 
-def count_among(session: Session, user_ids: list[int]) -> dict[int, int]:
-    """How many passkeys each of ``user_ids`` has, in one query (a page of users)."""
-    if not user_ids:
-        return {}
-    rows = session.execute(select(Passkey.user_id, func.count()).where(
-        Passkey.user_id.in_(user_ids)).group_by(Passkey.user_id))
-    return {int(user_id): int(count) for user_id, count in rows}
+def passkeys_among(session: Session, user_ids: list[int]) -> dict[int, list[Passkey]]:
+    """The passkeys of each of ``user_ids`` that has any, in one query (a page of users)."""
+    found: dict[int, list[Passkey]] = {}
+    if user_ids:
+        for passkey in session.scalars(select(Passkey).where(Passkey.user_id.in_(user_ids))
+                                       .order_by(Passkey.id)):
+            found.setdefault(passkey.user_id, []).append(passkey)
+    return found
 
 
 def _write(session: Session, statement: Any) -> int:

@@ -19,6 +19,7 @@ from marshmallow import Schema
 from .admin import schemas as admin_schemas
 from .api.schemas import NoteSchema
 from .auth import schemas as auth_schemas
+from .mfa import passkey_schemas as passkey
 from .mfa.schemas import CodeSchema, ConfirmSchema
 from .models.base import MAX_INTEGER_ID
 
@@ -34,6 +35,13 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "auth.replace_temporary_password": auth_schemas.ReplaceTemporaryPasswordSchema,
     "mfa.confirm": ConfirmSchema,
     "mfa.step_up": CodeSchema,
+    "passkeys.register_options": passkey.PasskeyRegisterOptionsSchema,
+    "passkeys.register": passkey.PasskeyRegisterSchema,
+    "passkeys.rename_passkey": passkey.PasskeyRenameSchema,
+    "passkeys.step_up": passkey.PasskeyCredentialSchema,
+    "passkeys.login_options": passkey.PasskeyLoginOptionsSchema,
+    "passkeys.login": passkey.PasskeyLoginSchema,
+    "passkey_pages.login": passkey.PasskeyCredentialSchema,
     "api.create_note": NoteSchema,
     "admin.create_user": admin_schemas.UserCreateSchema,
     "admin.update_user": admin_schemas.UserUpdateSchema,
@@ -51,7 +59,9 @@ QUERY_STRINGS: dict[str, type[Schema]] = {
 # Routes whose caller needs no token (everything under /api and /admin needs one).
 _ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
               "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify",
-              "auth.replace_temporary_password"}
+              "auth.replace_temporary_password", "passkeys.login_options", "passkeys.login",
+              # the login page's passkey step: its mfa_token is an HttpOnly cookie
+              "passkey_pages.login_options", "passkey_pages.login"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
     "401": "Not authenticated, or the token is invalid.",
@@ -147,7 +157,7 @@ def build_spec(app: Flask) -> dict[str, Any]:
         operations = {method.lower(): _operation(app, rule.endpoint, params)
                       for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"})}
         if rule.endpoint in ("api.create_note", "admin.create_user", "admin.create_client",
-                             "auth.register"):
+                             "auth.register", "passkeys.register"):
             operations["post"]["responses"]["201"] = {"description": "Created.", "content": {
                 "application/json": {"schema": {"type": "object"}}}}
         if rule.endpoint == "wellknown.jwks":

@@ -27,12 +27,12 @@ from ..security.guards import require_auth, require_mfa
 from ..security.issuing import access_token_for
 from . import passkey_flows as flows
 from .passkey_schemas import (
-    CredentialSchema,
-    LoginOptionsSchema,
-    LoginSchema,
-    RegisterOptionsSchema,
-    RegisterSchema,
-    RenameSchema,
+    PasskeyCredentialSchema,
+    PasskeyLoginOptionsSchema,
+    PasskeyLoginSchema,
+    PasskeyRegisterOptionsSchema,
+    PasskeyRegisterSchema,
+    PasskeyRenameSchema,
 )
 
 __all__ = ["bp", "passkey_json"]
@@ -68,7 +68,7 @@ def list_passkeys() -> Response:
 def register_options() -> Response:
     """Options for navigator.credentials.create(): needs the password, or a recent step-up
     when the caller already has a second factor."""
-    body = load_json(RegisterOptionsSchema())
+    body = load_json(PasskeyRegisterOptionsSchema())
     return _options(flows.begin_registration(current_principal(), body["current_password"]))
 
 
@@ -76,7 +76,7 @@ def register_options() -> Response:
 @require_auth
 def register() -> tuple[Response, int]:
     """Store the passkey created for the options just given (named ``name``)."""
-    body = load_json(RegisterSchema())
+    body = load_json(PasskeyRegisterSchema())
     passkey = flows.finish_registration(current_principal(), body["credential"], body["name"])
     return jsonify(passkey_json(passkey)), 201
 
@@ -85,7 +85,7 @@ def register() -> tuple[Response, int]:
 @require_auth
 def rename_passkey(passkey_id: int) -> Response:
     """Rename one of the caller's passkeys."""
-    body = load_json(RenameSchema())
+    body = load_json(PasskeyRenameSchema())
     user_id = current_principal().user_id
     if not passkey_store.rename_passkey(db.session(), user_id, passkey_id, body["name"]):
         raise NotFound("No such passkey.")
@@ -118,7 +118,7 @@ def step_up_options() -> Response:
 @require_auth
 def step_up() -> Response:
     """A passkey gives a new aal2 access token with a fresh auth_time (RFC 9470)."""
-    body = load_json(CredentialSchema())
+    body = load_json(PasskeyCredentialSchema())
     user, sess = flows.step_up(current_principal(), body["credential"])
     token, claims = access_token_for(user, sess)
     response = jsonify(access_token=token, token_type="Bearer",
@@ -130,14 +130,14 @@ def step_up() -> Response:
 @bp.post("/auth/mfa/passkey/options")
 def login_options() -> Response:
     """Options to answer a login's MFA challenge with a passkey (the mfa_token binds them)."""
-    body = load_json(LoginOptionsSchema())
+    body = load_json(PasskeyLoginOptionsSchema())
     return _options(flows.begin_login(body["mfa_token"]))
 
 
 @bp.post("/auth/mfa/passkey")
 def login() -> Response:
     """Second step of a login by passkey: the mfa_token and the passkey's answer."""
-    body = load_json(LoginSchema())
+    body = load_json(PasskeyLoginSchema())
     outcome = flows.complete_login(body["mfa_token"], body["credential"])
     if isinstance(outcome, PasswordChangeNeeded):
         response = jsonify(password_change_required=True,

@@ -16,7 +16,7 @@ from ..auth.flows import PasswordChangeNeeded
 from ..errors import InvalidToken
 from ..http import load_json
 from ..mfa import passkey_flows
-from ..mfa.passkey_schemas import CredentialSchema
+from ..mfa.passkey_schemas import PasskeyCredentialSchema
 from ..security import check_csrf
 from ..security.cookies import cookie_names
 from .routes import _drop_challenge, _signed_in_response, _to_password_change
@@ -55,7 +55,7 @@ def login_options() -> Response:
 def login() -> Response:
     """The passkey's answer ends the login page's second step; JSON says where to go."""
     token = _mfa_token()
-    outcome = passkey_flows.complete_login(token, load_json(CredentialSchema())["credential"])
+    outcome = passkey_flows.complete_login(token, load_json(PasskeyCredentialSchema())["credential"])
     if isinstance(outcome, PasswordChangeNeeded):
         return _as_json(_drop_challenge(_to_password_change(outcome)))
     return _as_json(_drop_challenge(_signed_in_response(outcome, url_for("web.account"))))

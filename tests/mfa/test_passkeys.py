@@ -26,9 +26,10 @@ CHALLENGE = 'Bearer error="insufficient_user_authentication", acr_values="aal2",
 class Keys:
     """A user, their client and token, and the authenticators they hold."""
 
-    def __init__(self, app, clock, username: str = "alice") -> None:  # type: ignore[no-untyped-def]
+    def __init__(self, app, clock, username: str = "alice",  # type: ignore[no-untyped-def]
+                 roles: tuple[str, ...] = ()) -> None:
         self.app, self.clock, self.username = app, clock, username
-        self.user_id = make_user(app, username)
+        self.user_id = make_user(app, username, roles)
         self.client: FlaskClient = app.test_client()
         self.token = AuthActions(self.client).login(username).get_json()["access_token"]
 

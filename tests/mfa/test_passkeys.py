@@ -255,3 +255,42 @@ def test_removal_needs_a_recent_step_up_by_passkey(alice, key, clock) -> None:  
     assert removed.get_json() == {"removed": True, "id": passkey_id}
     assert alice.count(Passkey) == 0 and alice.audits("PASSKEY_REMOVED") == [None]
     assert "access_token" in AuthActions(alice.app.test_client()).login().get_json()
+
+
+@pytest.mark.parametrize(("settings", "rp_id", "origin"), [
+    ({"ISSUER": "https://auth.example.com:8443/tessera"}, "auth.example.com",
+     "https://auth.example.com:8443"),
+    ({"ISSUER": "https://auth.example.com", "WEBAUTHN_RP_ID": "example.com",
+      "WEBAUTHN_ORIGIN": "https://login.example.com/"}, "example.com",
+     "https://login.example.com"),
+])
+def test_the_relying_party_comes_from_the_issuer_unless_set(settings, rp_id, origin) -> None:  # type: ignore[no-untyped-def]
+    from app.config import load_settings
+
+    loaded = load_settings(settings)
+    assert (loaded.rp_id, loaded.rp_origin) == (rp_id, origin)
+    assert loaded.webauthn_timeout.total_seconds() == 120
+
+
+def test_options_name_the_relying_party_and_the_users_passkeys(alice, key) -> None:  # type: ignore[no-untyped-def]
+    options = alice.post("/mfa/passkeys/register/options",
+                         {"current_password": PASSWORD}).get_json()["publicKey"]
+    assert options["rp"] == {"id": "localhost", "name": "Tessera"}
+    assert options["authenticatorSelection"]["userVerification"] == "preferred"
+    assert options["attestation"] == "none" and options["timeout"] == 120000
+    alice.post("/mfa/passkeys", {"credential": key.create({"publicKey": options})})
+    mfa_token = alice.mfa_token()
+    allowed = alice.login_options(mfa_token)["publicKey"]["allowCredentials"]
+    assert [c["id"] for c in allowed] == [key.id]
+
+
+def test_the_login_pages_passkey_step_answers_json(app) -> None:  # type: ignore[no-untyped-def]
+    client = app.test_client()
+    client.get("/login")  # sets the CSRF cookie the page's script sends back
+    csrf = client.get_cookie("csrf_token")
+    assert csrf is not None
+    ended = client.post("/login/mfa/passkey/options", json={},
+                        headers={"X-CSRF-Token": csrf.value})
+    assert ended.status_code == 401 and ended.get_json()["error"] == "invalid_token"
+    forged = client.post("/login/mfa/passkey", json={"credential": {}})
+    assert forged.status_code == 403 and forged.get_json()["error"] == "csrf_failed"

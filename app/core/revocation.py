@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, scoped_session
 
 from ..models import AuthSession, User
@@ -239,11 +239,14 @@ class RevocationService:
             return state.local
         with state.lock:
             if state.local is None and state.local_mirror:
-                watch = _watch_for(self._db.get_bind())
+                engine = self._db.get_bind()
+                watch = _watch_for(engine)
                 if watch is None:
                     state.local_mirror = False  # an in-memory or unknown database
                 else:
-                    state.local = LocalMirror(watch)
+                    state.local = local = LocalMirror(watch)
+                    # Disposing of the engine (tests, a fork) closes the mirror's connection.
+                    event.listen(engine, "engine_disposed", lambda *_: local.close())
         return state.local
 
     def _check_db(self, lookup: RevocationQuery, now: datetime) -> str | None:

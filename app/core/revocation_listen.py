@@ -26,7 +26,6 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import make_conninfo
 from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
@@ -37,6 +36,7 @@ __all__ = ["CHANNEL", "PostgresWatch", "notify_rows"]
 
 CHANNEL = "tessera_revocations"
 _PAYLOAD_MAX = 7000  # PostgreSQL refuses payloads of 8000 bytes or more
+_DRAINS = 4
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
@@ -66,6 +66,7 @@ class PostgresWatch:
     def __init__(self, engine: Engine, health_check: float = 1.0) -> None:
         self._engine = engine
         self._interval = health_check
+        self._conn: psycopg.Connection[Any] | None = None
         self._pgconn: Any = None
         self._poller: Any = None
         self._proven_at = 0.0
@@ -86,14 +87,12 @@ class PostgresWatch:
         self._proven(time.monotonic())
 
     def _listen(self) -> None:
-        _, params = self._engine.dialect.create_connect_args(self._engine.url)
-        pgconn = pq.PGconn.connect(make_conninfo(**params).encode())
-        self._pgconn = pgconn
-        if pgconn.status != pq.ConnStatus.OK:
-            raise psycopg.OperationalError("cannot open the listening connection")
-        result = pgconn.exec_(f"LISTEN {CHANNEL}".encode())
-        if result.status != pq.ExecStatus.COMMAND_OK:
-            raise psycopg.OperationalError("LISTEN refused")
+        # Connected as the engine's own connections are (the same URL and arguments);
+        # after LISTEN only the libpq layer is used, so no query can block a check.
+        args, params = self._engine.dialect.create_connect_args(self._engine.url)
+        self._conn = psycopg.Connection.connect(*args, **params, autocommit=True)
+        self._conn.execute(f"LISTEN {CHANNEL}")
+        pgconn = self._pgconn = self._conn.pgconn
         pgconn.nonblocking = 1
         poller = select_module.poll()
         poller.register(pgconn.socket, select_module.POLLIN | select_module.POLLPRI)
@@ -105,7 +104,11 @@ class PostgresWatch:
         try:
             if now >= self._next_check:
                 self._check_health(now)
-            if self._poller.poll(0):
+            # Reading what arrived empties the socket; still readable after that means
+            # more came, or the server closed it (the next read then raises).
+            for _ in range(_DRAINS):
+                if not self._poller.poll(0):
+                    break
                 self._drain(apply)
         except psycopg.Error as exc:
             raise WatchFailed(type(exc).__name__) from None
@@ -140,6 +143,6 @@ class PostgresWatch:
         self._proven_at, self._next_check = when, when + self._interval
 
     def close(self) -> None:
-        if self._pgconn is not None:
-            self._pgconn.finish()
-        self._pgconn = self._poller = None
+        if self._conn is not None:
+            self._conn.close()
+        self._conn = self._pgconn = self._poller = None

@@ -126,6 +126,16 @@ class LocalMirror:
                 self._prune(now_us)
         return verdict(lookup, hits)
 
+    def close(self) -> None:
+        """Let go of the watch's connection (the engine is being disposed of); the next
+        check starts it again."""
+        with self._lock:
+            if self._watch is not None and self._pid == os.getpid():
+                self._watch.close()
+            self._watch = None
+            self._entries.clear()
+            self._next_attempt = 0.0
+
     def note(self, rows: Iterable[MirrorRow]) -> None:
         """This process's own committed writes: its next check must not wait for the watch."""
         with self._lock:

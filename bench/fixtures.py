@@ -74,7 +74,9 @@ def login(base_url: str) -> tuple[str, str, str]:
     jar: SimpleCookie = SimpleCookie()
     for value in reply.set_cookies:
         jar.load(value)
-    return reply.json()["access_token"], jar["refresh_token"].value, jar["csrf_token"].value
+    # Secure cookies (an https ISSUER) carry a __Host- or __Secure- prefix.
+    cookies = {name.split("-", 1)[-1]: morsel.value for name, morsel in jar.items()}
+    return reply.json()["access_token"], cookies["refresh_token"], cookies["csrf_token"]
 
 
 def refresh_file(server: AppServer, tmp: Path, name: str) -> Path:

@@ -29,13 +29,16 @@ sys.path.insert(0, str(ROOT))
 
 from bench import charts, fixtures, memory, report, topology
 from bench.wrk_run import (
+    LOAD_CPUS,
     LOGIN_ROUNDS,
     REFRESH_ROUNDS,
     ROUNDS,
     SERVER_CPUS,
     SHORT,
+    TAIL_LIMIT,
     median_run,
     on_cpus,
+    pin,
     wrk,
 )
 from tests.support.http import call
@@ -174,7 +177,12 @@ def measure(servers: topology.Servers) -> dict[str, Any]:
     loads = _loads(servers, tokens, fresh)
     samples = _rounds(loads)
     result: dict[str, Any] = {"loads": {name: median_run(runs) for name, runs in samples.items()},
-                              "rounds": {}, "ratios": {}}
+                              "rounds": {}, "ratios": {},
+                              # In how many rounds each load broke the tail rule: a one-off
+                              # stall or a steady cause.
+                              "tail_rounds": {name: [sum(run["p99_ms"] > TAIL_LIMIT * run["p50_ms"]
+                                                         for run in runs), len(runs)]
+                                              for name, runs in samples.items()}}
     for load in loads:
         if load in report.BASES:
             result["rounds"][report.ratio_name(load)] = _per_round(
@@ -202,6 +210,8 @@ def measure(servers: topology.Servers) -> dict[str, Any]:
     result["rss_after_loads_kib"] = memory.rss_report(masters)
     cache = fixtures.sign_tokens(servers.databases["sqlite"], tmp, tokens["sqlite"],
                                  CACHE_TOKENS, "cache").read_text().split()
+    # Both CPUs for the fill: it only has to be done, not measured for speed.
+    pin(t["db"].process.pid, SERVER_CPUS | LOAD_CPUS)  # type: ignore[union-attr]
     result["memory"] = {"server": "db (SQLite, no Redis)", **memory.fill_caches(
         t["db"].process.pid, t["db"].port, cache)}  # type: ignore[union-attr]
     return result

@@ -104,7 +104,10 @@ def format_table(result: dict[str, Any]) -> str:
             lines.append(f"{name:<44} {value:>7.3f}  goal {_goal_text(goal):<7} "
                          f"{verdict(value, goal, 0.0)}")
     lines.append(f"{'argon2id verify (median)':<44} {result['argon2id_ms']:>7.2f} ms")
-    flagged = [row[0] for row in rows(result) if "tail" in row[7]]
+    tails = result.get("tail_rounds", {})
+    flagged = [row[0] + (f" ({tails[row[0]][0]} of {tails[row[0]][1]} rounds)"
+                         if row[0] in tails else "")
+               for row in rows(result) if "tail" in row[7]]
     lines.append(f"tail rule (p99 <= {TAIL_LIMIT:g}x p50): "
                  + ("every load holds" if not flagged else "flagged: " + ", ".join(flagged)))
     return "\n".join(lines)

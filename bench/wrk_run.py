@@ -22,7 +22,7 @@ def _setting(name: str, full: str, short: str) -> str:
 
 
 DURATION = _setting("BENCH_DURATION", "2s", "1s")
-ROUNDS = int(_setting("BENCH_ROUNDS", "9", "3"))
+ROUNDS = int(_setting("BENCH_ROUNDS", "7", "3"))
 LOGIN_ROUNDS = int(_setting("BENCH_LOGIN_ROUNDS", "7", "2"))
 REFRESH_ROUNDS = int(_setting("BENCH_REFRESH_ROUNDS", "5", "2"))
 CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "4")
@@ -69,15 +69,22 @@ def parse(url: str, out: str) -> dict[str, float]:
                "requests": float(requests.group(1)) if requests else 0.0}
     for label in PERCENTILES:
         figures[f"p{label[:-1]}_ms"] = _percentile(out, label)
+    # The thread statistics line: average, stdev, max (the single worst request).
+    latency = re.search(r"^\s+Latency\s+\S+\s+\S+\s+([\d.]+)(us|ms|s)\s", out, re.MULTILINE)
+    if latency:
+        figures["max_ms"] = _ms(float(latency.group(1)), latency.group(2))
     return figures
+
+
+def _ms(value: float, unit: str) -> float:
+    return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
 
 
 def _percentile(out: str, label: str) -> float:
     match = re.search(rf"^\s+{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
     if match is None:
         raise LoadError(f"no {label} latency in wrk's output\n{out}")
-    value, unit = float(match.group(1)), match.group(2)
-    return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
+    return _ms(float(match.group(1)), match.group(2))
 
 
 def pin(pid: int, cpus: set[int]) -> None:

@@ -103,6 +103,7 @@ def sign_tokens(url: str, tmp: Path, sid_source: str, count: int, name: str) -> 
     path = tmp / f"tokens-{name}.txt"
     with app.app_context():
         signer = snapshot().current_signer()
+        assert signer is not None, "no signing key: prepare_database makes them"
         s = state.settings()
         now = int(time.time())
         lines = [sign_token(signer, access_claims(

@@ -62,6 +62,7 @@ def _tokens(app: Any, count: int) -> list[str]:
     claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     with app.app_context():
         signer, s, now = snapshot().current_signer(), state.settings(), int(time.time())
+        assert signer is not None, "no signing key: _app makes them"
         return [sign_token(signer, access_claims(
             issuer=s.issuer, audience=s.access_audience, user_id=int(claims["sub"]),
             session_id=claims["sid"], client_id="web", scope=claims["scope"], roles=[], auth_time=now, amr=["pwd"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 from pathlib import Path
+from typing import Any
 
 from bench import charts, report
 
@@ -15,7 +16,7 @@ def _load(rate: float, p50: float, p99: float) -> dict[str, float]:
             "p90_ms": p50 * 1.5, "p99_ms": p99}
 
 
-SAMPLE = {
+SAMPLE: dict[str, Any] = {
     "loads": {
         "unauthenticated": _load(2700, 1.4, 3.0),
         "me_reused_db": _load(2300, 1.7, 4.1),

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -244,6 +245,8 @@ def print_memory(figures: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
+    # bench.sh's timeout sends SIGTERM: exit through main's finally, which stops the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = main()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -37,7 +38,7 @@ from app.security.keyops import ensure_signing_keys
 
 TOKENS = 20_000
 BATCH = 100  # tokens per timed batch: short enough that most batches see no interruption
-PASSES = 5
+PASSES = int(os.environ.get("BENCH_VERIFY_PASSES", "5"))
 
 
 def _b64decode(segment: str) -> bytes:
@@ -132,9 +133,10 @@ if __name__ == "__main__":
     (out / "verify.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"raw ECDSA P-256 verify (floor): {figures['floor_per_s']:>9,}/s")
     print(f"Tessera first-seen token:        {figures['first_seen_per_s']:>9,}/s  "
-          f"ratio {figures['first_seen_ratio']:.3f} (goal >= 0.80; fastest batches: "
-          f"{figures['first_seen_ratio_fastest']:.3f})")
+          f"ratio {figures['first_seen_ratio']:.3f} median batches, "
+          f"{figures['first_seen_ratio_fastest']:.3f} fastest batches "
+          "(tracked: issue 21 retired the 0.80 goal)")
     print(f"Tessera repeated token (cache):  {figures['repeated_per_s']:>9,}/s  "
           f"ratio {figures['repeated_ratio']:.1f}x (goal >= 10x)")
     print(f"signature + strict payload decoding only (no claim checks): "
-          f"ratio {figures['parse_only_ratio']:.3f}")
+          f"ratio {figures['parse_only_ratio']:.3f} (a ceiling for the first-seen ratio)")

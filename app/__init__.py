@@ -22,6 +22,7 @@ from . import (
     audit,
     cli,
     errors,
+    events,
     guard_rails,
     headers,
     http,
@@ -73,6 +74,7 @@ def create_app(
     metrics.init_app(app)
     security.init_app(app)
     revocation.init_app(app)
+    events.init_app(app)  # after revocation: it listens to the revocation service
     audit.init_app(app)
     errors.init_app(app)
     http.init_app(app)
@@ -209,12 +211,14 @@ def _register_blueprints(app: Flask) -> None:
     from .admin.routes import bp as admin_bp
     from .api.routes import bp as api_bp
     from .auth.routes import bp as auth_bp
+    from .events.routes import bp as events_bp
     from .mfa.routes import bp as mfa_bp
     from .oauth.routes import bp as oauth_bp
     from .ops.routes import bp as ops_bp
     from .web import bp as web_bp
     from .wellknown.routes import bp as wellknown_bp
 
-    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp, web_bp):
+    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp,
+                      events_bp, web_bp):
         app.register_blueprint(blueprint)
     oauth_routes.init_app(app)

@@ -19,6 +19,7 @@ from marshmallow import Schema
 from .admin import schemas as admin_schemas
 from .api.schemas import NoteSchema
 from .auth import schemas as auth_schemas
+from .events.schemas import PollSchema
 from .mfa.schemas import CodeSchema, ConfirmSchema
 from .models.base import MAX_INTEGER_ID
 
@@ -43,6 +44,7 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "admin.set_migration": admin_schemas.PhaseSchema,
     "admin.create_client": admin_schemas.ClientCreateSchema,
     "admin.update_client": admin_schemas.ClientUpdateSchema,
+    "events.poll": PollSchema,
 }
 QUERY_STRINGS: dict[str, type[Schema]] = {
     "admin.list_users": admin_schemas.UserQuerySchema,
@@ -51,7 +53,10 @@ QUERY_STRINGS: dict[str, type[Schema]] = {
 # Routes whose caller needs no token (everything under /api and /admin needs one).
 _ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "ops.prometheus_metrics", "ops.openapi",
               "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify",
-              "auth.replace_temporary_password"}
+              "auth.replace_temporary_password", "events.ssf_configuration", "events.poll",
+              "events.stream"}
+# Routes a service client calls with its credentials (HTTP Basic), not a user's token.
+_CLIENT_BASIC = {"events.poll", "events.stream"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
     "401": "Not authenticated, or the token is invalid.",
@@ -108,6 +113,8 @@ def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[
         operation["parameters"].append({"in": "query", "schema": QUERY_STRINGS[endpoint]})
     if endpoint not in _ANONYMOUS and not endpoint.startswith("wellknown."):
         operation["security"] = [{"bearer": []}, {"cookie": []}]
+    if endpoint in _CLIENT_BASIC:
+        operation["security"] = [{"client_basic": []}]
     return operation
 
 

@@ -39,6 +39,7 @@ from .revocation_trust import TrustKeeper, fetch_identity
 
 __all__ = [
     "EPOCH_KEY",
+    "RevocationListener",
     "RevocationQuery",
     "RevocationService",
     "RevocationState",
@@ -76,6 +77,12 @@ _REASONS = {"jti": "token_revoked", "tokenhash": "token_revoked", "sid": "sessio
             "user": "user_revoked", "kid": "key_revoked", "legacyuser": "legacy_cutoff"}
 # Kinds whose value is a cutoff: tokens issued before it are refused, later ones pass.
 _CUTOFF_KINDS = frozenset({"user", "legacyuser"})
+
+
+# Told of every revocation inside its transaction, before the commit (the security-event
+# feed, app.events): (session, [(kind, value, cutoff)], expires_at, now, reason).
+RevocationListener = Callable[
+    [Any, Sequence[tuple[str, str, "datetime | None"]], datetime, datetime, str], None]
 
 
 class StoreUnavailable(Exception):
@@ -192,6 +199,7 @@ class RevocationService:
         self._keep_latest = client.register_script(_KEEP_LATEST) if client is not None else None
         if client is not None and state.trust is None:
             raise ValueError("a Redis-backed revocation service needs a TrustKeeper")
+        self.listeners: list[RevocationListener] = []  # see RevocationListener
 
     @property
     def state(self) -> RevocationState:
@@ -264,7 +272,10 @@ class RevocationService:
                                       expires_at=expires_at, reason=reason[:64])
             .on_conflict_do_nothing(index_elements=["kind", "value"])
             .returning(Revocation.id))  # a row back only if inserted (rowcount is unreliable here)
-        return result.first() is not None
+        inserted = result.first() is not None
+        if inserted:
+            self._tell([(kind, value, None)], expires_at, now, reason)
+        return inserted
 
     def publish(self, kind: str, value: str, expires_at: datetime, now: datetime) -> None:
         """Copy a committed revocation (from ``claim``) to Redis, as ``_write`` does."""
@@ -276,8 +287,15 @@ class RevocationService:
         makes Redis untrusted everywhere before this returns."""
         for kind, value, not_before in entries:
             self._upsert(kind, value, not_before, expires_at, now, reason)
+        self._tell(entries, expires_at, now, reason)
         self._db.commit()
         self._publish(entries, expires_at, now)
+
+    def _tell(self, entries: Sequence[tuple[str, str, datetime | None]], expires_at: datetime,
+              now: datetime, reason: str) -> None:
+        """The listeners, in the revocation's transaction: it commits with what they add."""
+        for listener in self.listeners:
+            listener(self._db, entries, expires_at, now, reason)
 
     def _publish(self, entries: list[tuple[str, str, datetime | None]], expires_at: datetime,
                  now: datetime) -> None:

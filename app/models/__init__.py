@@ -1,6 +1,7 @@
 """Typed models, one module per aggregate; imported here so Alembic sees them all."""
 
 from .audit import AuditEvent, ServiceClient
+from .events import SecurityEvent, SecurityEventAck
 from .keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
 from .mfa import RecoveryCode, TotpCredential
 from .ratelimit import RateLimitCounter
@@ -18,6 +19,8 @@ __all__ = [
     "RefreshToken",
     "Revocation",
     "RevocationTrust",
+    "SecurityEvent",
+    "SecurityEventAck",
     "ServiceClient",
     "ServiceState",
     "SigningKey",

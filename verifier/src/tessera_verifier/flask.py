@@ -25,7 +25,9 @@ with RFC 6750 and RFC 9470 ``WWW-Authenticate`` challenges:
 - ``acr`` too weak or ``auth_time`` older than ``max_age``: 401
   ``insufficient_user_authentication`` with ``acr_values`` and ``max_age`` (RFC 9470);
 - a revocation-sensitive route whose token Tessera's introspection calls
-  inactive: 401 ``invalid_token`` (reason ``revoked``).
+  inactive: 401 ``invalid_token`` (reason ``revoked``);
+- Tessera's JWKS never reached since start-up: 503 ``unavailable`` (once a key
+  set was fetched, the last good one keeps being served instead).
 
 Flask is an optional dependency: ``pip install 'tessera-verifier[flask]'``.
 """
@@ -120,6 +122,10 @@ class TesseraAuth:
         try:
             verified = self.verifier.verify(raw)
         except TokenRejected as exc:
+            if exc.reason == "keys_unavailable":  # not the client's fault: say so
+                self.rejections[exc.reason] += 1
+                raise AuthError(503, "unavailable", "The token cannot be checked right now.",
+                                f'Bearer realm="{_quote(self.realm)}"', reason=exc.reason) from None
             raise self._refuse(exc.reason) from None
         return raw, verified
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from .claims import ACCESS_PROFILE, TokenPolicy, TokenProfile
 from .errors import TokenRejected
+from .fetch import DocumentUnavailable
 from .jwks import JwksCache
 from .keys import Key, KeySet, StaticKeySet, VerifyingKey, key_from_jwk
 from .phase import MigrationState, PhaseFollower
@@ -121,8 +122,12 @@ class Verifier:
         return self._current()[0]
 
     def verify(self, token: str) -> VerifiedToken:
-        """Verify ``token`` now; raise :class:`TokenRejected` with the reason code."""
-        keys, policy = self._current()
+        """Verify ``token`` now; raise :class:`TokenRejected` with the reason code
+        (``keys_unavailable``: Tessera's JWKS was never reached, nothing can be verified)."""
+        try:
+            keys, policy = self._current()
+        except DocumentUnavailable:
+            raise TokenRejected("keys_unavailable") from None
         return verify_compact(token, keys, policy, self._clock(), source=self,
                               profile=self._profile, headers=self._headers)
 

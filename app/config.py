@@ -325,6 +325,12 @@ class Settings:
         1, _seconds_or_zero, "Least time between reloads caused by unknown kids, seconds."
     )
     jwks_max_age: int = _setting(300, _non_negative_int, "`max-age` of the JWKS, seconds.")
+    metadata_max_age: int = _setting(
+        60,
+        _non_negative_int,
+        "`max-age` of the RFC 8414 metadata, which carries the migration phase "
+        "(`tessera_migration`): the longest a verifier may follow an old phase, seconds.",
+    )
     # HS256 migration (SPEC §4)
     migration_phase: str | None = _setting(
         None,

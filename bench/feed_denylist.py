@@ -1,0 +1,110 @@
+"""A protected request on a resource server with the revocation feed's denylist holding
+100,000 entries against the same request with an empty one (issue 23, acceptance 5).
+
+The resource server is a Flask app on the verifier package's feed: each request
+verifies an ES256 bearer token (PyJWT, the key parsed once) and asks the feed
+(``RevocationFeed.check``: key, jti, session and user cutoff, from memory). The
+full denylist holds 70,000 token ids, 20,000 sessions and 10,000 user cutoffs;
+the token checked is in none of them, the case every allowed request pays.
+Both apps are measured in turns (short batches, who goes first alternating) and
+the ratio is the median of the per-pair ratios, as bench/revocation.py does.
+Prints the rates and the ratio (goal: at most 1.2) and writes
+bench/results/feed-denylist.json.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from flask import Flask, jsonify, request
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "verifier" / "src"))
+
+from tessera_verifier.feed import RevocationFeed
+
+ISSUER, AUDIENCE = "http://localhost", "http://localhost/api"
+ENTRIES = 100_000
+PAIRS, BATCH = 300, 50
+
+
+def _feed(entries: int) -> RevocationFeed:
+    feed = RevocationFeed(ISSUER, "svc-bench", "unused", poll_url="http://127.0.0.1:9/ssf/poll")
+    until = time.time() + 3600
+    for n in range(entries):
+        kind = "jti" if n % 10 < 7 else "sid" if n % 10 < 9 else "user"
+        feed.denylist.add(kind, uuid.uuid4().hex if kind != "user" else str(10**6 + n), until,
+                          int(time.time()) if kind == "user" else 0)
+    feed._caught_up.set()  # as after a catch-up: the bench has no Tessera to poll
+    return feed
+
+
+def _app(feed: RevocationFeed, public_key: Any) -> Flask:
+    app = Flask(__name__)
+
+    @app.get("/notes")
+    def notes() -> Any:
+        raw = request.headers["Authorization"].removeprefix("Bearer ")
+        header = jwt.get_unverified_header(raw)
+        claims = jwt.decode(raw, public_key, algorithms=["ES256"], audience=AUDIENCE,
+                            issuer=ISSUER)
+        reason = feed.check(claims, header, raw)
+        if reason is not None:
+            return jsonify(error="invalid_token"), 401
+        return jsonify(sub=claims["sub"])
+
+    return app
+
+
+def _batch(client: Any, headers: dict[str, str]) -> float:
+    started = time.perf_counter()
+    for _ in range(BATCH):
+        assert client.get("/notes", headers=headers).status_code == 200
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    """Measure and print the bench line."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = int(time.time())
+    token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "42", "sid": uuid.uuid4().hex,
+                        "jti": uuid.uuid4().hex, "iat": now, "nbf": now, "exp": now + 3600},
+                       key, algorithm="ES256", headers={"kid": "k1", "typ": "at+jwt"})
+    headers = {"Authorization": f"Bearer {token}"}
+    empty_feed, full_feed = _feed(0), _feed(ENTRIES)
+    empty = _app(empty_feed, key.public_key()).test_client()
+    full = _app(full_feed, key.public_key()).test_client()
+    for client in (empty, full):
+        _batch(client, headers)  # warm up
+    ratios, times = [], {"empty": 0.0, "full": 0.0}
+    for pair in range(PAIRS):
+        order = [("empty", empty), ("full", full)][:: 1 if pair % 2 else -1]
+        spent = {name: _batch(client, headers) for name, client in order}
+        times["empty"] += spent["empty"]
+        times["full"] += spent["full"]
+        ratios.append(spent["full"] / spent["empty"])
+    ratio = statistics.median(ratios)
+    requests = PAIRS * BATCH
+    result = {"entries": len(full_feed.denylist), "requests_each": requests,
+              "empty_per_second": round(requests / times["empty"]),
+              "full_per_second": round(requests / times["full"]), "ratio": round(ratio, 3),
+              "goal": 1.2}
+    print(f"feed denylist: {result['entries']} entries: {result['full_per_second']}/s, "
+          f"empty: {result['empty_per_second']}/s, ratio {ratio:.3f} (goal <= 1.2)")
+    out = ROOT / "bench" / "results"
+    out.mkdir(exist_ok=True)
+    (out / "feed-denylist.json").write_text(json.dumps(result, indent=2) + "\n")
+    if ratio > 1.2:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

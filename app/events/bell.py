@@ -23,6 +23,7 @@ __all__ = ["CHANNEL", "EventBell"]
 log = logging.getLogger(__name__)
 
 CHANNEL = "tessera:secevents"
+IDLE_AFTER = 10.0  # seconds without a waiting poll before a worker's subscriber stops
 
 
 class EventBell:
@@ -34,6 +35,8 @@ class EventBell:
         self._cond = threading.Condition()
         self._generation = 0
         self._listener_pid: int | None = None  # the process whose subscriber runs
+        self._waiting = 0
+        self._idle_since = time.monotonic()
 
     @property
     def generation(self) -> int:
@@ -58,9 +61,16 @@ class EventBell:
 
     def wait(self, seen: int, timeout: float) -> None:
         """Return when the generation moves past ``seen`` or after ``timeout`` seconds."""
-        self._ensure_listener()
         with self._cond:
-            self._cond.wait_for(lambda: self._generation != seen, timeout=max(0.0, timeout))
+            self._waiting += 1
+        self._ensure_listener()
+        try:
+            with self._cond:
+                self._cond.wait_for(lambda: self._generation != seen, timeout=max(0.0, timeout))
+        finally:
+            with self._cond:
+                self._waiting -= 1
+                self._idle_since = time.monotonic()
 
     def _ensure_listener(self) -> None:
         # Started by the first waiter of each process: a thread made before a fork
@@ -73,16 +83,28 @@ class EventBell:
             self._listener_pid = os.getpid()
         threading.Thread(target=self._listen, name="tessera-secevent-bell", daemon=True).start()
 
+    def _idle(self) -> bool:
+        """No poll has waited here for IDLE_AFTER seconds: the subscriber may go (the next
+        waiter starts another, and re-reads the database once it is subscribed)."""
+        with self._cond:
+            if self._waiting or time.monotonic() - self._idle_since < IDLE_AFTER:
+                return False
+            self._listener_pid = None
+            return True
+
     def _listen(self) -> None:
         assert self._client is not None
-        while True:
+        while not self._idle():
             try:
                 pubsub = self._client.pubsub(ignore_subscribe_messages=True)  # type: ignore[no-untyped-call]
-                pubsub.subscribe(self._channel)
-                self.ring_here()  # messages may have been lost while (re)connecting
-                while True:
-                    if pubsub.get_message(timeout=5.0) is not None:
-                        self.ring_here()
+                try:
+                    pubsub.subscribe(self._channel)
+                    self.ring_here()  # messages may have been lost while (re)connecting
+                    while not self._idle():
+                        if pubsub.get_message(timeout=1.0) is not None:
+                            self.ring_here()
+                finally:
+                    pubsub.close()
             except (redis.RedisError, OSError) as exc:
                 log.warning("security events: wake-up channel lost (%s); re-checking the "
                             "database until it is back", type(exc).__name__)

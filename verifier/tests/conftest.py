@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # the tests' own helper module
 
-from issuer import FakeTessera  # noqa: E402
+from issuer import FakeTessera
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from issuer import hs256
 from tessera_verifier.errors import TokenRejected
 from tessera_verifier.verifier import Verifier

@@ -78,10 +78,11 @@ class Verifier:
                               unknown_kid_cooldown=unknown_kid_cooldown, background=background)
         self._legacy: tuple[VerifyingKey, ...] = tuple(
             Key.of(f"legacy-{n}", secret.encode()) for n, secret in enumerate(legacy_secrets))
-        self._policy_args: dict[str, Any] = dict(
-            issuer=issuer, audience=audience, leeway=leeway, max_bytes=max_bytes,
-            legacy_max_lifetime=legacy_max_lifetime, legacy_subject_claim=legacy_subject_claim,
-            legacy_issuer=legacy_issuer, legacy_audience=legacy_audience)
+        self._policy_args: dict[str, Any] = {
+            "issuer": issuer, "audience": audience, "leeway": leeway, "max_bytes": max_bytes,
+            "legacy_max_lifetime": legacy_max_lifetime,
+            "legacy_subject_claim": legacy_subject_claim, "legacy_issuer": legacy_issuer,
+            "legacy_audience": legacy_audience}
         self._profile = profile
         self._clock = clock
         self._headers = HeaderCache()

@@ -44,9 +44,9 @@ def test_package_installs_alone_and_its_tests_pass(tmp_path: Path) -> None:
     python = str(venv / "bin" / "python")
     _run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
           f"{source}[test]"], tmp_path)
-    probe = _run([python, "-c", "import importlib.util as u; "
-                  "print([n for n in ('tessera', 'app', 'joserfc', 'sqlalchemy') if u.find_spec(n)])"],
-                 tmp_path)
+    code = ("import importlib.util as u; "
+            "print([n for n in ('tessera', 'app', 'joserfc', 'sqlalchemy') if u.find_spec(n)])")
+    probe = _run([python, "-c", code], tmp_path)
     assert probe.stdout.strip() == "[]"  # nothing of Tessera, nor its dependencies
     result = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests"], source)
     assert " passed" in result.stdout and "skipped" not in result.stdout, result.stdout[-2000:]

@@ -88,6 +88,16 @@ def _login(url: str, username: str) -> str:
     return str(reply.json()["access_token"])
 
 
+def pyjwt_recipe(url: str, raw: str) -> dict[str, Any]:
+    """The README's plain-PyJWT recipe, word for word but for the URLs."""
+    if jwt.get_unverified_header(raw).get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+        raise jwt.InvalidTokenError("not an access token")
+    key = jwt.PyJWKClient(url + "/.well-known/jwks.json", cache_jwk_set=True,
+                          lifespan=300).get_signing_key_from_jwt(raw)
+    return jwt.decode(raw, key.key, algorithms=["ES256"], issuer=url, audience=url + "/api",
+                      leeway=30, options={"require": ["exp", "iat", "nbf", "sub", "jti"]})
+
+
 def _alg(token: str) -> str:
     return str(jwt.get_unverified_header(token)["alg"])
 
@@ -160,6 +170,9 @@ def test_migration_rehearsal(cast) -> None:  # type: ignore[no-untyped-def]
     bob_new = _login(url, "bob")  # bob logs in again
     assert _alg(alice_new) == _alg(bob_new) == "ES256"
     assert tessera_me(old["alice"]) == 401  # the exchange revoked it on Tessera
+    assert pyjwt_recipe(url, bob_new)["sub"] == "2"  # the plain recipe takes the new tokens
+    with pytest.raises(jwt.PyJWTError):  # ...and no legacy token: no dual mode there
+        pyjwt_recipe(url, old["carol"])
     keepers = {"carol (old token)": old["carol"], "dave (Tessera HS256)": tessera_hs,
                "alice (exchanged)": alice_new, "bob (new login)": bob_new}
 
@@ -207,6 +220,7 @@ def test_migration_rehearsal(cast) -> None:  # type: ignore[no-untyped-def]
     revoked_at = time.monotonic()
     wait_until(lambda: rs.get(bob_new) == 401, timeout=10)
     took = time.monotonic() - revoked_at
+    print(f"revoked key refused by the resource server after {took:.2f} s")
     # Tessera reloads within KEYRING_REFRESH, the JWKS may be cached JWKS_MAX_AGE, the
     # verifier refreshes at 80 % of that: 2 × REFRESH, plus the polling and a loaded machine.
     assert took <= 2 * REFRESH + 2, took

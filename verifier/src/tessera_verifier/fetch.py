@@ -110,7 +110,11 @@ class CachedDocument:
 
     def value(self) -> Any:
         """The current copy; fetched now if none yet, or if it expired and no thread refreshes."""
-        if not self._have or (not self._background and self._clock() >= self._expires_at):
+        now = self._clock()
+        # Never fetched: try at once, but after a failure at most once per min_refresh, so
+        # that a Tessera down at start-up is not asked again by every request.
+        if (not self._have and now >= self._expires_at) or (
+                self._have and not self._background and now >= self._expires_at):
             self.refresh()
         if not self._have:
             raise DocumentUnavailable(self.url)

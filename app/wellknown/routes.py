@@ -44,13 +44,17 @@ def migration_member() -> dict[str, object]:
     """``tessera_migration``: the phase and sunset that verifiers elsewhere follow (SPEC §4).
 
     ``phase`` is the effective phase every worker uses (it follows a change within
-    KEYRING_REFRESH); ``legacy_sunset`` is LEGACY_ACCEPT_UNTIL as epoch seconds, known
+    KEYRING_REFRESH); ``legacy_sunset`` is LEGACY_ACCEPT_UNTIL in epoch seconds, known
     in advance so that a verifier refuses HS256 at that very second without asking
     again; ``legacy_accepted`` is the two combined at the time of the answer.
     """
     phase = snapshot().phase
     until = state.settings().legacy_accept_until
-    sunset = int(until.timestamp()) if until is not None else None
+    # Exact, fraction included (a NumericDate may have one): rounded either way, a
+    # verifier would refuse before Tessera does, or accept after it stopped.
+    sunset = until.timestamp() if until is not None else None
+    if sunset is not None and sunset.is_integer():
+        sunset = int(sunset)
     accepted = phase in ("legacy", "dual") and (until is None or state.now() < until)
     return {"phase": phase, "legacy_accepted": accepted, "legacy_sunset": sunset}
 

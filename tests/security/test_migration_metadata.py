@@ -28,7 +28,7 @@ def test_phase_and_sunset_follow_the_cli(make_app, clock) -> None:  # type: igno
                    LEGACY_ACCEPT_UNTIL=sunset.isoformat(), KEYRING_REFRESH=1)
     client = app.test_client()
     assert _member(client) == {"phase": "legacy", "legacy_accepted": True,
-                               "legacy_sunset": int(sunset.timestamp())}
+                               "legacy_sunset": sunset.timestamp()}
     result = app.test_cli_runner().invoke(args=["migration", "set", "dual"])
     assert result.exit_code == 0, result.output
     clock.advance(2)  # past KEYRING_REFRESH: every worker has the new phase
@@ -36,7 +36,7 @@ def test_phase_and_sunset_follow_the_cli(make_app, clock) -> None:  # type: igno
     assert _member(client)["legacy_accepted"] is True
     clock.advance(60)  # the sunset: still dual, but HS256 no longer accepted
     assert _member(client) == {"phase": "dual", "legacy_accepted": False,
-                               "legacy_sunset": int(sunset.timestamp())}
+                               "legacy_sunset": sunset.timestamp()}
 
 
 def test_metadata_is_cacheable_and_conditional(make_app) -> None:  # type: ignore[no-untyped-def]
@@ -56,4 +56,4 @@ def test_sunset_in_the_past_is_published_as_refused(make_app) -> None:  # type: 
                    LEGACY_ACCEPT_UNTIL=past.isoformat())
     member = _member(app.test_client())
     assert member["phase"] == "dual" and member["legacy_accepted"] is False
-    assert member["legacy_sunset"] == int(past.timestamp())
+    assert member["legacy_sunset"] == past.timestamp()

@@ -133,7 +133,7 @@ class FakeTessera:
                     self._send(503, {"error": "unavailable"}, None)
                 return not fake.down
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 if not self._count():
                     return
                 if self.path == "/jwks.json":
@@ -143,7 +143,7 @@ class FakeTessera:
                 else:
                     self._send(404, {"error": "not_found"}, None)
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 if not self._count():
                     return
                 length = int(self.headers.get("Content-Length", "0"))

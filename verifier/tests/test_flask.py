@@ -8,9 +8,9 @@ import pytest
 
 flask = pytest.importorskip("flask")
 
-from tessera_verifier.flask import TesseraAuth, current_token  # noqa: E402
-from tessera_verifier.introspection import Introspector  # noqa: E402
-from tessera_verifier.verifier import Verifier  # noqa: E402
+from tessera_verifier.flask import TesseraAuth, current_token
+from tessera_verifier.introspection import Introspector
+from tessera_verifier.verifier import Verifier
 
 
 @pytest.fixture

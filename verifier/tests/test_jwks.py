@@ -87,7 +87,6 @@ def test_last_good_set_served_while_unreachable(tessera, caplog) -> None:  # typ
 
 def test_never_fetched_and_unreachable_raises(tessera) -> None:  # type: ignore[no-untyped-def]
     import pytest
-
     from tessera_verifier.fetch import DocumentUnavailable
 
     tessera.down = True

@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-
 from issuer import hs256
 from tessera_verifier.errors import TokenRejected
 from tessera_verifier.verifier import Verifier
@@ -59,11 +58,11 @@ def test_legacy_tokens_follow_the_published_phase(tessera) -> None:  # type: ign
 
 
 def test_sunset_applies_at_its_second_without_a_refresh(tessera) -> None:  # type: ignore[no-untyped-def]
-    tessera.sunset = time.time() + 1
+    tessera.sunset = int(time.time()) + 2  # whole seconds, as published
     verifier = _verifier(tessera, refresh_seconds=3600)
     token = _legacy()
     assert verifier.verify(token).legacy
-    time.sleep(1.1)
+    time.sleep(max(0.0, tessera.sunset - time.time()) + 0.05)
     assert _reason(verifier, token) == "legacy_disabled"
     assert tessera.requests[("/.well-known/oauth-authorization-server")] == 1
 
@@ -102,3 +101,14 @@ def test_public_key_never_an_hmac_secret(tessera) -> None:  # type: ignore[no-un
     forged = hs256(jwk["x"], {"sub": "7", "exp": int(time.time()) + 60},
                    header={"alg": "HS256", "kid": "k1", "typ": "at+jwt"})
     assert _reason(verifier, forged) == "alg_mismatch"
+
+
+def test_starts_while_tessera_is_down_and_verifies_once_it_is_up(tessera) -> None:  # type: ignore[no-untyped-def]
+    tessera.down = True
+    verifier = _verifier(tessera)  # no request in the constructor
+    assert _reason(verifier, tessera.token()) == "keys_unavailable"
+    assert _reason(verifier, tessera.token()) == "keys_unavailable"
+    assert tessera.requests["/.well-known/oauth-authorization-server"] == 1  # backed off
+    tessera.down = False
+    time.sleep(1.05)  # min_refresh after the failure
+    assert verifier.verify(tessera.token()).kid == "k1"

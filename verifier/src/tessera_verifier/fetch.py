@@ -50,7 +50,7 @@ def http_get(url: str, headers: dict[str, str], timeout: float) -> Reply:
     """GET ``url``; a 304 or any other HTTP status is a :class:`Reply`, not an exception."""
     request = urllib.request.Request(url, headers={"Accept": "application/json", **headers})
     try:
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310 (http(s) URL given by the operator)
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             return Reply(response.status, {k.lower(): v for k, v in response.headers.items()},
                          response.read(_MAX_BODY + 1))
     except urllib.error.HTTPError as exc:  # urllib raises for 304 and for every 4xx/5xx
@@ -110,7 +110,11 @@ class CachedDocument:
 
     def value(self) -> Any:
         """The current copy; fetched now if none yet, or if it expired and no thread refreshes."""
-        if not self._have or (not self._background and self._clock() >= self._expires_at):
+        now = self._clock()
+        # Never fetched: try at once, but after a failure at most once per min_refresh, so
+        # that a Tessera down at start-up is not asked again by every request.
+        if (not self._have and now >= self._expires_at) or (
+                self._have and not self._background and now >= self._expires_at):
             self.refresh()
         if not self._have:
             raise DocumentUnavailable(self.url)

@@ -166,7 +166,8 @@ class TesseraAuth:
                 raise AuthError(403, "insufficient_scope", "The token lacks a required scope.",
                                 f'Bearer realm="{_quote(self.realm)}", error="insufficient_scope", '
                                 f'scope="{_quote(scope)}"', {"scope": scope})
-        token_roles = claims.get("roles") if isinstance(claims.get("roles"), list) else []
+        listed = claims.get("roles")
+        token_roles: list[Any] = listed if isinstance(listed, list) else []
         for role in roles:
             if role not in token_roles:
                 self.rejections["forbidden"] += 1

@@ -71,7 +71,7 @@ class Introspector:
             "Authorization": self._auth, "Accept": "application/json",
             "Content-Type": "application/x-www-form-urlencoded"})
         try:
-            with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310
+            with urllib.request.urlopen(request, timeout=self._timeout) as response:
                 answer = json.loads(response.read(1 << 16))
         except (OSError, ValueError) as exc:  # urllib's HTTPError is an OSError
             self.failures += 1

@@ -32,7 +32,7 @@ def public_jwks(document: Any) -> dict[str, dict[str, Any]]:
     """``{"keys": [...]}`` → public JWKs by kid; keys without a kid, or carrying private or
     symmetric material, are left out (a JWKS must never turn into an HMAC secret)."""
     if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
-        raise ValueError("not a JWK set")
+        raise TypeError("not a JWK set")
     keys: dict[str, dict[str, Any]] = {}
     for jwk in document["keys"]:
         if not isinstance(jwk, dict) or not isinstance(jwk.get("kid"), str):

@@ -60,7 +60,7 @@ class Metadata:
 def parse_metadata(document: Any) -> Metadata:
     """Read the RFC 8414 document; a missing or malformed migration member refuses legacy."""
     if not isinstance(document, dict):
-        raise ValueError("metadata is not a JSON object")
+        raise TypeError("metadata is not a JSON object")
 
     def text(name: str) -> str | None:
         value = document.get(name)

@@ -69,24 +69,36 @@ class Verifier:
             metadata_url = issuer.rstrip("/") + _WELL_KNOWN
         self.phase = PhaseFollower(metadata_url, max_refresh=refresh_seconds,
                                    background=background) if metadata_url else None
-        if jwks_url is None:
-            assert self.phase is not None
-            jwks_url = self.phase.metadata().jwks_uri
-            if jwks_url is None:
-                raise ValueError(f"{metadata_url} names no jwks_uri")
-        self.jwks = JwksCache(jwks_url, build=_keys_from_jwks, max_refresh=refresh_seconds,
-                              unknown_kid_cooldown=unknown_kid_cooldown, background=background)
+        self._jwks_args: dict[str, Any] = {
+            "build": _keys_from_jwks, "max_refresh": refresh_seconds,
+            "unknown_kid_cooldown": unknown_kid_cooldown, "background": background}
+        # Without jwks_url, the metadata names it: read on first use, not here, so that a
+        # service can start while Tessera is down (and answers 503 until it is reached).
+        self._jwks = JwksCache(jwks_url, **self._jwks_args) if jwks_url is not None else None
         self._legacy: tuple[VerifyingKey, ...] = tuple(
             Key.of(f"legacy-{n}", secret.encode()) for n, secret in enumerate(legacy_secrets))
-        self._policy_args: dict[str, Any] = dict(
-            issuer=issuer, audience=audience, leeway=leeway, max_bytes=max_bytes,
-            legacy_max_lifetime=legacy_max_lifetime, legacy_subject_claim=legacy_subject_claim,
-            legacy_issuer=legacy_issuer, legacy_audience=legacy_audience)
+        self._policy_args: dict[str, Any] = {
+            "issuer": issuer, "audience": audience, "leeway": leeway, "max_bytes": max_bytes,
+            "legacy_max_lifetime": legacy_max_lifetime,
+            "legacy_subject_claim": legacy_subject_claim, "legacy_issuer": legacy_issuer,
+            "legacy_audience": legacy_audience}
         self._profile = profile
         self._clock = clock
         self._headers = HeaderCache()
         # (jwks mapping, migration state) -> (key set, policy): rebuilt only when either changes
         self._built: tuple[Mapping[str, Any], MigrationState | None, KeySet, TokenPolicy] | None = None
+
+    @property
+    def jwks(self) -> JwksCache:
+        """The key set cache (its ``stats`` are for metrics); DocumentUnavailable until the
+        metadata naming it was read."""
+        if self._jwks is None:
+            assert self.phase is not None
+            url = self.phase.metadata().jwks_uri
+            if url is None:
+                raise DocumentUnavailable("the metadata names no jwks_uri")
+            self._jwks = JwksCache(url, **self._jwks_args)
+        return self._jwks
 
     def migration(self) -> MigrationState | None:
         """The phase followed now (None: no metadata, legacy tokens never accepted)."""
@@ -137,7 +149,8 @@ class Verifier:
 
     def close(self) -> None:
         """Stop the background refreshes."""
-        self.jwks.close()
+        if self._jwks is not None:
+            self._jwks.close()
         if self.phase is not None:
             self.phase.close()
 

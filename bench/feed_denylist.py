@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from flask import Flask, jsonify, request
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "verifier" / "src"))
 
 from tessera_verifier.feed import RevocationFeed
 

@@ -38,7 +38,9 @@ class ResourceServer:
         self.port = free_port()
         self.env = {**os.environ, "RS_TESSERA_URL": tessera_url, "RS_CLIENT_ID": creds[0],
                     "RS_CLIENT_SECRET": creds[1], "RS_STATE_PATH": str(state_path),
-                    "RS_PORT": str(self.port), **extra}
+                    "RS_PORT": str(self.port), **extra,
+                    # the package from this checkout, installed or not
+                    "PYTHONPATH": str(ROOT / "verifier" / "src")}
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -79,9 +81,14 @@ def refused_within(rs: ResourceServer, token: str, started: float, path: str = "
     while time.monotonic() - started < limit:
         reply = rs.get(path, token)
         if reply.status == 401:
-            return time.monotonic() - started, str(reply.json()["reason"])
+            return time.monotonic() - started, reason(reply)
         time.sleep(0.02)
     raise AssertionError(f"{path} still accepts the token after {limit}s")
+
+
+def reason(reply: Reply) -> str:
+    """The refusal's reason code (the test resource server's header)."""
+    return next((v for k, v in reply.headers.items() if k.lower() == "x-test-reason"), "")
 
 
 def requested_paths(relay: Relay) -> list[str]:

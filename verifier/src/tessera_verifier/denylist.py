@@ -68,23 +68,24 @@ class Denylist:
     def check(self, claims: Mapping[str, Any], header: Mapping[str, Any],
               token: str | None = None) -> str | None:
         """None if nothing revokes this verified token, else Tessera's reason code."""
-        now = self._clock()
-        legacy = header.get("alg") == "HS256"
-        if self._live("kid", header.get("kid"), now):
-            return _REASONS["kid"]
         jti = claims.get("jti")
-        if self._live("jti", jti, now):
-            return _REASONS["jti"]
-        if jti is None and token is not None and self._entries["tokenhash"] and self._live(
-                "tokenhash", hashlib.sha256(token.encode()).hexdigest(), now):
-            return _REASONS["tokenhash"]
-        sid = claims.get("sid")
-        if self._live("sid", sid, now):
-            return _REASONS["sid"]
-        sub = claims.get("sub")
-        iat = claims.get("iat")
+        token_hash = None
+        if jti is None and token is not None and self._entries["tokenhash"]:
+            token_hash = hashlib.sha256(token.encode()).hexdigest()
+        return self.decide(kid=header.get("kid"), jti=jti, token_hash=token_hash,
+                           sid=claims.get("sid"), subject=claims.get("sub"),
+                           iat=claims.get("iat"), legacy=header.get("alg") == "HS256")
+
+    def decide(self, *, kid: Any, jti: Any, token_hash: Any, sid: Any, subject: Any, iat: Any,
+               legacy: bool) -> str | None:
+        """``check`` on a token's parts (the verifier's ``VerifiedToken`` has them all)."""
+        now = self._clock()
+        for kind, value in (("kid", kid), ("jti", jti), ("tokenhash", token_hash),
+                            ("sid", sid)):
+            if value is not None and self._live(kind, value, now):
+                return _REASONS[kind]
         for kind in ("user", "legacyuser") if legacy else ("user",):
-            found = self._live(kind, sub, now)
+            found = self._live(kind, subject, now)
             if found is not None and _before_cutoff(iat, bool(sid) and not legacy, found[0]):
                 return _REASONS[kind]
         return None

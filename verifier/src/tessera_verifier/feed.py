@@ -45,8 +45,12 @@ from .denylist import Denylist
 from .introspection import Introspector
 from .jwks import JwksCache
 from .secevent import SetRejected, verify_set
+from .verify import VerifiedToken
 
-__all__ = ["RevocationFeed"]
+__all__ = ["UNAVAILABLE", "RevocationFeed"]
+
+# Reasons that are no fault of the token: the resource server answers 503 for them.
+UNAVAILABLE = frozenset({"feed_not_ready", "feed_stale"})
 
 log = logging.getLogger("tessera_verifier.feed")
 
@@ -92,7 +96,19 @@ class RevocationFeed:
               token: str | None = None, *, sensitive: bool = False) -> str | None:
         """None if the verified token may be used, else a reason code; no request to
         Tessera unless the feed is stale and the route is sensitive with ``introspect``."""
-        reason = self.denylist.check(claims, header, token)
+        return self._after(self.denylist.check(claims, header, token), token, sensitive)
+
+    def check_verified(self, verified: VerifiedToken, token: str, *,
+                       sensitive: bool = False) -> str | None:
+        """``check`` for a token the package's :class:`~tessera_verifier.verifier.Verifier`
+        verified (``TesseraAuth`` calls it on every protected request)."""
+        reason = self.denylist.decide(
+            kid=verified.kid, jti=verified.jti, token_hash=verified.token_hash,
+            sid=verified.sid, subject=verified.subject, iat=verified.iat, legacy=verified.legacy)
+        return self._after(reason, token, sensitive)
+
+    def _after(self, reason: str | None, token: str | None, sensitive: bool) -> str | None:
+        """The denylist's answer, then readiness and the stale policy."""
         if reason is not None:
             return reason
         if not self._caught_up.is_set():

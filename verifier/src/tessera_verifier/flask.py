@@ -44,6 +44,7 @@ from typing import Any, TypeVar
 from flask import Flask, Response, g, jsonify, request
 
 from .errors import TokenRejected
+from .feed import UNAVAILABLE, RevocationFeed
 from .introspection import Introspector
 from .verifier import Verifier
 from .verify import VerifiedToken
@@ -80,9 +81,11 @@ class TesseraAuth:
 
     def __init__(self, app: Flask | None = None, *, verifier: Verifier,
                  introspector: Introspector | None = None, realm: str = "api",
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 feed: RevocationFeed | None = None) -> None:
         self.verifier = verifier
         self.introspector = introspector
+        self.feed = feed  # Tessera's revocations, pushed (issue 23): checked on every request
         self.realm = realm
         self._clock = clock
         self.rejections: Counter[str] = Counter()  # reason code -> count, for metrics
@@ -136,15 +139,17 @@ class TesseraAuth:
         ``max_age`` seconds ago; ``revocation_sensitive`` also asks Tessera (introspection)."""
         if acr is not None and acr not in ACR_ORDER:
             raise ValueError(f"acr must be one of {ACR_ORDER}")
-        if revocation_sensitive and self.introspector is None:
-            raise ValueError("revocation_sensitive routes need an introspector")
+        if revocation_sensitive and self.introspector is None and self.feed is None:
+            raise ValueError("revocation_sensitive routes need an introspector or a feed")
 
         def decorator(view: F) -> F:
             @functools.wraps(view)
             def wrapper(*args: Any, **kwargs: Any) -> Any:
                 raw, verified = self.authenticate()
+                if self.feed is not None:  # issue 23: no round trip; the feed's policy
+                    self._check_feed(raw, verified, revocation_sensitive)  # when stale
                 self._authorize(verified, scopes, roles, acr, max_age)
-                if revocation_sensitive:
+                if revocation_sensitive and self.feed is None:
                     assert self.introspector is not None
                     if not self.introspector.active(raw):
                         raise self._refuse("revoked")
@@ -155,6 +160,17 @@ class TesseraAuth:
             return wrapper  # type: ignore[return-value]
 
         return decorator
+
+    def _check_feed(self, raw: str, verified: VerifiedToken, sensitive: bool) -> None:
+        """The feed's denylist; 503 while it cannot answer (not ready, stale and ``refuse``)."""
+        assert self.feed is not None
+        reason = self.feed.check_verified(verified, raw, sensitive=sensitive)
+        if reason in UNAVAILABLE:
+            self.rejections[reason] += 1
+            raise AuthError(503, "unavailable", "Revocations cannot be checked right now.",
+                            f'Bearer realm="{_quote(self.realm)}"', reason=reason)
+        if reason is not None:
+            raise self._refuse(reason)
 
     def _authorize(self, verified: VerifiedToken, scopes: tuple[str, ...], roles: tuple[str, ...],
                    acr: str | None, max_age: int | None) -> None:

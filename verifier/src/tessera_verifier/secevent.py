@@ -1,6 +1,7 @@
 """Verify one of Tessera's Security Event Tokens (RFC 8417) and read its revocation.
 
-A SET passes only as Tessera signs them: compact JWS, ``typ: secevent+jwt``,
+A SET passes only as Tessera signs them: compact JWS (checked by the package's own
+strict JOSE steps, ``jose`` and ``keys``), ``typ: secevent+jwt``,
 ES256 or RS256 with a key of Tessera's JWKS (the header's ``kid``; ``jku``,
 ``jwk``, ``x5u`` are never followed), ``iss`` the issuer, ``aud`` this receiver,
 string ``jti``, integer ``iat`` not in the future, and exactly one event in
@@ -22,18 +23,12 @@ CAEP ``session-revoked``,                ``iss_sub``                   user cuto
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
-import re
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-
+from .errors import TokenRejected
+from .jose import decode_segment, json_object, split_compact
 from .jwks import JwksCache
+from .keys import Key, key_from_jwk
 
 __all__ = ["SET_TYPE", "SetRejected", "verify_set"]
 
@@ -41,8 +36,8 @@ SET_TYPE = "secevent+jwt"
 _CAEP = "https://schemas.openid.net/secevent/caep/event-type/"
 _USER_TYPES = frozenset({_CAEP + "session-revoked", _CAEP + "credential-change",
                          "https://schemas.openid.net/secevent/risc/event-type/account-disabled"})
-_B64URL = re.compile(r"[A-Za-z0-9_-]*")
 _LEEWAY = 30
+_MAX_BYTES = 16384
 
 
 class SetRejected(Exception):
@@ -53,62 +48,37 @@ class SetRejected(Exception):
         self.reason, self.err = reason, err
 
 
-def _segment(text: str) -> bytes:
-    if not _B64URL.fullmatch(text):
-        raise SetRejected("malformed")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError):
-        raise SetRejected("malformed") from None
-
-
-def _json(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(_segment(text))
-    except (UnicodeDecodeError, json.JSONDecodeError):
-        raise SetRejected("malformed") from None
-    if not isinstance(value, dict):
-        raise SetRejected("malformed")
-    return value
-
-
-def _int(jwk: dict[str, Any], name: str) -> int:
-    return int.from_bytes(_segment(str(jwk.get(name, ""))), "big")
-
-
-def _check_signature(alg: str, jwk: dict[str, Any], signing_input: bytes, sig: bytes) -> None:
-    try:
-        if alg == "ES256" and jwk.get("kty") == "EC" and jwk.get("crv") == "P-256" \
-                and len(sig) == 64:
-            point = ec.EllipticCurvePublicNumbers(_int(jwk, "x"), _int(jwk, "y"), ec.SECP256R1())
-            der = encode_dss_signature(int.from_bytes(sig[:32], "big"),
-                                       int.from_bytes(sig[32:], "big"))
-            point.public_key().verify(der, signing_input, ec.ECDSA(hashes.SHA256()))
-            return
-        if alg == "RS256" and jwk.get("kty") == "RSA":
-            key = rsa.RSAPublicNumbers(_int(jwk, "e"), _int(jwk, "n")).public_key()
-            key.verify(sig, signing_input, padding.PKCS1v15(), hashes.SHA256())
-            return
-    except (InvalidSignature, ValueError):
-        raise SetRejected("bad_signature", "invalid_key") from None
-    raise SetRejected("alg_mismatch", "invalid_key")
+def _key(jwks: JwksCache, kid: Any) -> Key:
+    """The key ``kid`` names in the JWKS: a cache of public JWKs, or of the core's keys
+    (the :class:`~tessera_verifier.verifier.Verifier`'s own cache, shared)."""
+    found = jwks.get(kid) if isinstance(kid, str) else None
+    if isinstance(found, Key):
+        return found
+    if isinstance(found, dict):
+        try:
+            return key_from_jwk(found)
+        except (ValueError, TypeError):
+            raise SetRejected("unusable_key", "invalid_key") from None
+    raise SetRejected("unknown_kid", "invalid_key")
 
 
 def _claims(token: str, jwks: JwksCache) -> dict[str, Any]:
-    parts = token.split(".") if isinstance(token, str) and len(token) < 16384 else []
-    if len(parts) != 3:
-        raise SetRejected("malformed")
-    header = _json(parts[0])
-    if header.get("typ") != SET_TYPE:
-        raise SetRejected("wrong_typ")
-    if header.get("alg") not in ("ES256", "RS256") or "crit" in header:
-        raise SetRejected("alg_not_allowed")
-    kid = header.get("kid")
-    jwk = jwks.get(kid) if isinstance(kid, str) else None
-    if not isinstance(jwk, dict):
-        raise SetRejected("unknown_kid", "invalid_key")
-    _check_signature(header["alg"], jwk, f"{parts[0]}.{parts[1]}".encode(), _segment(parts[2]))
-    return _json(parts[1])
+    """The strict compact form and signature, by the verifier's own JOSE steps."""
+    try:
+        header_segment, payload_segment, signature = split_compact(token, _MAX_BYTES)
+        header = json_object(header_segment)
+        if header.get("typ") != SET_TYPE:
+            raise SetRejected("wrong_typ")
+        if header.get("alg") not in ("ES256", "RS256") or "crit" in header:
+            raise SetRejected("alg_not_allowed")
+        key = _key(jwks, header.get("kid"))
+        if key.alg != header["alg"]:
+            raise SetRejected("alg_mismatch", "invalid_key")
+        if not key.verify(header_segment + b"." + payload_segment, decode_segment(signature)):
+            raise SetRejected("bad_signature", "invalid_key")
+        return json_object(payload_segment)
+    except TokenRejected as exc:
+        raise SetRejected(exc.reason) from None
 
 
 def _entry(claims: dict[str, Any], issuer: str) -> tuple[str, str, float, int]:

@@ -1,9 +1,11 @@
 """A protected request on a resource server with the revocation feed's denylist holding
 100,000 entries against the same request with an empty one (issue 23, acceptance 5).
 
-The resource server is a Flask app on the verifier package's feed: each request
-verifies an ES256 bearer token (PyJWT, the key parsed once) and asks the feed
-(``RevocationFeed.check``: key, jti, session and user cutoff, from memory). The
+The resource server is a Flask app on the verifier package: ``TesseraAuth`` with a
+``Verifier`` (keys from a JWKS served on loopback, fetched once) and the feed, so
+each request verifies the bearer token (the package caches a verified token, as
+it does in production) and asks the feed (key, jti, session and user cutoff, from
+memory). The
 full denylist holds 70,000 token ids, 20,000 sessions and 10,000 user cutoffs;
 the token checked is in none of them, the case every allowed request pays.
 Both apps are measured in turns (short batches, who goes first alternating) and
@@ -14,17 +16,22 @@ bench/results/feed-denylist.json.
 
 from __future__ import annotations
 
+import base64
 import json
 import statistics
 import sys
+import threading
 import time
 import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
+from tessera_verifier.flask import TesseraAuth
+from tessera_verifier.verifier import Verifier
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -32,6 +39,7 @@ from tessera_verifier.feed import RevocationFeed
 
 ISSUER, AUDIENCE = "http://localhost", "http://localhost/api"
 ENTRIES = 100_000
+_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551  # P-256's n
 PAIRS, BATCH = 300, 50
 
 
@@ -46,21 +54,50 @@ def _feed(entries: int) -> RevocationFeed:
     return feed
 
 
-def _app(feed: RevocationFeed, public_key: Any) -> Flask:
+def _jwks_server(public_key: Any) -> ThreadingHTTPServer:
+    """The JWKS on loopback, as Tessera serves it (the verifier fetches it once)."""
+    jwk = {**json.loads(jwt.algorithms.ECAlgorithm.to_jwk(public_key)), "kid": "k1",
+           "alg": "ES256", "use": "sig"}
+    body = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Cache-Control", "public, max-age=300")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def _app(feed: RevocationFeed, jwks_url: str) -> Flask:
     app = Flask(__name__)
+    verifier = Verifier(ISSUER, AUDIENCE, jwks_url=jwks_url, background=False)
+    auth = TesseraAuth(app, verifier=verifier, feed=feed)
 
     @app.get("/notes")
+    @auth.require()
     def notes() -> Any:
-        raw = request.headers["Authorization"].removeprefix("Bearer ")
-        header = jwt.get_unverified_header(raw)
-        claims = jwt.decode(raw, public_key, algorithms=["ES256"], audience=AUDIENCE,
-                            issuer=ISSUER)
-        reason = feed.check(claims, header, raw)
-        if reason is not None:
-            return jsonify(error="invalid_token"), 401
-        return jsonify(sub=claims["sub"])
+        return jsonify(ok=True)
 
     return app
+
+
+def _low_s(token: str) -> str:
+    """The token with its ES256 signature in low-S form, the only one Tessera's verifier
+    accepts (as Tessera signs); PyJWT leaves S as ECDSA gave it."""
+    head, body, sig = token.split(".")
+    raw = base64.urlsafe_b64decode(sig + "==")
+    r, s = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
+    s = min(s, _ORDER - s)
+    fixed = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    return f"{head}.{body}.{base64.urlsafe_b64encode(fixed).rstrip(b'=').decode()}"
 
 
 def _batch(client: Any, headers: dict[str, str]) -> float:
@@ -75,12 +112,17 @@ def main() -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     now = int(time.time())
     token = jwt.encode({"iss": ISSUER, "aud": AUDIENCE, "sub": "42", "sid": uuid.uuid4().hex,
-                        "jti": uuid.uuid4().hex, "iat": now, "nbf": now, "exp": now + 3600},
+                        "jti": uuid.uuid4().hex, "iat": now, "nbf": now, "exp": now + 3600,
+                        "client_id": "web", "scope": "notes:read", "roles": [],
+                        "auth_time": now, "amr": ["pwd"], "acr": "aal1"},
                        key, algorithm="ES256", headers={"kid": "k1", "typ": "at+jwt"})
+    token = _low_s(token)
     headers = {"Authorization": f"Bearer {token}"}
     empty_feed, full_feed = _feed(0), _feed(ENTRIES)
-    empty = _app(empty_feed, key.public_key()).test_client()
-    full = _app(full_feed, key.public_key()).test_client()
+    jwks = _jwks_server(key.public_key())
+    url = f"http://127.0.0.1:{jwks.server_address[1]}/.well-known/jwks.json"
+    empty = _app(empty_feed, url).test_client()
+    full = _app(full_feed, url).test_client()
     for client in (empty, full):
         _batch(client, headers)  # warm up
     ratios, times = [], {"empty": 0.0, "full": 0.0}
@@ -101,6 +143,7 @@ def main() -> None:
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "feed-denylist.json").write_text(json.dumps(result, indent=2) + "\n")
+    jwks.shutdown()
     if ratio > 1.2:
         sys.exit(1)
 

@@ -74,6 +74,8 @@ def _acknowledge(client_id: str, body: Poll) -> None:
                                                   error=err["err"])
             log.warning("security events: receiver %s could not process %s (%s)",
                         client_id, jti, err["err"])
+    if body.ack or body.set_errs:  # re-acks too: time may have settled what was acked
+        security_events.advance(db.session, client_id, now)
     db.session.commit()
     counters.labels("ack").inc(acked)
     counters.labels("error").inc(failed)

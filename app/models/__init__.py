@@ -1,7 +1,7 @@
 """Typed models, one module per aggregate; imported here so Alembic sees them all."""
 
 from .audit import AuditEvent, ServiceClient
-from .events import SecurityEvent, SecurityEventAck
+from .events import SecurityEvent, SecurityEventAck, SecurityEventCursor
 from .keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
 from .mfa import RecoveryCode, TotpCredential
 from .ratelimit import RateLimitCounter
@@ -21,6 +21,7 @@ __all__ = [
     "RevocationTrust",
     "SecurityEvent",
     "SecurityEventAck",
+    "SecurityEventCursor",
     "ServiceClient",
     "ServiceState",
     "SigningKey",

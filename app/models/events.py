@@ -43,3 +43,15 @@ class SecurityEventAck(db.Model):  # type: ignore[name-defined,misc]
         Integer, ForeignKey("security_events.id", ondelete="CASCADE"), primary_key=True)
     acked_at: Mapped[datetime] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class SecurityEventCursor(db.Model):  # type: ignore[name-defined,misc]
+    """Per receiver: every event with ``id <= acked_through`` is acknowledged or expired,
+    so a poll looks only above it (``app.core.security_events.advance``)."""
+
+    __tablename__ = "security_event_cursors"
+
+    client_id: Mapped[str] = mapped_column(
+        String(64), ForeignKey("service_clients.client_id", ondelete="CASCADE"),
+        primary_key=True)
+    acked_through: Mapped[int] = mapped_column(Integer)

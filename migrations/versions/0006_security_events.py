@@ -46,9 +46,18 @@ def upgrade():
         sa.PrimaryKeyConstraint('client_id', 'event_id'),
     )
     op.create_index('ix_security_event_acks_event', 'security_event_acks', ['event_id'])
+    op.create_table(
+        'security_event_cursors',
+        sa.Column('client_id', sa.String(length=64), nullable=False),
+        sa.Column('acked_through', sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(['client_id'], ['service_clients.client_id'],
+                                ondelete='CASCADE'),
+        sa.PrimaryKeyConstraint('client_id'),
+    )
 
 
 def downgrade():
+    op.drop_table('security_event_cursors')
     op.drop_index('ix_security_event_acks_event', table_name='security_event_acks')
     op.drop_table('security_event_acks')
     op.drop_index('ix_security_events_expires_at', table_name='security_events')

@@ -158,3 +158,41 @@ def test_a_long_poll_with_nothing_ends_empty_after_its_bound(make_app) -> None: 
     assert poll(app, creds, returnImmediately=False).get_json() == {
         "sets": {}, "moreAvailable": False}
     assert 0.9 < time.monotonic() - started < 5
+
+
+def _cursor(app, creds) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import SecurityEventCursor
+    with app.app_context():
+        return int(db.session.scalar(select(SecurityEventCursor.acked_through).where(
+            SecurityEventCursor.client_id == creds[0])) or 0)
+
+
+def _event_id(app, value: str) -> int:  # type: ignore[no-untyped-def]
+    from sqlalchemy import select
+
+    from app.extensions import db
+    from app.models import SecurityEvent
+    with app.app_context():
+        return int(db.session.scalar(select(SecurityEvent.id).where(SecurityEvent.value == value)))
+
+
+def test_the_cursor_passes_acknowledged_events_only_and_never_a_young_one(app, clock) -> None:  # type: ignore[no-untyped-def]
+    creds = make_receiver(app)
+    _revoke(app, "a", "b", "c")
+    one, two, three = poll(app, creds).get_json()["sets"]
+    poll(app, creds, ack=[one, three], maxEvents=0)
+    assert _cursor(app, creds) == 0  # younger than SETTLE: ids may still commit below them
+    clock.advance(61)
+    poll(app, creds, ack=[one], maxEvents=0)
+    assert _cursor(app, creds) == _event_id(app, "a")  # "b" is still pending
+    assert list(poll(app, creds).get_json()["sets"]) == [two]
+    poll(app, creds, ack=[two], maxEvents=0)
+    assert _cursor(app, creds) == _event_id(app, "c")
+    _revoke(app, "d")
+    (four,) = poll(app, creds).get_json()["sets"]
+    poll(app, creds, ack=[four], maxEvents=0)
+    assert _cursor(app, creds) == _event_id(app, "c")  # "d" has not settled
+    assert poll(app, creds).get_json()["sets"] == {}

@@ -325,6 +325,12 @@ class Settings:
         1, _seconds_or_zero, "Least time between reloads caused by unknown kids, seconds."
     )
     jwks_max_age: int = _setting(300, _non_negative_int, "`max-age` of the JWKS, seconds.")
+    metadata_max_age: int = _setting(
+        60,
+        _non_negative_int,
+        "`max-age` of the RFC 8414 metadata, which carries the migration phase "
+        "(`tessera_migration`): the longest a verifier may follow an old phase, seconds.",
+    )
     # HS256 migration (SPEC §4)
     migration_phase: str | None = _setting(
         None,
@@ -423,6 +429,20 @@ class Settings:
         86400, _seconds_or_zero,
         "How long a service client's previous secret keeps working after a rotation, seconds.",
     )
+    # Security events (RFC 8417 SETs polled per RFC 8936; app/events)
+    security_events_long_poll: timedelta = _setting(
+        20, _seconds,
+        "Longest a stream poll that may wait (`returnImmediately: false`) is held open "
+        "waiting for an event, seconds.",
+    )
+    security_events_recheck: timedelta = _setting(
+        0.5, _fractional_seconds,
+        "How often a waiting poll re-reads the database whatever it was told: the delivery "
+        "bound to a receiver waiting on another worker without Redis, seconds.",
+    )
+    security_events_max_batch: int = _setting(
+        100, _positive_int, "Most SETs one poll returns (a receiver's `maxEvents` is capped)."
+    )
     # Rate limits (SPEC §9): flask-limiter rate strings
     ratelimit_login_per_ip: str = _setting(
         "10/minute", _rate_limit, "Failed logins per client address."
@@ -436,6 +456,9 @@ class Settings:
     ratelimit_refresh: str = _setting("30/minute", _rate_limit, "Refreshes per address.")
     ratelimit_exchange: str = _setting(
         "10/minute", _rate_limit, "Legacy exchanges and registrations per address."
+    )
+    ratelimit_events: str = _setting(
+        "600/minute", _rate_limit, "Security-event stream calls (poll, stream) per address."
     )
     # Operations
     metrics_token: str | None = _setting(

@@ -19,6 +19,7 @@ from marshmallow import Schema
 from .admin import schemas as admin_schemas
 from .api.schemas import NoteSchema
 from .auth import schemas as auth_schemas
+from .events.schemas import PollSchema
 from .mfa import passkey_schemas as passkey
 from .mfa.schemas import CodeSchema, ConfirmSchema
 from .models.base import MAX_INTEGER_ID
@@ -51,6 +52,7 @@ REQUEST_BODIES: dict[str, type[Schema]] = {
     "admin.set_migration": admin_schemas.PhaseSchema,
     "admin.create_client": admin_schemas.ClientCreateSchema,
     "admin.update_client": admin_schemas.ClientUpdateSchema,
+    "events.poll": PollSchema,
 }
 QUERY_STRINGS: dict[str, type[Schema]] = {
     "admin.list_users": admin_schemas.UserQuerySchema,
@@ -61,7 +63,10 @@ _ANONYMOUS = {"oauth.introspect", "oauth.revoke", "ops.healthz", "ops.readyz", "
               "auth.login", "auth.register", "auth.refresh", "auth.mfa_verify",
               "auth.replace_temporary_password", "passkeys.login_options", "passkeys.login",
               # the login page's passkey step: its mfa_token is an HttpOnly cookie
-              "passkey_pages.login_options", "passkey_pages.login"}
+              "passkey_pages.login_options", "passkey_pages.login",
+              "events.ssf_configuration", "events.poll", "events.stream"}
+# Routes a service client calls with its credentials (HTTP Basic), not a user's token.
+_CLIENT_BASIC = {"events.poll", "events.stream"}
 _ERRORS = {
     "400": "The request is invalid (details name each field).",
     "401": "Not authenticated, or the token is invalid.",
@@ -118,6 +123,8 @@ def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[
         operation["parameters"].append({"in": "query", "schema": QUERY_STRINGS[endpoint]})
     if endpoint not in _ANONYMOUS and not endpoint.startswith("wellknown."):
         operation["security"] = [{"bearer": []}, {"cookie": []}]
+    if endpoint in _CLIENT_BASIC:
+        operation["security"] = [{"client_basic": []}]
     return operation
 
 

@@ -107,6 +107,7 @@ def _route_limits() -> list[tuple[str, str, Callable[[], str], Callable[[], str]
             (("auth.refresh", "web.resume"), "refresh", lambda: s.ratelimit_refresh, client_ip),
             (("auth.exchange",), "exchange", lambda: s.ratelimit_exchange, client_ip),
             (("auth.register",), "register", lambda: s.ratelimit_exchange, client_ip),
+            (("events.poll", "events.stream"), "events", lambda: s.ratelimit_events, client_ip),
         ]
         for endpoint in endpoints
     ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -44,6 +44,7 @@ from .revocation_trust import TrustKeeper
 __all__ = [
     "EPOCH_KEY",
     "PREFIX",
+    "RevocationListener",
     "RevocationQuery",
     "RevocationService",
     "RevocationState",
@@ -53,6 +54,11 @@ __all__ = [
 ]
 
 log = logging.getLogger(__name__)
+
+# Told of every revocation inside its transaction, before the commit (the security-event
+# feed, app.events): (session, [(kind, value, cutoff)], expires_at, now, reason).
+RevocationListener = Callable[
+    [Any, Sequence[tuple[str, str, "datetime | None"]], datetime, datetime, str], None]
 
 
 @dataclass
@@ -105,6 +111,7 @@ class RevocationService:
     ) -> None:
         self._db = session
         self._state = state
+        self.listeners: list[RevocationListener] = []  # see RevocationListener
         self._redis = (RedisRevocations(client, state, session.get_bind, fail_mode,
                                         wait or WaitPolicy())
                        if client is not None else None)
@@ -175,6 +182,7 @@ class RevocationService:
         inserted = writes.insert_if_absent(self._db, kind, value, expires_at, now, reason)
         if inserted:
             writes.announce(self._db, [writes.mirror_row(kind, value, None, expires_at)])
+            self._tell([(kind, value, None)], expires_at, now, reason)
         return inserted
 
     def publish(self, kind: str, value: str, expires_at: datetime, now: datetime) -> None:
@@ -189,8 +197,15 @@ class RevocationService:
             writes.merge(self._db, kind, value, not_before, expires_at, now, reason)
         writes.announce(self._db, [writes.mirror_row(k, v, nb, expires_at)
                                    for k, v, nb in entries])
+        self._tell(entries, expires_at, now, reason)
         self._db.commit()
         self._published(entries, expires_at, now)
+
+    def _tell(self, entries: Sequence[Entry], expires_at: datetime, now: datetime,
+              reason: str) -> None:
+        """The listeners, in the revocation's transaction: it commits with what they add."""
+        for listener in self.listeners:
+            listener(self._db, entries, expires_at, now, reason)
 
     def _published(self, entries: list[Entry], expires_at: datetime, now: datetime) -> None:
         local = self._state.local

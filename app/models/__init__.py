@@ -1,6 +1,7 @@
 """Typed models, one module per aggregate; imported here so Alembic sees them all."""
 
 from .audit import AuditEvent, ServiceClient
+from .events import SecurityEvent, SecurityEventAck, SecurityEventCursor
 from .keys import KEY_STATES, LegacyUsage, ServiceState, SigningKey
 from .mfa import RecoveryCode, TotpCredential
 from .passkey import Passkey, WebauthnChallenge
@@ -20,6 +21,9 @@ __all__ = [
     "RefreshToken",
     "Revocation",
     "RevocationTrust",
+    "SecurityEvent",
+    "SecurityEventAck",
+    "SecurityEventCursor",
     "ServiceClient",
     "ServiceState",
     "SigningKey",

@@ -16,7 +16,8 @@ from flask import Blueprint, current_app, g, request
 from .. import state
 from ..audit import audit
 from ..errors import Forbidden, InsufficientScope, StepUpRequired
-from . import Principal, authenticate
+from .authentication import authenticate
+from .principal import Principal
 
 __all__ = [
     "protect_blueprint",

@@ -16,7 +16,7 @@ from tessera_verifier.fetch import Reply
 from tessera_verifier.jwks import JwksCache
 from tessera_verifier.secevent import SetRejected, verify_set
 
-from app.core.revocation import RevocationQuery, _verdict
+from app.core.revocation_rules import RevocationQuery, verdict
 from app.core.tokens import sign_token
 from app.security import snapshot
 from app.security.revocation import revocations
@@ -38,7 +38,7 @@ def _tessera(entries: dict[str, str], claims: dict[str, Any], legacy: bool,
               "sid": claims.get("sid"), "user": user, "legacyuser": user}
     hits = [(kind, CUTOFF * 1_000_000 + 250_000 if kind in ("user", "legacyuser") else 1)
             for kind, value in query.pairs if kind in entries and entries[kind] == values[kind]]
-    return _verdict(query, hits)
+    return verdict(query, hits)
 
 
 @pytest.mark.parametrize(("kinds", "iat", "with_sid", "legacy", "with_jti"), list(itertools.product(

@@ -11,7 +11,6 @@ REVOCATION_FAIL_MODE=closed an untrusted Redis that cannot be repaired answers
 from __future__ import annotations
 
 import logging
-
 from collections.abc import Iterator
 
 import pytest

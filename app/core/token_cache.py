@@ -6,9 +6,9 @@ Keyed by the exact token text. Each entry is the caller's object holding the
 principal and the revocation query beside it, so they are built once per token
 too). Bounded twice: by entries and by an estimate of the bytes they hold
 (``max_bytes``, default 128 MiB: about 28,000 access tokens of 570 bytes),
-the oldest entry going first (it expires soonest). An entry is dropped at its ``exp`` (by the caller's per-use check)
-and whenever its key is no longer in the keyring (revoked, expired) or its
-phase no longer accepts it.
+the oldest entry going first (it expires soonest). An entry is dropped at
+its ``exp`` (by the caller's per-use check) and whenever its key is no
+longer in the keyring (revoked, expired) or its phase no longer accepts it.
 
 The byte estimate, ``3 * len(token) + 3000``: the token text (the key), the
 claims parsed from it (about twice the text again), and a fixed cost for the

@@ -100,7 +100,8 @@ def main() -> dict[str, float]:
     samples: dict[str, list[float]] = {
         "floor": [], "first_seen": [], "repeated": [], "parse_only": []}
     for _ in range(PASSES):
-        fresh: VerifiedTokenCache[TokenEntry] = VerifiedTokenCache()  # every token unseen; only the shared header is warm
+        # Every token unseen; only the shared header is warm.
+        fresh: VerifiedTokenCache[TokenEntry] = VerifiedTokenCache()
         for start in range(0, TOKENS, BATCH):
             batch = slice(start, start + BATCH)
             samples["floor"].append(_batch_seconds(
@@ -115,7 +116,8 @@ def main() -> dict[str, float]:
             samples["parse_only"].append(_batch_seconds(parse_only, tokens[batch]))
 
     def ratio(name: str) -> float:  # rate of ``name`` over the floor's, batch by batch
-        return statistics.median(f / s for f, s in zip(samples["floor"], samples[name]))
+        pairs = zip(samples["floor"], samples[name], strict=True)
+        return statistics.median(f / s for f, s in pairs)
 
     result = {
         "floor_per_s": round(BATCH / statistics.median(samples["floor"])),

@@ -248,7 +248,8 @@ class Keyring:
         return snapshot
 
     def reload_for_unknown_kid(self) -> KeyringSnapshot:
-        """Reload now unless one happened within the cooldown (a flood of bad kids costs nothing)."""
+        """Reload now unless one happened within the cooldown (a flood of bad kids costs
+        nothing)."""
         if self._monotonic() - max(self._last_forced, self._loaded_at) < self._cooldown:
             return self.current()
         self._last_forced = self._monotonic()

@@ -1,14 +1,14 @@
 """The verified-token cache (SPEC §10): a token already verified in this process is
 not verified again while it lives.
 
-Keyed by the exact token text. Each entry is the caller's object holding the
-:class:`~tessera_verifier.VerifiedToken` (the security layer keeps the
-principal and the revocation query beside it, so they are built once per token
-too). Bounded twice: by entries and by an estimate of the bytes they hold
+Keyed by the exact token text. Each entry is a
+:class:`~tessera_verifier.VerifiedToken` of the caller's class (the security
+layer's subclass keeps the principal and its revocation query in the same
+object, so they are built once per token too, and a lookup touches one object). Bounded twice: by entries and by an estimate of the bytes they hold
 (``max_bytes``, default 128 MiB: about 28,000 access tokens of 570 bytes),
-the oldest entry going first (it expires soonest). An entry is dropped at its ``exp`` (by the caller's per-use check)
-and whenever its key is no longer in the keyring (revoked, expired) or its
-phase no longer accepts it.
+the oldest entry going first (it expires soonest). An entry is dropped at
+its ``exp`` (by the caller's per-use check) and whenever its key is no
+longer in the keyring (revoked, expired) or its phase no longer accepts it.
 
 The byte estimate, ``3 * len(token) + 3000``: the token text (the key), the
 claims parsed from it (about twice the text again), and a fixed cost for the
@@ -20,26 +20,26 @@ with its principal built; the estimate says 4.7 KB.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, TypeVar
 
-from tessera_verifier import HeaderCache, VerifiedToken
+from tessera_verifier import (
+    HeaderCache,
+    TokenPolicy,
+    TokenRejected,
+    VerifiedToken,
+    check_times,
+    check_use,
+)
 
 from .keyring import KeyringSnapshot
 
-__all__ = ["DEFAULT_CACHE_BYTES", "CacheEntry", "VerifiedTokenCache", "entry_bytes"]
+__all__ = ["DEFAULT_CACHE_BYTES", "VerifiedTokenCache", "entry_bytes"]
 
 DEFAULT_CACHE_BYTES = 128 * 1024 * 1024
 _ENTRY_OVERHEAD = 3_000  # bytes per entry beyond its text (see the docstring)
 
 
-class CacheEntry(Protocol):
-    """What the cache keeps per token: at least the verified token."""
-
-    @property
-    def verified(self) -> VerifiedToken: ...
-
-
-E = TypeVar("E", bound=CacheEntry)
+E = TypeVar("E", bound=VerifiedToken)
 
 
 def entry_bytes(token: str) -> int:
@@ -62,12 +62,34 @@ class VerifiedTokenCache(Generic[E]):
         entry = self._entries.get(token)
         if entry is None:
             return None
-        verified = entry.verified
-        key = snapshot.keys.get(verified.kid)
-        if key is None or key.alg != verified.alg or (
-                verified.legacy and snapshot.phase == "asymmetric"):
+        key = snapshot.keys.get(entry.kid)
+        if key is None or key.alg != entry.alg or (
+                entry.legacy and snapshot.phase == "asymmetric"):
             self.drop(token)
             return None
+        return entry
+
+    def use(self, token: str, snapshot: KeyringSnapshot, policy: TokenPolicy,
+            now: float) -> E | None:
+        """``get`` and the per-use checks (times, the legacy sunset) in one call: the
+        hot path of every request with a token seen before. A token that fails them
+        is dropped and TokenRejected raised; None when it is not (or no longer) here."""
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        key = snapshot.keys.get(entry.kid)
+        if key is None or key.alg != entry.alg or (
+                entry.legacy and snapshot.phase == "asymmetric"):
+            self.drop(token)
+            return None
+        try:
+            if entry.legacy:
+                check_use(entry, policy, now)
+            else:  # check_use minus its legacy branch: one call less on the hot path
+                check_times(entry, now, policy.leeway)
+        except TokenRejected:
+            self.drop(token)
+            raise
         return entry
 
     def put(self, token: str, entry: E) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 
 from joserfc import jws
@@ -24,12 +23,11 @@ from tessera_verifier import (
     TokenProfile,
     TokenRejected,
     VerifiedToken,
-    check_use,
     verify_compact,
 )
 
 from .keyring import KeyringSnapshot, SigningMaterial, signing_registry
-from .token_cache import CacheEntry, VerifiedTokenCache
+from .token_cache import VerifiedTokenCache
 
 __all__ = [
     "ACCESS_PROFILE",
@@ -48,7 +46,7 @@ __all__ = [
 
 ACCESS_TOKEN_TYPE = "at+jwt"
 
-E = TypeVar("E", bound=CacheEntry)
+E = TypeVar("E", bound=VerifiedToken)
 
 
 class KeyringSource(Protocol):
@@ -79,26 +77,20 @@ def verify_token(
 
 def verify_cached(
     token: str, keys: KeyringSource, policy: TokenPolicy, now: float,
-    cache: VerifiedTokenCache[E], make_entry: Callable[[VerifiedToken], E],
+    cache: VerifiedTokenCache[E], entry_type: type[E],
 ) -> E:
     """Verify an access token, or find it verified already: the cache's entry for it.
 
-    ``make_entry`` wraps a newly verified token in the caller's entry type. A cached
-    token still passes the per-use checks (times, the legacy sunset) every time.
+    ``entry_type`` is the class a newly verified token is built as (VerifiedToken or
+    the caller's subclass). A cached token still passes the per-use checks (times,
+    the legacy sunset) every time.
     """
     snapshot = keys.current()
-    entry = cache.get(token, snapshot)
+    entry = cache.use(token, snapshot, policy, now)
     if entry is None:
-        verified = verify_compact(token, snapshot, policy, now, source=keys,
-                                  headers=cache.headers)
-        entry = make_entry(verified)
+        entry = verify_compact(token, snapshot, policy, now, source=keys,
+                               headers=cache.headers, result=entry_type)
         cache.put(token, entry)
-        return entry
-    try:
-        check_use(entry.verified, policy, now)
-    except TokenRejected:
-        cache.drop(token)
-        raise
     return entry
 
 

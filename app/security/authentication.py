@@ -35,7 +35,7 @@ def _verified_principal(token: str, via_cookie: bool) -> tuple[VerifiedToken, Pr
                           TokenEntry)
     principal = entry.principal(via_cookie)
     check_revoked(principal)
-    return entry.verified, principal
+    return entry, principal
 
 
 def authenticate() -> Principal:

@@ -1,8 +1,10 @@
 """From a verified token to its principal, kept together in one cache entry.
 
 A :class:`TokenEntry` is what the verified-token cache holds per token: the
-verified token, and the principal built from its claims (with its revocation
-query), one for each way the token can arrive (header or cookie). Both are
+verified token (it is one: a subclass built by the verifier itself, so a
+cache lookup touches one object), and the principal built from its claims
+(with its revocation query), one for each way the token can arrive (header
+or cookie). Both are
 facts of the token, so they are built once and live as long as it is cached.
 An HS256 token's principal is read from the database on every use instead
 (whoever holds the shared secret writes any claim): it is never kept.
@@ -21,20 +23,19 @@ __all__ = ["TokenEntry"]
 
 
 @dataclass(slots=True)
-class TokenEntry:
+class TokenEntry(VerifiedToken):
     """One cached token: the verified token and the principals built from it."""
 
-    verified: VerifiedToken
     by_header: Principal | None = None
     by_cookie: Principal | None = None
 
     def principal(self, via_cookie: bool) -> Principal:
         """The token's principal (built from the claims once, or from the database)."""
-        if self.verified.legacy:
-            return legacy_principal(self.verified, via_cookie)  # reads the user: never kept
+        if self.legacy:
+            return legacy_principal(self, via_cookie)  # reads the user: never kept
         kept = self.by_cookie if via_cookie else self.by_header
         if kept is None:
-            kept = _claims_principal(self.verified, via_cookie)
+            kept = _claims_principal(self, via_cookie)
             if via_cookie:
                 self.by_cookie = kept
             else:

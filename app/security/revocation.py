@@ -78,7 +78,8 @@ def init_app(app: Flask) -> None:
 
 def revocations() -> RevocationService:
     """This app's revocation service (over the request's database session and Redis)."""
-    return current_app.extensions[_STATE]  # type: ignore[no-any-return]
+    service: RevocationService = current_app.extensions[_STATE]
+    return service
 
 
 def _margin() -> timedelta:

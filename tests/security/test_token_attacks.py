@@ -698,4 +698,4 @@ def test_time_checks_run_on_every_use_of_a_cached_token(world: World) -> None:
             verify_cached(token, snap, policy, at, cache, TokenEntry)
     assert len(cache) == 0  # both dropped: neither may be served from the cache later
     entry = verify_cached(early, snap, policy, world.now + 11, cache, TokenEntry)
-    assert entry.verified.subject == str(world.uid)
+    assert entry.subject == str(world.uid)

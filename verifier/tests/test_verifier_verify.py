@@ -198,3 +198,17 @@ def test_the_header_cache_skips_only_what_it_checked(world: World) -> None:
     legacy = world.legacy_token({"sub": "a", "exp": int(NOW) + 60})
     verify_compact(legacy, keys, world.policy, NOW, headers=headers)
     assert headers.resolved(legacy.split(".")[0].encode(), keys, ACCESS_PROFILE) is None
+
+
+def test_the_result_can_be_the_callers_subclass(world: World) -> None:
+    """A cache keeps its own facts in the verified token's subclass, built by the verifier."""
+    from dataclasses import dataclass
+
+    from tessera_verifier import VerifiedToken
+
+    @dataclass(slots=True)
+    class Cached(VerifiedToken):
+        uses: int = 0
+
+    verified = verify_compact(world.token(), world.keys(), world.policy, NOW, result=Cached)
+    assert isinstance(verified, Cached) and verified.uses == 0 and verified.subject == "42"

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import weakref
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from .claims import (
     ACCESS_PROFILE,
@@ -64,6 +64,9 @@ class VerifiedToken:
     token_hash: str | None  # SHA-256 of a token without jti (its revocation handle)
 
 
+V = TypeVar("V", bound=VerifiedToken)
+
+
 class HeaderCache:
     """Header segments of verified tokens and the key each resolved to, per key set.
 
@@ -99,18 +102,36 @@ class HeaderCache:
         self._entries[segment] = (weakref.ref(keys), profile, key)
 
 
+@overload
 def verify_compact(
     token: str | bytes, keys: KeySet, policy: TokenPolicy, now: float, *,
     source: KeySource | None = None, profile: TokenProfile = ACCESS_PROFILE,
     headers: HeaderCache | None = None,
+) -> VerifiedToken: ...
+
+
+@overload
+def verify_compact(
+    token: str | bytes, keys: KeySet, policy: TokenPolicy, now: float, *,
+    source: KeySource | None = None, profile: TokenProfile = ACCESS_PROFILE,
+    headers: HeaderCache | None = None, result: type[V],
+) -> V: ...
+
+
+def verify_compact(
+    token: str | bytes, keys: KeySet, policy: TokenPolicy, now: float, *,
+    source: KeySource | None = None, profile: TokenProfile = ACCESS_PROFILE,
+    headers: HeaderCache | None = None, result: type[VerifiedToken] = VerifiedToken,
 ) -> VerifiedToken:
     """Verify ``token`` (SPEC §3 steps 1-5) or raise TokenRejected with the reason.
 
     ``source``, when given, is asked once for a fresh key set when the ``kid`` is
     unknown to ``keys``. ``headers`` skips the header steps for a segment that
-    passed before under the same key set and profile.
+    passed before under the same key set and profile. ``result`` is the class
+    built, :class:`VerifiedToken` or a subclass of the caller's (a cache keeping
+    more beside each token, in the same object).
     """
-    verified = _verify_signed(token, keys, policy, now, source, profile, headers)
+    verified = _verify_signed(token, keys, policy, now, source, profile, headers, result)
     check_use(verified, policy, now)
     return verified
 
@@ -118,7 +139,8 @@ def verify_compact(
 def _verify_signed(
     token: str | bytes, keys: KeySet, policy: TokenPolicy, now: float,
     source: KeySource | None, profile: TokenProfile, headers: HeaderCache | None,
-) -> VerifiedToken:
+    result: type[V],
+) -> V:
     head, body, sig_segment = split_compact(token, policy.max_bytes)
     key = headers.resolved(head, keys, profile) if headers is not None else None
     if key is not None:  # steps 2-4 and typ passed for these very bytes under these keys
@@ -126,7 +148,7 @@ def _verify_signed(
         if not key.verify(head + b"." + body, decode_segment(sig_segment)):
             raise TokenRejected("bad_signature")
         check_claims(claims, policy, profile)
-        return _verified(token, key, claims, claims["sub"], old_system=False)
+        return _verified(result, token, key, claims, claims["sub"], old_system=False)
     header = json_object(head, MAX_JSON_DEPTH)
     check_header(header, keys, policy.legacy_allowed_at(now))
     keys, key = find_key(header, keys, source)
@@ -144,16 +166,16 @@ def _verify_signed(
         check_typ(header, profile)
         check_claims(claims, policy, profile)
         subject = claims["sub"]
-    verified = _verified(token, key, claims, subject, old_system=old_system)
+    verified = _verified(result, token, key, claims, subject, old_system=old_system)
     if headers is not None:
         headers.remember(head, keys, profile, key)
     return verified
 
 
 def _verified(
-    token: str | bytes, key: VerifyingKey, claims: dict[str, Any], subject: str, *,
-    old_system: bool,
-) -> VerifiedToken:
+    result: type[V], token: str | bytes, key: VerifyingKey, claims: dict[str, Any],
+    subject: str, *, old_system: bool,
+) -> V:
     jti = claims.get("jti")
     sid = claims.get("sid")
     exp, nbf, iat = claims["exp"], claims.get("nbf"), claims.get("iat")  # numbers: checked
@@ -164,7 +186,7 @@ def _verified(
     if not jti:  # a legacy token without jti is revoked by its hash (SPEC §4)
         token_hash = hashlib.sha256(token.encode() if isinstance(token, str) else token).hexdigest()
     # Positional, in field order: keywords made this call a third slower (hot path).
-    return VerifiedToken(
+    return result(
         claims,  # claims
         key.kid,  # kid
         key.alg,  # alg

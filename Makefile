@@ -7,5 +7,5 @@ run:   ## bring the service up on 127.0.0.1:8000 (embedded default)
 test:  ## the whole test suite, on SQLite and on PostgreSQL
 	bash scripts/test.sh
 
-bench: ## speed ratios, see the README (Speed)
+bench: ## speed ratios, see the README (Speed); `make bench BENCH_SHORT=1` checks it in minutes
 	bash scripts/bench.sh

@@ -22,6 +22,7 @@ from . import (
     audit,
     cli,
     errors,
+    events,
     guard_rails,
     headers,
     http,
@@ -73,6 +74,7 @@ def create_app(
     metrics.init_app(app)
     security.init_app(app)
     revocation.init_app(app)
+    events.init_app(app)  # after revocation: it listens to the revocation service
     audit.init_app(app)
     errors.init_app(app)
     http.init_app(app)
@@ -117,7 +119,12 @@ def _migrations_directory(app: Flask) -> str:
 def _redis_client(settings: Settings) -> redis.Redis | None:
     """The app's Redis client (by URL or through Sentinel), or None without REDIS_URL."""
     target = settings.redis_target
-    return None if target is None else redis_connections.connect(target)
+    if target is None:
+        return None
+    # A revocation's WAIT blocks its reply up to the wait timeout: the socket must outlast it.
+    waits = settings.revocation_redis_wait_replicas > 0
+    return redis_connections.connect(
+        target, reply_within=settings.revocation_redis_wait_timeout.total_seconds() if waits else 0)
 
 
 def _load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:
@@ -209,12 +216,16 @@ def _register_blueprints(app: Flask) -> None:
     from .admin import bp as admin_bp
     from .api.routes import bp as api_bp
     from .auth.routes import bp as auth_bp
+    from .events.routes import bp as events_bp
+    from .mfa.passkey_routes import bp as passkeys_bp
     from .mfa.routes import bp as mfa_bp
     from .oauth.routes import bp as oauth_bp
     from .ops.routes import bp as ops_bp
     from .web import bp as web_bp
+    from .web.passkeys import bp as passkey_pages_bp
     from .wellknown.routes import bp as wellknown_bp
 
-    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, api_bp, admin_bp, oauth_bp, web_bp):
+    for blueprint in (ops_bp, wellknown_bp, auth_bp, mfa_bp, passkeys_bp, api_bp, admin_bp,
+                      oauth_bp, events_bp, web_bp, passkey_pages_bp):
         app.register_blueprint(blueprint)
     oauth_routes.init_app(app)

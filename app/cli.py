@@ -13,9 +13,10 @@ from . import state
 from .admin import actions
 from .cli_keys import keys_cli, migration_cli
 from .core import users as user_service
-from .core.clients import CLIENT_SCOPES, list_clients
+from .core.clients import CLIENT_SCOPES, DEFAULT_CLIENT_SCOPES, list_clients
 from .core.errors import CoreError
 from .errors import TesseraError, answer_for
+from .events import purge_security_events
 from .extensions import db
 from .models import User
 from .security.revocation import revocations
@@ -148,11 +149,11 @@ clients_cli = AppGroup("clients", help="Service clients of /oauth/introspect and
 @clients_cli.command("create")
 @click.argument("name")
 @click.option("--scope", "scopes", multiple=True, type=click.Choice(CLIENT_SCOPES),
-              help="Endpoint the client may call; repeatable; default: both.")
+              help="Endpoint the client may call; repeatable; default: introspect and revoke.")
 def create_client_command(name: str, scopes: tuple[str, ...]) -> None:
     """Register a service client; its secret is printed once and stored hashed."""
     try:
-        client, secret = actions.create_client(name, list(scopes or CLIENT_SCOPES))
+        client, secret = actions.create_client(name, list(scopes or DEFAULT_CLIENT_SCOPES))
     except (TesseraError, CoreError) as exc:
         raise _refused(exc) from None
     click.echo(f"client_id:     {client.client_id}")
@@ -216,6 +217,8 @@ def purge_command() -> None:
     """Delete revocations that outlived everything they revoke."""
     removed = revocations().purge(state.now())
     click.echo(f"purged {removed} expired revocation(s)")
+    events = purge_security_events()
+    click.echo(f"purged {events} expired security event(s)")
 
 
 def init_app(app: Flask) -> None:

@@ -50,6 +50,16 @@ class Metrics:
             registry=registry)
         self.rate_limited = Counter("tessera_rate_limited", "Requests refused by a rate limit.",
                                     ["endpoint"], registry=registry)
+        self.events_emitted = Counter(
+            "tessera_security_events_emitted", "Security events committed, by event type.",
+            ["event_type"], registry=registry)
+        self.events_delivered = Counter(
+            "tessera_security_events_delivered", "SETs sent to receivers in poll answers.",
+            registry=registry)
+        self.events_acknowledged = Counter(
+            "tessera_security_events_acknowledged",
+            "SETs receivers acknowledged, by result (ack, error: reported in setErrs).",
+            ["result"], registry=registry)
         self.latency = Histogram(
             "tessera_request_seconds", "Request latency by endpoint, method and status class.",
             ["endpoint", "method", "status"],

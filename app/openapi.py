@@ -92,6 +92,8 @@ def _operation(app: Flask, endpoint: str, params: list[dict[str, Any]]) -> dict[
         operation["parameters"].append({"in": "query", "schema": facts.query})
     if not facts.public:
         operation["security"] = [{"bearer": []}, {"cookie": []}]
+    if facts.client_basic:
+        operation["security"] = [{"client_basic": []}]
     return operation
 
 

@@ -52,6 +52,8 @@ class RouteFacts:
     content_type: str = "application/json"
     not_modified: bool = False  # may answer 304 to a conditional GET
     public: bool = False  # no token needed (documented without a security requirement)
+    # A service client calls it with its credentials (HTTP Basic), not a user's token.
+    client_basic: bool = False
     limits: tuple[Limit, ...] = ()  # applied around the view by app.ratelimit
     # The view also counts inside itself (``ratelimit.limit``): the limiter's hooks
     # must run on it although ``limits`` may be empty.
@@ -70,14 +72,15 @@ def route_facts(
     *, body: type[Schema] | None = None, query: type[Schema] | None = None,
     response: Response | None = None, status: int = 200,
     content_type: str = "application/json", not_modified: bool = False, public: bool = False,
-    limits: tuple[Limit, ...] = (), limited_in_view: bool = False, gives_back: bool = False,
+    client_basic: bool = False, limits: tuple[Limit, ...] = (), limited_in_view: bool = False,
+    gives_back: bool = False,
     error_page: str | None = None, field_errors: tuple[str, ...] = (),
     field_names: tuple[tuple[str, str], ...] = (),
 ) -> Callable[[_View], _View]:
     """Attach these ``RouteFacts`` to the view (which is otherwise returned unchanged)."""
     declared = RouteFacts(body, query, response, status, content_type, not_modified, public,
-                          limits, limited_in_view, gives_back, error_page, field_errors,
-                          field_names)
+                          client_basic, limits, limited_in_view, gives_back, error_page,
+                          field_errors, field_names)
 
     def attach(view: _View) -> _View:
         setattr(view, _ATTR, declared)

@@ -1,313 +1,257 @@
-"""HTTP speed on loopback with wrk, in one run, under one gunicorn configuration (issue 10).
+"""HTTP speed with wrk, in one run: every configuration side by side (issues 10 and 21).
 
-Starts its own redis-server, a Tessera with REDIS_URL, a Tessera without it
-(embedded revocation store), and the flask-jwt-extended reference app, all
-with the same gunicorn settings; drives each endpoint with wrk; prints rates,
-latency p50/p99 and the ratios; writes bench/results/http.json.
+Servers (bench/topology.py): Tessera on SQLite and on PostgreSQL (BENCH_DATABASE_URL),
+each with and without Redis; the flask-jwt-extended reference; and the production
+topology, nginx + TLS in front of two instances, Tessera's and the reference's.
+Loads: /healthz, the JWKS, GET /api/me with a reused token and with a first-seen
+token per request, in rounds (compared loads back to back, every other round in
+reverse); refresh and login in turns of their own. Every load's p50 and p99 are
+kept and a p99 over 3x its p50 flagged. Then each worker's resident memory with
+its verified-token cache filled with BENCH_CACHE_TOKENS distinct tokens.
 
-On a machine with two or more cores the servers under test run on CPU 0 and
-wrk and redis-server on CPU 1 (BENCH_PIN=0 turns this off): otherwise the load
-generator competes with the server for the same two cores, and the scheduler's
-placement moves a rate by tens of percent from one run to the next.
+Writes bench/results/http.json and the charts (bench/charts.py); prints the table
+(bench/report.py). BENCH_SHORT=1 runs short turns to check the machinery.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import os
-import re
+import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-
+from bench import charts, fixtures, memory, report, topology
+from bench.wrk_run import (
+    LOAD_CPUS,
+    LOGIN_ROUNDS,
+    REFRESH_ROUNDS,
+    ROUNDS,
+    SERVER_CPUS,
+    SHORT,
+    TAIL_LIMIT,
+    median_run,
+    on_cpus,
+    pin,
+    wrk,
+)
 from tests.support.http import call
-from tests.support.servers import AppServer, RedisServer
 
-DURATION = os.environ.get("BENCH_DURATION", "2s")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "11"))
-LOGIN_ROUNDS = int(os.environ.get("BENCH_LOGIN_ROUNDS", "7"))
-REFRESH_ROUNDS = int(os.environ.get("BENCH_REFRESH_ROUNDS", "5"))
-CONNECTIONS = os.environ.get("BENCH_CONNECTIONS", "4")
-WORKERS = int(os.environ.get("BENCH_WORKERS", "2"))
-THREADS = int(os.environ.get("BENCH_THREADS", "1"))
-PIN = os.environ.get("BENCH_PIN", "1") != "0" and (os.cpu_count() or 1) >= 2
-SERVER_CPUS, LOAD_CPUS = {0}, {1}
-PASSWORD = "correct horse battery staple at speed"
-KEK = base64.urlsafe_b64encode(b"h" * 32).decode()
-FRESH_TOKENS = 20_000
+FRESH_TOKENS = int(os.environ.get("BENCH_FRESH_TOKENS", "6000" if SHORT else "40000"))
+CACHE_TOKENS = int(os.environ.get("BENCH_CACHE_TOKENS", "2000" if SHORT else "50000"))
+
+Load = tuple[str, str | None, dict[str, str]]  # url, wrk script, its environment
 
 
-def wrk(url: str, script: str | None = None, *, connections: str = CONNECTIONS,
-        threads: str = "1", env: dict[str, str] | None = None,
-        duration: str = DURATION) -> dict[str, float]:
-    """Run wrk; return requests/s and latency p50/p99 in milliseconds."""
-    command = ["wrk", "-t", threads, "-c", connections, "-d", duration, "--latency", url]
-    if PIN:
-        command = ["taskset", "-c", ",".join(map(str, LOAD_CPUS)), *command]
-    if script:
-        command += ["-s", str(ROOT / "bench" / "wrk" / script)]
-    out = subprocess.run(command, capture_output=True, text=True, timeout=120,
-                         env={**os.environ, **(env or {})}, check=True).stdout
-    non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    if non_2xx:
-        raise RuntimeError(f"{url}: {non_2xx.group(1)} error responses\n{out}")
-    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    return {"rate": round(rate, 1), "p50_ms": _percentile(out, "50%"),
-            "p99_ms": _percentile(out, "99%")}
+def _loads(servers: topology.Servers, tokens: dict[str, str],
+           fresh: dict[str, Path]) -> dict[str, Load]:
+    """Every load of the rounds, in round order: each compared pair back to back."""
+    t, me = servers.tessera, "/api/me"
+
+    def bearer(token: str) -> dict[str, str]:
+        return {"BENCH_TOKEN": token}
+
+    def first_seen(database: str) -> dict[str, str]:
+        return {"BENCH_TOKENS_FILE": str(fresh[database])}
+
+    loads: dict[str, Load] = {
+        "jwks": (t["redis"].url + "/.well-known/jwks.json", None, {}),
+        "unauthenticated": (t["redis"].url + "/healthz", None, {}),
+        "me_reused_redis": (t["redis"].url + me, "bearer.lua", bearer(tokens["sqlite"])),
+        "reference_me": (servers.reference.url + me, "bearer.lua",  # type: ignore[union-attr]
+                         bearer(tokens["reference"])),
+        "reference_unauthenticated": (servers.reference.url + "/healthz", None, {}),  # type: ignore[union-attr]
+        "me_fresh_redis": (t["redis"].url + me, "fresh_tokens.lua", first_seen("sqlite")),
+        "me_reused_db": (t["db"].url + me, "bearer.lua", bearer(tokens["sqlite"])),
+        "me_fresh_db": (t["db"].url + me, "fresh_tokens.lua", first_seen("sqlite")),
+    }
+    if "pg" in servers.databases:
+        loads |= {
+            "unauthenticated_pg": (t["db_pg"].url + "/healthz", None, {}),
+            "me_reused_db_pg": (t["db_pg"].url + me, "bearer.lua", bearer(tokens["pg"])),
+            "me_fresh_db_pg": (t["db_pg"].url + me, "fresh_tokens.lua", first_seen("pg")),
+            "me_reused_redis_pg": (t["redis_pg"].url + me, "bearer.lua", bearer(tokens["pg"])),
+            "me_fresh_redis_pg": (t["redis_pg"].url + me, "fresh_tokens.lua", first_seen("pg")),
+        }
+    if servers.proxies:
+        edge, ref_edge = servers.proxies["tessera"].url, servers.proxies["reference"].url
+        loads |= {
+            "proxy_unauthenticated": (edge + "/healthz", None, {}),
+            "proxy_me": (edge + me, "bearer.lua", bearer(tokens["proxy"])),
+            "proxy_reference_me": (ref_edge + me, "bearer.lua", bearer(tokens["reference"])),
+            "proxy_reference_unauthenticated": (ref_edge + "/healthz", None, {}),
+        }
+    return loads
 
 
-def _pin(pid: int, cpus: set[int]) -> None:
-    """Put ``pid``, its threads and its child processes (gunicorn's workers) on ``cpus``."""
-    for task in os.listdir(f"/proc/{pid}/task"):
-        os.sched_setaffinity(int(task), cpus)
-        children = Path(f"/proc/{pid}/task/{task}/children").read_text().split()
-        for child in children:
-            _pin(int(child), cpus)
+def _rounds(loads: dict[str, Load]) -> dict[str, list[dict[str, float]]]:
+    """A warm-up turn per load, then ROUNDS rounds; first-seen loads never repeat a token."""
+    offsets = {name: 0.0 for name in loads}
+
+    def run(name: str, duration: str | None = None) -> dict[str, float]:
+        url, script, env = loads[name]
+        if script == "fresh_tokens.lua":
+            env = {**env, "BENCH_TOKENS_OFFSET": str(int(offsets[name]))}
+        figures = wrk(url, script, env=env, duration=duration)
+        offsets[name] += figures["requests"] + 8  # + what wrk sent but did not count
+        return figures
+
+    for name in loads:  # warm every worker's caches, pools and connections
+        run(name, duration="1s")
+    samples: dict[str, list[dict[str, float]]] = {name: [] for name in loads}
+    for round_ in range(ROUNDS):
+        for name in (list(loads) if round_ % 2 == 0 else list(reversed(loads))):
+            samples[name].append(run(name))
+    for name, sent in offsets.items():
+        if loads[name][1] == "fresh_tokens.lua" and sent > FRESH_TOKENS:
+            print(f"note: {name} sent {sent:.0f} requests over {FRESH_TOKENS} tokens: "
+                  "some were no longer first-seen (raise BENCH_FRESH_TOKENS)", file=sys.stderr)
+    return samples
 
 
-def _median(runs: list[dict[str, float]]) -> dict[str, float]:
-    """The run with the median rate (its latencies come with it)."""
-    return sorted(runs, key=lambda run: run["rate"])[len(runs) // 2]
-
-
-def _percentile(out: str, label: str) -> float:
-    match = re.search(rf"^\s+{re.escape(label)}\s+([\d.]+)(us|ms|s)\s*$", out, re.MULTILINE)
-    assert match, out
-    value, unit = float(match.group(1)), match.group(2)
-    return round(value / 1000 if unit == "us" else value * 1000 if unit == "s" else value, 3)
-
-
-def _prepare_database(tmp: Path) -> str:
-    """A migrated SQLite database with signing keys and the bench user."""
-    url = f"sqlite:///{tmp}/bench.db"
-    env = {**os.environ, "FLASK_APP": "wsgi", "TESSERA_DATABASE_URL": url,
-           "TESSERA_KEY_ENCRYPTION_KEY": KEK, "TESSERA_INSTANCE_PATH": str(tmp),
-           "TESSERA_ISSUER": "http://127.0.0.1"}
-    flask = str(Path(sys.executable).parent / "flask")
-    for args, stdin in ((["db", "upgrade"], None), (["keys", "ensure"], None),
-                        (["users", "create", "bench", "--password-stdin"], PASSWORD + "\n")):
-        subprocess.run([flask, *args], cwd=ROOT, env=env, input=stdin, text=True, check=True,
-                       capture_output=True, timeout=120)
-    return url
-
-
-def _tessera(url: str, tmp: Path, redis_url: str | None) -> AppServer:
-    env = {"TESSERA_DATABASE_URL": url, "TESSERA_KEY_ENCRYPTION_KEY": KEK,
-           "TESSERA_ISSUER": "http://127.0.0.1", "TESSERA_COOKIE_SECURE": "false",
-           "TESSERA_INSTANCE_PATH": str(tmp), "TESSERA_ACCESS_LOG": "",
-           "TESSERA_RATELIMIT_REFRESH": "100000000/minute",
-           "TESSERA_RATELIMIT_LOGIN_PER_IP": "100000000/minute"}
-    if redis_url:
-        env["TESSERA_REDIS_URL"] = redis_url
-    return AppServer(env, workers=WORKERS, threads=THREADS).start()
-
-
-def _reference(tmp: Path, redis_url: str) -> AppServer:
-    key = ec.generate_private_key(ec.SECP256R1())
-    (tmp / "ref.pem").write_bytes(key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    (tmp / "ref.pub").write_bytes(key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-    env = {"BENCH_PRIVATE_KEY": str(tmp / "ref.pem"), "BENCH_PUBLIC_KEY": str(tmp / "ref.pub"),
-           "BENCH_REDIS_URL": redis_url, "TESSERA_ACCESS_LOG": ""}
-    return AppServer(env, workers=WORKERS, threads=THREADS,
-                     wsgi="bench.reference_app:app").start()
-
-
-def _login(server: AppServer) -> tuple[str, str, str]:
-    reply = call("POST", server.url + "/auth/login",
-                 json_body={"username": "bench", "password": PASSWORD})
-    assert reply.status == 200, reply.body
-    jar: SimpleCookie = SimpleCookie()
-    for value in reply.set_cookies:
-        jar.load(value)
-    return reply.json()["access_token"], jar["refresh_token"].value, jar["csrf_token"].value
-
-
-def _refresh_turn(server: AppServer, tmp: Path) -> dict[str, float]:
-    """wrk rotating two sessions' refresh cookies, each connection its own session.
-
-    The sessions are new for each turn: a turn ends holding rotated tokens that
-    only wrk saw, and presenting an old one again would be reuse (SPEC §5).
-    """
-    pairs = [_login(server)[1:] for _ in range(2)]
-    path = tmp / "refresh.txt"
-    path.write_text("\n".join(f"{refresh} {csrf}" for refresh, csrf in pairs) + "\n")
-    return wrk(server.url, "refresh.lua", connections="2", threads="2",
-               env={"BENCH_REFRESH_FILE": str(path)})
-
-
-def _fresh_tokens(url: str, tmp: Path, sid_source: str) -> Path:
-    """Many valid tokens of one real session, each with its own jti (first-seen tokens)."""
-    from app import create_app, state
-    from app.core.tokens import access_claims, sign_token
-    from app.security import snapshot
-
-    claims = json.loads(base64.urlsafe_b64decode(sid_source.split(".")[1] + "=="))
-    app = create_app({"DATABASE_URL": url, "KEY_ENCRYPTION_KEY": KEK,
-                      "ISSUER": "http://127.0.0.1"}, instance_path=str(tmp))
-    path = tmp / "fresh.txt"
-    with app.app_context():
-        signer = snapshot().current_signer()
-        s = state.settings()
-        now = int(time.time())
-        lines = [sign_token(signer, access_claims(
-            issuer=s.issuer, audience=s.access_audience, user_id=int(claims["sub"]),
-            session_id=claims["sid"], client_id="web", scope=claims["scope"], roles=[],
-            auth_time=now, amr=["pwd"], acr="aal1", now=now, ttl=900))
-            for _ in range(FRESH_TOKENS)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _on_cpus(cpus: set[int], fn: Any) -> Any:
-    """``fn()`` with this process on ``cpus`` (when pinning), then back where it was."""
-    before = os.sched_getaffinity(0)
-    if PIN:
-        os.sched_setaffinity(0, cpus)
-    try:
-        return fn()
-    finally:
-        os.sched_setaffinity(0, before)
+def _refresh(server: Any, base_url: str, tmp: Path, name: str) -> tuple[dict[str, float], list[float]]:
+    """Refresh turns, each followed by a /healthz turn on the same server: the median
+    turn and the per-turn ratios (refresh / healthz)."""
+    turns, ratios = [], []
+    for _ in range(REFRESH_ROUNDS):
+        path = fixtures.refresh_file(server, tmp, name)
+        refresh = wrk(server.url, "refresh.lua", connections="2", threads="2",
+                      env={"BENCH_REFRESH_FILE": str(path)})
+        healthz = wrk(base_url + "/healthz")
+        turns.append(refresh)
+        ratios.append(refresh["rate"] / healthz["rate"])
+    return median_run(turns), ratios
 
 
 def _argon2_verifier() -> Any:
     """One argon2id verification with the configured parameters, timed in ms."""
     from app.core.passwords import hash_password, verify_password
 
-    stored = hash_password(PASSWORD)
+    stored = hash_password(fixtures.PASSWORD)
 
     def once() -> float:
         start = time.perf_counter()
-        verify_password(stored, PASSWORD)
+        verify_password(stored, fixtures.PASSWORD)
         return (time.perf_counter() - start) * 1000
     return once
 
 
-def main() -> dict[str, Any]:
-    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
-    redis_server = RedisServer()
-    redis_server.start()
-    servers: list[AppServer] = []
-    try:
-        url = _prepare_database(tmp)
-        with_redis = _tessera(url, tmp, redis_server.url)
-        servers.append(with_redis)
-        without_redis = _tessera(url, tmp, None)
-        servers.append(without_redis)
-        reference = _reference(tmp, redis_server.url)
-        servers.append(reference)
-        if PIN:
-            _pin(redis_server.process.pid, LOAD_CPUS)  # type: ignore[union-attr]
-            for server in servers:
-                _pin(server.process.pid, SERVER_CPUS)  # type: ignore[union-attr]
-        return _measure(with_redis, without_redis, reference, url, tmp)
-    finally:
-        for server in servers:
-            server.stop()
-        redis_server.stop()
-
-
-def _measure(with_redis: AppServer, without_redis: AppServer, reference: AppServer,
-             url: str, tmp: Path) -> dict[str, Any]:
-    token, _, _ = _login(with_redis)
-    fresh = _fresh_tokens(url, tmp, token)
-    ref_token = call("POST", reference.url + "/mint").json()["access_token"]
-    me = "/api/me"
-    # In this order each compared pair runs back to back (jwks and unauthenticated,
-    # unauthenticated and me_reused_redis, me_reused_redis and reference_me), and
-    # every other round runs backwards, so a drift of the machine's speed within a
-    # round favours neither side of a pair (see _paired_ratio).
-    loads: dict[str, tuple[str, str | None, dict[str, str]]] = {
-        "jwks": (with_redis.url + "/.well-known/jwks.json", None, {}),
-        "unauthenticated": (with_redis.url + "/healthz", None, {}),
-        "me_reused_redis": (with_redis.url + me, "bearer.lua", {"BENCH_TOKEN": token}),
-        "reference_me": (reference.url + me, "bearer.lua", {"BENCH_TOKEN": ref_token}),
-        "reference_unauthenticated": (reference.url + "/healthz", None, {}),
-        "me_fresh_redis": (with_redis.url + me, "fresh_tokens.lua",
-                           {"BENCH_TOKENS_FILE": str(fresh)}),
-        "me_reused_db": (without_redis.url + me, "bearer.lua", {"BENCH_TOKEN": token}),
-        "me_fresh_db": (without_redis.url + me, "fresh_tokens.lua",
-                        {"BENCH_TOKENS_FILE": str(fresh)}),
-    }
-    for target, script, env in loads.values():  # warm every worker's caches and pools
-        wrk(target, script, env=env, duration="1s")
-    samples: dict[str, list[dict[str, float]]] = {name: [] for name in loads}
-    for round_ in range(ROUNDS):
-        names = list(loads) if round_ % 2 == 0 else list(reversed(loads))
-        for name in names:
-            target, script, env = loads[name]
-            samples[name].append(wrk(target, script, env=env))
-    results: dict[str, Any] = {name: _median(runs) for name, runs in samples.items()}
-    # Short turns, the median kept: one stall of the VM's disk or CPU (a one-off 2 s
-    # stall once turned a single run into 2 requests/s) must not make the figure.
-    results["refresh"] = _median([_refresh_turn(with_redis, tmp) for _ in range(REFRESH_ROUNDS)])
-    # Login against one argon2id verification, in short turns: argon2id is bound by
-    # memory bandwidth, which this VM's neighbours move by a third within a minute.
+def _login(url: str) -> tuple[dict[str, float], list[float], list[float]]:
+    """Login turns of one connection, each followed by argon2id verifications on the
+    servers' CPU: the median turn, per-turn p50/argon2id ratios, argon2id ms."""
     argon2 = _argon2_verifier()
-    wrk(with_redis.url + "/auth/login", "login.lua", connections="1", duration="1s",
-        env={"BENCH_PASSWORD": PASSWORD})  # warm up: each worker's first login is slow
+    env = {"BENCH_PASSWORD": fixtures.PASSWORD}
+    wrk(url + "/auth/login", "login.lua", connections="1", duration="1s", env=env)  # warm-up
     logins, hashes = [], []
     for _ in range(LOGIN_ROUNDS):
-        logins.append(wrk(with_redis.url + "/auth/login", "login.lua", connections="1",
-                          duration="2s", env={"BENCH_PASSWORD": PASSWORD}))
-        hashes.append(_on_cpus(SERVER_CPUS, lambda: statistics.median(argon2() for _ in range(9))))
-    results["login"] = _median(logins)
-    results["argon2id_ms"] = round(statistics.median(hashes), 3)
-    results["ratios"] = {
-        name: _paired_ratio(samples, load, base)
-        for name, (load, base) in _RATE_RATIOS.items()
-    }
-    results["ratios"]["login_p50_vs_argon2id"] = round(statistics.median(
-        login["p50_ms"] / argon2 for login, argon2 in zip(logins, hashes)), 3)
-    return results
+        logins.append(wrk(url + "/auth/login", "login.lua", connections="1", env=env))
+        hashes.append(on_cpus(SERVER_CPUS, lambda: statistics.median(argon2() for _ in range(9))))
+    ratios = [login["p50_ms"] / ms for login, ms in zip(logins, hashes)]
+    return median_run(logins), ratios, hashes
 
 
-# ratio name -> (load, baseline): rates compared within each round.
-_RATE_RATIOS = {
-    "me_reused_redis_vs_unauthenticated": ("me_reused_redis", "unauthenticated"),
-    "me_reused_redis_vs_reference": ("me_reused_redis", "reference_me"),
-    "jwks_vs_unauthenticated": ("jwks", "unauthenticated"),
-    "me_reused_db_vs_unauthenticated": ("me_reused_db", "unauthenticated"),
-    "me_fresh_redis_vs_unauthenticated": ("me_fresh_redis", "unauthenticated"),
-}
+def _per_round(samples: dict[str, list[dict[str, float]]], load: str, base: str) -> list[float]:
+    """load/base rates, each pair measured in the same round (the machine drifts between)."""
+    return [round(a["rate"] / b["rate"], 4) for a, b in zip(samples[load], samples[base])]
 
 
-def _paired_ratio(samples: dict[str, list[dict[str, float]]], load: str, base: str) -> float:
-    """The median over rounds of load/base, each measured in the same round.
+def measure(servers: topology.Servers) -> dict[str, Any]:
+    tmp, t = servers.tmp, servers.tessera
+    tokens = {"sqlite": fixtures.login(t["redis"].url)[0],
+              "reference": call("POST", servers.reference.url + "/mint")  # type: ignore[union-attr]
+              .json()["access_token"]}
+    fresh = {"sqlite": fixtures.sign_tokens(servers.databases["sqlite"], tmp, tokens["sqlite"],
+                                            FRESH_TOKENS, "sqlite")}
+    if "pg" in servers.databases:
+        tokens["pg"] = fixtures.login(t["redis_pg"].url)[0]
+        fresh["pg"] = fixtures.sign_tokens(servers.databases["pg"], tmp, tokens["pg"],
+                                           FRESH_TOKENS, "pg")
+    if servers.instances:
+        tokens["proxy"] = fixtures.login(servers.instances[0].url)[0]
+    loads = _loads(servers, tokens, fresh)
+    samples = _rounds(loads)
+    result: dict[str, Any] = {"loads": {name: median_run(runs) for name, runs in samples.items()},
+                              "rounds": {}, "ratios": {},
+                              # In how many rounds each load broke the tail rule: a one-off
+                              # stall or a steady cause.
+                              "tail_rounds": {name: [sum(run["p99_ms"] > TAIL_LIMIT * run["p50_ms"]
+                                                         for run in runs), len(runs)]
+                                              for name, runs in samples.items()}}
+    for load in loads:
+        if load in report.BASES:
+            result["rounds"][report.ratio_name(load)] = _per_round(
+                samples, load, report.BASES[load])
+    for name, (load, base) in report.PAIRS.items():
+        if load in samples and base in samples:
+            result["rounds"][name] = _per_round(samples, load, base)
+    refreshes = [("refresh_redis", "redis", "redis"), ("refresh_db", "db", "redis")]
+    if "pg" in servers.databases:
+        refreshes += [("refresh_redis_pg", "redis_pg", "db_pg"), ("refresh_db_pg", "db_pg", "db_pg")]
+    for name, server, base in refreshes:
+        result["loads"][name], result["rounds"][report.ratio_name(name)] = _refresh(
+            t[server], t[base].url, tmp, name)
+    argon2_ms: list[float] = []
+    for name, server in (("login", "redis"), ("login_pg", "redis_pg")):
+        if server in t:
+            result["loads"][name], ratios, hashes = _login(t[server].url)
+            result["rounds"][f"{name}_p50_vs_argon2id"] = [round(r, 4) for r in ratios]
+            argon2_ms += hashes
+    result["argon2id_ms"] = round(statistics.median(argon2_ms), 3)
+    result["ratios"] = {name: round(statistics.median(values), 3)
+                        for name, values in result["rounds"].items()}
+    result["goals"] = {name: list(goal) for name, goal in report.GOALS.items()}
+    masters = {name: server.process.pid for name, server in t.items()}  # type: ignore[union-attr]
+    result["rss_after_loads_kib"] = memory.rss_report(masters)
+    cache = fixtures.sign_tokens(servers.databases["sqlite"], tmp, tokens["sqlite"],
+                                 CACHE_TOKENS, "cache").read_text().split()
+    # Both CPUs for the fill: it only has to be done, not measured for speed.
+    pin(t["db"].process.pid, SERVER_CPUS | LOAD_CPUS)  # type: ignore[union-attr]
+    result["memory"] = {"server": "db (SQLite, no Redis)", **memory.fill_caches(
+        t["db"].process.pid, t["db"].port, cache)}  # type: ignore[union-attr]
+    return result
 
-    The machine's speed drifts between rounds; within a round both sides see
-    the same drift, so the per-round ratio is steadier than a ratio of medians.
-    """
-    per_round = [a["rate"] / b["rate"] for a, b in zip(samples[load], samples[base])]
-    return round(statistics.median(per_round), 3)
+
+def main() -> dict[str, Any]:
+    tmp = Path(tempfile.mkdtemp(prefix="tessera-bench-"))
+    servers = topology.start(tmp, os.environ.get("BENCH_DATABASE_URL"))
+    try:
+        result = measure(servers)
+    finally:
+        servers.stop()
+    result["config"] = {"rounds": ROUNDS, "short": SHORT, "workers": topology.WORKERS,
+                        "threads": topology.THREADS, "proxy_workers": topology.PROXY_WORKERS,
+                        "fresh_tokens": FRESH_TOKENS, "cache_tokens": CACHE_TOKENS}
+    return result
+
+
+def print_memory(figures: dict[str, Any]) -> None:
+    fill = figures["memory"]
+    print(f"\nresident memory per worker, {fill['server']}, "
+          f"cache filled with {fill['tokens_per_worker']:,} distinct tokens each:")
+    for worker in fill["workers"]:
+        print(f"  worker {worker['pid']}: {worker['rss_before_kib'] / 1024:.1f} MiB before, "
+              f"{worker['rss_full_kib'] / 1024:.1f} MiB full "
+              f"({worker['bytes_per_token']:,} bytes per cached token)")
+    others = ", ".join(f"{name} {max(kib) / 1024:.0f} MiB" for name, kib
+                       in figures["rss_after_loads_kib"].items())
+    print(f"  largest worker of each server after the loads: {others}")
 
 
 if __name__ == "__main__":
+    # bench.sh's timeout sends SIGTERM: exit through main's finally, which stops the servers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     figures = main()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
     (out / "http.json").write_text(json.dumps(figures, indent=2) + "\n")
-    for name, value in figures.items():
-        if isinstance(value, dict) and "rate" in value:
-            print(f"{name:<26} {value['rate']:>10,.0f}/s  p50 {value['p50_ms']:>8.3f} ms"
-                  f"  p99 {value['p99_ms']:>8.3f} ms")
-    print(f"{'argon2id verify':<26} {figures['argon2id_ms']:>10.3f} ms (median)")
-    goals = {"me_reused_redis_vs_unauthenticated": ">= 0.75",
-             "me_reused_redis_vs_reference": ">= 2.0", "jwks_vs_unauthenticated": ">= 0.95",
-             "login_p50_vs_argon2id": "<= 1.3"}
-    for name, ratio in figures["ratios"].items():
-        print(f"{name:<40} {ratio:>7}  {('goal ' + goals[name]) if name in goals else ''}")
+    written = charts.write(figures, out)
+    print(report.format_table(figures))
+    print_memory(figures)
+    print("charts: " + ", ".join(str(path.relative_to(ROOT)) for path in written))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -29,15 +30,17 @@ from flask_migrate import upgrade
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tessera_verifier import jose
+
 from app import create_app, state
-from app.core import tokens as tessera_tokens
-from app.core.tokens import VerifiedTokenCache, access_claims, sign_token, verify_token
+from app.core.tokens import VerifiedTokenCache, access_claims, sign_token, verify_cached
 from app.security import snapshot, token_policy
 from app.security.keyops import ensure_signing_keys
+from app.security.principals import TokenEntry
 
 TOKENS = 20_000
 BATCH = 100  # tokens per timed batch: short enough that most batches see no interruption
-PASSES = 5
+PASSES = int(os.environ.get("BENCH_VERIFY_PASSES", "5"))
 
 
 def _b64decode(segment: str) -> bytes:
@@ -81,14 +84,14 @@ def main() -> dict[str, float]:
     key = snap.keys[signer.kid]
 
     def parse_only(token: str) -> None:  # the first steps of Tessera's own path, no claims
-        head, body, sig = tessera_tokens._split(token, policy.max_bytes)
-        tessera_tokens._json_object(body)
-        if not key.verify(head + b"." + body, tessera_tokens._decode_segment(sig)):
+        head, body, sig = jose.split_compact(token, policy.max_bytes)
+        jose.json_object(body)
+        if not key.verify(head + b"." + body, jose.decode_segment(sig)):
             raise AssertionError("bench token does not verify")
 
-    cache = VerifiedTokenCache()
+    cache: VerifiedTokenCache[TokenEntry] = VerifiedTokenCache()
     for token in tokens:  # warm the cache for the repeated path
-        verify_token(token, snap, policy, time.time(), cache=cache)
+        verify_cached(token, snap, policy, time.time(), cache, TokenEntry)
 
     # Interleaved batches, back to back: each ratio is the median of the per-batch
     # ratios, so that what a batch pays now and then (a collection, the cache's dict
@@ -97,20 +100,24 @@ def main() -> dict[str, float]:
     samples: dict[str, list[float]] = {
         "floor": [], "first_seen": [], "repeated": [], "parse_only": []}
     for _ in range(PASSES):
-        fresh = VerifiedTokenCache()  # every token unseen; only the shared header is warm
+        # Every token unseen; only the shared header is warm.
+        fresh: VerifiedTokenCache[TokenEntry] = VerifiedTokenCache()
         for start in range(0, TOKENS, BATCH):
             batch = slice(start, start + BATCH)
             samples["floor"].append(_batch_seconds(
                 lambda it: public.verify(it[1], it[0], algorithm), floor_items[batch]))
             samples["first_seen"].append(_batch_seconds(
-                lambda t, unseen=fresh: verify_token(t, snap, policy, time.time(), cache=unseen),
+                lambda t, unseen=fresh: verify_cached(t, snap, policy, time.time(), unseen,
+                                                      TokenEntry),
                 tokens[batch]))
             samples["repeated"].append(_batch_seconds(
-                lambda t: verify_token(t, snap, policy, time.time(), cache=cache), tokens[batch]))
+                lambda t: verify_cached(t, snap, policy, time.time(), cache, TokenEntry),
+                tokens[batch]))
             samples["parse_only"].append(_batch_seconds(parse_only, tokens[batch]))
 
     def ratio(name: str) -> float:  # rate of ``name`` over the floor's, batch by batch
-        return statistics.median(f / s for f, s in zip(samples["floor"], samples[name]))
+        pairs = zip(samples["floor"], samples[name], strict=True)
+        return statistics.median(f / s for f, s in pairs)
 
     result = {
         "floor_per_s": round(BATCH / statistics.median(samples["floor"])),
@@ -132,9 +139,10 @@ if __name__ == "__main__":
     (out / "verify.json").write_text(json.dumps(figures, indent=2) + "\n")
     print(f"raw ECDSA P-256 verify (floor): {figures['floor_per_s']:>9,}/s")
     print(f"Tessera first-seen token:        {figures['first_seen_per_s']:>9,}/s  "
-          f"ratio {figures['first_seen_ratio']:.3f} (goal >= 0.80; fastest batches: "
-          f"{figures['first_seen_ratio_fastest']:.3f})")
+          f"ratio {figures['first_seen_ratio']:.3f} median batches, "
+          f"{figures['first_seen_ratio_fastest']:.3f} fastest batches "
+          "(tracked: issue 21 retired the 0.80 goal)")
     print(f"Tessera repeated token (cache):  {figures['repeated_per_s']:>9,}/s  "
           f"ratio {figures['repeated_ratio']:.1f}x (goal >= 10x)")
     print(f"signature + strict payload decoding only (no claim checks): "
-          f"ratio {figures['parse_only_ratio']:.3f}")
+          f"ratio {figures['parse_only_ratio']:.3f} (a ceiling for the first-seen ratio)")

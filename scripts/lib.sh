@@ -15,7 +15,10 @@ ensure_venv() {
   fi
   local target="."
   [ -n "$extras" ] && target=".[$extras]"
-  log "installing $target"
+  # The strict verifier first: Tessera requires tessera-verifier, which lives in
+  # ./verifier (not on an index), and its tests run with the suite.
+  log "installing ./verifier and $target"
+  "$VENV/bin/pip" install -q --disable-pip-version-check -e "./verifier[test]"
   "$VENV/bin/pip" install -q --disable-pip-version-check -e "$target"
 }
 

@@ -15,6 +15,7 @@ from ..config import STEP_UP_MAX_AGE
 from ..core import clients as client_service
 from ..core import keys as key_service
 from ..core import mfa as mfa_service
+from ..core import passkey_store
 from ..core import users as user_service
 from ..errors import Conflict, Forbidden, NotFound, StepUpRequired
 from ..extensions import db
@@ -47,9 +48,11 @@ def _actor() -> int | None:
 
 
 def require_recent_step_up() -> None:
-    """An admin with MFA on must have stepped up recently to change anything."""
+    """An admin with a second factor (TOTP or a passkey) must have stepped up recently
+    (by either) to change anything."""
     principal = current_principal()
-    if not mfa_service.is_enabled(db.session(), principal.user_id):
+    if not (mfa_service.is_enabled(db.session(), principal.user_id)
+            or passkey_store.has_passkeys(db.session(), principal.user_id)):
         return
     fresh = principal.auth_time is not None and \
         state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE
@@ -83,14 +86,18 @@ def _refused_creation(username: str, reason: str) -> None:
 
 
 def reset_mfa(user: User) -> bool:
-    """Remove the user's TOTP credential and recovery codes (a lost phone) and end their
-    tokens, so that nothing signed in with the old second factor lives on. Returns whether
-    MFA was on."""
+    """Remove the user's TOTP credential, recovery codes and passkeys (a lost phone or key)
+    and end their tokens, so that nothing signed in with an old second factor lives on.
+    Returns whether MFA (TOTP or a passkey) was on."""
     was_on = mfa_service.is_enabled(db.session(), user.id)
     mfa_service.disable(db.session(), user.id)
+    passkeys = passkey_store.remove_all(db.session(), user.id)
     revoke_user_tokens(user.id, reason="mfa_reset", actor_id=_actor())
-    audit("USER_MFA_RESET", user_id=user.id, actor_id=_actor(), details={"was_enabled": was_on})
-    return was_on
+    details: dict[str, Any] = {"was_enabled": was_on}  # TOTP, as before passkeys
+    if passkeys:
+        details["passkeys_removed"] = passkeys
+    audit("USER_MFA_RESET", user_id=user.id, actor_id=_actor(), details=details)
+    return was_on or passkeys > 0
 
 
 def set_temporary_password(user: User, password: str | None) -> str:

@@ -10,12 +10,14 @@ from .. import state
 from ..audit import audit
 from ..core import audit as audit_service
 from ..core import mfa as mfa_service
+from ..core import passkey_store
 from ..core import sessions as session_service
 from ..core import users as user_service
 from ..core.devices import device_name
 from ..errors import NotFound
 from ..extensions import db
 from ..http import load_json
+from ..mfa.passkey_routes import passkey_json
 from ..models import AuthSession, User
 from ..route_facts import route_facts
 from ..security import current_principal
@@ -100,10 +102,19 @@ def create_user() -> tuple[Response, int]:
 @bp.post("/users/<id:user_id>/reset-mfa")
 @route_facts(response=MfaResetSchema)
 def reset_mfa(user_id: int) -> Response:
-    """Remove the user's TOTP and recovery codes (lost phone); their tokens end."""
+    """Remove the user's TOTP, recovery codes and passkeys (lost phone or key); their
+    tokens end."""
     user = _user(user_id)
     was_on = actions.reset_mfa(user)
     return jsonify(user_id=user.id, mfa_was_enabled=was_on, mfa_enabled=False)
+
+
+@bp.get("/users/<id:user_id>/passkeys")
+def user_passkeys(user_id: int) -> Response:
+    """The user's passkeys (names, kinds, last use; never keys); an MFA reset removes them."""
+    user = _user(user_id)
+    return jsonify(user_id=user.id, passkeys=[
+        passkey_json(p) for p in passkey_store.list_passkeys(db.session(), user.id)])
 
 
 @bp.post("/users/<id:user_id>/temporary-password")

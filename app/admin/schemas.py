@@ -61,14 +61,14 @@ class AuditQuerySchema(Schema):
                                validate=validate.Range(min=1, max=MAX_INTEGER_ID))
 
 
-_CLIENT_SCOPE = fields.String(validate=validate.OneOf(["introspect", "revoke"]))
+_CLIENT_SCOPE = fields.String(validate=validate.OneOf(["introspect", "revoke", "events"]))
 
 
 class ClientCreateSchema(Schema):
     name = fields.String(required=True, validate=validate.Regexp(r"^[A-Za-z0-9 ._-]{1,128}$"))
     scopes = fields.List(_CLIENT_SCOPE, load_default=lambda: ["introspect", "revoke"],
-                         validate=validate.Length(min=1, max=2))
+                         validate=validate.Length(min=1, max=3))
 
 
 class ClientUpdateSchema(Schema):
-    scopes = fields.List(_CLIENT_SCOPE, required=True, validate=validate.Length(min=1, max=2))
+    scopes = fields.List(_CLIENT_SCOPE, required=True, validate=validate.Length(min=1, max=3))

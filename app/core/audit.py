@@ -31,6 +31,7 @@ EVENTS = frozenset({
     "USER_CREATED", "USER_UPDATED", "PASSWORD_CHANGED", "PASSWORD_CHANGE_FAILED",
     "USER_MFA_RESET", "USER_PASSWORD_SET", "CLIENT_CREATED", "CLIENT_UPDATED",
     "CLIENT_SECRET_ROTATED", "CLIENT_DELETED", "KEYS_RESEALED",
+    "PASSKEY_REGISTERED", "PASSKEY_RENAMED", "PASSKEY_REMOVED",
 })
 _FORBIDDEN_DETAILS = frozenset({"token", "access_token", "refresh_token", "password", "code",
                                 "secret", "mfa_token", "key"})

@@ -5,7 +5,8 @@ A rotation keeps the previous secret's hash until ``now + overlap``, so the
 services holding it can be redeployed with the new one without an outage; a
 second rotation inside the overlap replaces the previous secret at once (only
 the last two secrets are ever valid). Scopes name the endpoints a client may
-call: ``introspect`` (RFC 7662) and ``revoke`` (RFC 7009).
+call: ``introspect`` (RFC 7662), ``revoke`` (RFC 7009) and ``events`` (the
+security-event stream, RFC 8936).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from .passwords import hash_password, verify_password
 
 __all__ = [
     "CLIENT_SCOPES",
+    "DEFAULT_CLIENT_SCOPES",
     "ClientError",
     "UnknownClient",
     "authenticate_client",
@@ -35,7 +37,9 @@ __all__ = [
     "set_scopes",
 ]
 
-CLIENT_SCOPES = ("introspect", "revoke")
+CLIENT_SCOPES = ("introspect", "revoke", "events")
+# Receiving every revocation (the event stream) is asked for, never given by default.
+DEFAULT_CLIENT_SCOPES = ("introspect", "revoke")
 _NAME = re.compile(r"[A-Za-z0-9 ._-]{1,128}")
 
 
@@ -60,7 +64,7 @@ def _scopes(scopes: Iterable[str]) -> list[str]:
 
 
 def create_client(session: Session, name: str, now: datetime,
-                  scopes: Iterable[str] = CLIENT_SCOPES) -> tuple[ServiceClient, str]:
+                  scopes: Iterable[str] = DEFAULT_CLIENT_SCOPES) -> tuple[ServiceClient, str]:
     """Register a client; returns it and its secret, which is shown once and stored hashed."""
     if not _NAME.fullmatch(name):
         raise ClientError("name: 1-128 letters, digits, spaces, . _ -", field="name")

@@ -4,6 +4,13 @@ A :class:`KeyringSnapshot` is immutable: verification reads one snapshot and
 never sees a half-loaded keyring. :class:`Keyring` swaps snapshots every
 ``refresh`` seconds, and at once (single-flight, with a cooldown) when a
 token names a kid it does not know (SPEC §3 step 4, §4).
+
+This module is the adapter between Tessera's keys and the strict verifier
+(``tessera_verifier``): a snapshot is a ``KeySet`` (its keys, legacy secrets,
+revoked and expired kids, whether the phase accepts HS256) and the
+``Keyring`` a ``KeySource`` (the current snapshot, a reload for an unknown kid).
+Keys are parsed with joserfc once per load; each carries the verifier's check
+for its one algorithm.
 """
 
 from __future__ import annotations
@@ -19,14 +26,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
-from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
-from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc.errors import SecurityWarning
 from joserfc.jwa import ESAlgorithm
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
+from tessera_verifier import es256_verifier, hs256_verifier, rs256_verifier
+from tessera_verifier.keys import P256_ORDER
 
 __all__ = [
     "Keyring",
@@ -41,15 +46,9 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-# One registry per algorithm: a key can only ever be used with its own algorithm.
-_ALGORITHMS = {name: JWSRegistry(algorithms=[name]).get_alg(name) for name in ("ES256", "RS256", "HS256")}
-
 # ECDSA accepts (r, s) and (r, n - s) alike: two texts of one signature. Tessera signs
 # and accepts only the low one, s <= n/2, so that every token has exactly one text
 # (issue 16 item 10): caches and anyone keying on the token text see one token once.
-_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-# Big-endian and 32 bytes like the S it is compared with, so bytes order is number order.
-_P256_HALF_ORDER = (_P256_ORDER // 2).to_bytes(32, "big")
 
 
 class _LowSES256(ESAlgorithm):
@@ -58,8 +57,8 @@ class _LowSES256(ESAlgorithm):
     def sign(self, msg: bytes, key: ECKey) -> bytes:
         signature: bytes = super().sign(msg, key)
         s = int.from_bytes(signature[32:], "big")
-        if s > _P256_ORDER // 2:
-            signature = signature[:32] + (_P256_ORDER - s).to_bytes(32, "big")
+        if s > P256_ORDER // 2:
+            signature = signature[:32] + (P256_ORDER - s).to_bytes(32, "big")
         return signature
 
 
@@ -85,49 +84,13 @@ class KeyringUnavailable(Exception):
     """The loader could not read the keys (e.g. the database is down)."""
 
 
-# DER pieces for a P-256 signature whose r and s both have a non-zero first byte (all but
-# ~1 in 128): each is an INTEGER of 32 bytes, or 33 with a 0x00 first when its top bit is
-# set. A low S never has its top bit set (s <= n/2 < 2**255).
-_DER_SEQUENCE = (b"\x30\x44", b"\x30\x45")  # by the number of 0x00 added
-_DER_INTEGER = (b"\x02\x20", b"\x02\x21\x00")  # by the integer's top bit
-
-
-def _es256_der(r: bytes, s: bytes) -> bytes:
-    """JWS r and low s (32 bytes each) → the DER cryptography verifies; the same bytes as
-    encode_dss_signature."""
-    if not r[0] or not s[0]:  # a shorter minimal integer: let cryptography encode it
-        return encode_dss_signature(int.from_bytes(r, "big"), int.from_bytes(s, "big"))
-    high_r = r[0] >> 7
-    return b"".join((_DER_SEQUENCE[high_r], _DER_INTEGER[high_r], r, b"\x02\x20", s))
-
-
-def _es256_verifier(public_key: ECKey) -> Callable[[bytes, bytes], bool]:
-    """ES256 check with the key's operation object and hash parameters built once.
-
-    The same steps as joserfc's ESAlgorithm.verify (JWS r||s → DER, then
-    cryptography's ECDSA), minus the per-call object construction that made
-    up a fifth of the verification time; and a high S is refused (see above).
-    """
-    op_key = public_key.get_op_key("verify")
-    algorithm = ECDSA(SHA256())
-
-    def verify(signing_input: bytes, signature: bytes) -> bool:
-        s = signature[32:]
-        if len(signature) != 64 or s > _P256_HALF_ORDER:  # one comparison: the high twin
-            return False
-        der = _es256_der(signature[:32], s)
-        try:
-            op_key.verify(der, signing_input, algorithm)
-        except InvalidSignature:
-            return False
-        return True
-
-    return verify
-
-
-def _generic_verifier(alg: str, key: Any) -> Callable[[bytes, bytes], bool]:
-    model = _ALGORITHMS[alg]
-    return lambda signing_input, signature: bool(model.verify(signing_input, signature, key))
+def _verifier(alg: str, key: Any) -> Callable[[bytes, bytes], bool]:
+    """The strict verifier's check for ``alg`` over joserfc's key (its cryptography
+    object, or the secret's bytes), built once per load: ES256 refuses the high S."""
+    op_key = key.get_op_key("verify")
+    if alg == "ES256":
+        return es256_verifier(op_key)
+    return rs256_verifier(op_key) if alg == "RS256" else hs256_verifier(op_key)
 
 
 @dataclass(frozen=True)
@@ -146,11 +109,7 @@ class VerificationKey:
     legacy: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if self.alg == "ES256":
-            verifier = _es256_verifier(self.key)
-        else:
-            verifier = _generic_verifier(self.alg, self.key)
-        object.__setattr__(self, "verify", verifier)
+        object.__setattr__(self, "verify", _verifier(self.alg, self.key))
         object.__setattr__(self, "legacy", self.alg == "HS256")
 
 
@@ -175,6 +134,19 @@ class KeyringSnapshot:
     jwks_body: bytes
     jwks_etag: str
     loaded_at: float = field(default_factory=time.monotonic)
+
+    @property
+    def accepts_hs256(self) -> bool:
+        """Whether this phase verifies HS256 at all (``asymmetric`` refuses it)."""
+        return self.phase != "asymmetric"
+
+    def current(self) -> KeyringSnapshot:
+        """This snapshot, as a key source of its own (for callers without a keyring)."""
+        return self
+
+    def reload_for_unknown_kid(self) -> KeyringSnapshot:
+        """This snapshot: a snapshot alone cannot reload (the :class:`Keyring` can)."""
+        return self
 
     def current_signer(self) -> SigningMaterial | None:
         """The key that signs new tokens in this phase (legacy phase: HS256)."""
@@ -266,8 +238,6 @@ class Keyring:
         self._snapshot: KeyringSnapshot | None = None
         self._loaded_at = float("-inf")
         self._last_forced = float("-inf")
-        self.reloads = 0
-        self.listeners: list[Callable[[KeyringSnapshot], None]] = []
 
     def current(self) -> KeyringSnapshot:
         """The snapshot, reloaded first if older than the refresh interval."""
@@ -278,7 +248,8 @@ class Keyring:
         return snapshot
 
     def reload_for_unknown_kid(self) -> KeyringSnapshot:
-        """Reload now unless one happened within the cooldown (a flood of bad kids costs nothing)."""
+        """Reload now unless one happened within the cooldown (a flood of bad kids costs
+        nothing)."""
         if self._monotonic() - max(self._last_forced, self._loaded_at) < self._cooldown:
             return self.current()
         self._last_forced = self._monotonic()
@@ -304,9 +275,6 @@ class Keyring:
                 self._loaded_at = self._monotonic()  # retry after the refresh interval
                 return self._snapshot
             self._snapshot, self._loaded_at = snapshot, self._monotonic()
-            self.reloads += 1
         finally:
             self._lock.release()
-        for listener in self.listeners:
-            listener(snapshot)
         return snapshot

@@ -23,7 +23,7 @@ mirror answers only while its last proof is under two intervals old: past
 that it empties itself and sends the checks to the store until a reply comes
 back, and a ``PING`` left unanswered for a whole interval drops tracking.
 Under Sentinel the same check asks the Sentinels for the primary and leaves a
-server they no longer name (see ``_at_primary``).
+server they no longer name (see ``revocation_mirror_checks.at_primary``).
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ from typing import Any, Final
 
 import redis
 from redis.connection import AbstractConnection
+
+from .revocation_mirror_checks import at_primary, require_primary, require_same_server
 
 __all__ = ["RevocationMirror"]
 
@@ -97,8 +99,8 @@ class RevocationMirror:
                 # connect() first, as redis-py's pool does: a Sentinel-managed
                 # connection asks the Sentinels for the primary there, not on send.
                 connection.connect()
-            _require_same_server(subscriber, tracker)
-            _require_primary(tracker)
+            require_same_server(subscriber, tracker)
+            require_primary(tracker)
             subscriber.send_command("CLIENT", "ID")
             client_id = subscriber.read_response()
             subscriber.send_command("SUBSCRIBE", _CHANNEL)
@@ -208,7 +210,7 @@ class RevocationMirror:
             return
         if now - self._proven_at < self._interval:
             return
-        if not self._at_primary():
+        if not at_primary(self._subscriber):
             self._drop("the Sentinels name another primary")
             return
         try:
@@ -219,27 +221,6 @@ class RevocationMirror:
             self._drop(type(exc).__name__)
             return
         self._ping_sent, self._pongs_due = now, 2
-
-    def _at_primary(self) -> bool:
-        """Under Sentinel, whether the Sentinels still name the server tracked here.
-
-        A primary that Sentinel replaced but could not demote (alive, cut off
-        from the Sentinels, or not yet reconfigured: about ten seconds) keeps
-        answering as a primary; asking once per health check moves the mirror
-        within a second of the switch. redis-py's pool proxy also drops the
-        client's idle connections when the answer changes, so the checks' reads
-        move with it. Sentinels that cannot be asked leave things as they are.
-        """
-        subscriber = self._subscriber
-        pool: Any = getattr(subscriber, "connection_pool", None)
-        if subscriber is None or not hasattr(pool, "get_master_address"):
-            return True  # not Sentinel-managed
-        try:
-            host, port = pool.get_master_address()
-        except (redis.RedisError, OSError):
-            return True
-        return (host, port) == (getattr(subscriber, "host", None),
-                                getattr(subscriber, "port", None))
 
     def _vouched(self, now: float) -> bool:
         """Whether the mirror may answer: live, with a recent proof that nothing was lost."""
@@ -310,29 +291,3 @@ class RevocationMirror:
 
     def __len__(self) -> int:
         return len(self._values)
-
-
-def _require_primary(connection: AbstractConnection) -> None:
-    """Refuse a replica: its invalidations trail the primary's writes (replication lag).
-
-    Sentinel can name a demoted primary for a moment after a failover; the
-    mirror then retries. A user whose ACL forbids ROLE skips this check.
-    """
-    connection.send_command("ROLE")
-    try:
-        role = connection.read_response()
-    except redis.exceptions.NoPermissionError:
-        return
-    if not isinstance(role, list) or role[0] not in (b"master", "master"):
-        raise redis.ConnectionError("not a primary")
-
-
-def _require_same_server(first: AbstractConnection, second: AbstractConnection) -> None:
-    """Both connections on one server: under Sentinel each asks for the primary on its
-    own, and across a failover the answers can differ. Tracking redirected to a client
-    id on the other server would reach some stranger, or nobody, in silence."""
-    def address(connection: AbstractConnection) -> tuple[object, ...]:
-        return tuple(getattr(connection, name, None) for name in ("host", "port", "path"))
-
-    if address(first) != address(second):
-        raise redis.ConnectionError("the mirror's connections reached different servers")

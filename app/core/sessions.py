@@ -18,22 +18,26 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import and_, select, update
+from sqlalchemy import LargeBinary, and_, bindparam, case, or_, select, update
 from sqlalchemy.orm import Session
 
 from ..models import AuthSession, RefreshToken, Revocation, User
+from ..models.base import UTCDateTime
 from .crypto import SealError, seal, sha256_hex, unseal
 
 __all__ = [
     "LoginOvertaken",
+    "PresentedToken",
     "RefreshFailed",
     "RefreshResult",
     "ReuseDetected",
     "SessionLimits",
     "confirm_new_session",
+    "find_refresh_token",
     "is_live",
     "live_sessions",
     "new_session",
+    "rotate_found",
     "rotate_refresh_token",
     "session_of_refresh_token",
 ]
@@ -149,28 +153,59 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
         raise LoginOvertaken()
 
 
-def _usable_session(db: Session, session_id: str, now: datetime, limits: SessionLimits) -> AuthSession:
-    sess = db.get(AuthSession, session_id)
-    if sess is None or sess.revoked_at is not None:
-        raise RefreshFailed("session_revoked", session_id)
-    if now >= sess.expires_at:
-        raise RefreshFailed("session_expired", session_id)
-    if now - sess.last_used_at >= limits.idle_timeout:
-        raise RefreshFailed("session_idle", session_id)
-    return sess
+# Built once: constructing these per request cost more than running them.
+_FIND = (select(RefreshToken, AuthSession, User)
+         .outerjoin(AuthSession, AuthSession.id == RefreshToken.session_id)
+         .outerjoin(User, User.id == AuthSession.user_id)
+         .where(RefreshToken.token_hash == bindparam("token_hash")))
+_MINE = RefreshToken.id == bindparam("rid")
+_CONSUME = (update(RefreshToken)
+            .where(RefreshToken.session_id == bindparam("sid"),
+                   or_(and_(_MINE, RefreshToken.consumed_at.is_(None)),
+                       and_(RefreshToken.id != bindparam("rid"),
+                            RefreshToken.successor_sealed.is_not(None))))
+            .values(consumed_at=case((_MINE, bindparam("now", type_=UTCDateTime())),
+                                     else_=RefreshToken.consumed_at),
+                    successor_sealed=case((_MINE, bindparam("sealed", type_=LargeBinary())),
+                                          else_=None))
+            .returning(RefreshToken.id))
 
 
-def rotate_refresh_token(
-    db: Session, presented: str, now: datetime, limits: SessionLimits
-) -> RefreshResult:
-    """Consume ``presented`` and return the session's next token (see module docstring)."""
-    row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(presented))).first()
-    if row is None:
+@dataclass(frozen=True)
+class PresentedToken:
+    """A presented refresh token's row with its session and user (one query)."""
+
+    row: RefreshToken
+    session: AuthSession
+    user: User
+
+
+def find_refresh_token(db: Session, presented: str, now: datetime,
+                       limits: SessionLimits) -> PresentedToken:
+    """The token's row, session and user in one query, checked usable; raise RefreshFailed.
+
+    Reads only: the caller may do work that must not hold the write lock (signing the
+    access token, whose key check may repair Redis) before ``rotate_found`` writes."""
+    found = db.execute(_FIND, {"token_hash": sha256_hex(presented)}).first()
+    if found is None:
         raise RefreshFailed("unknown_token")
-    sess = _usable_session(db, row.session_id, now, limits)
-    user = db.get(User, sess.user_id)
+    row, sess, user = found
+    if sess is None or sess.revoked_at is not None:
+        raise RefreshFailed("session_revoked", row.session_id)
+    if now >= sess.expires_at:
+        raise RefreshFailed("session_expired", sess.id)
+    if now - sess.last_used_at >= limits.idle_timeout:
+        raise RefreshFailed("session_idle", sess.id)
     if user is None or user.disabled:
         raise RefreshFailed("user_disabled", sess.id)
+    return PresentedToken(row, sess, user)
+
+
+def rotate_found(db: Session, found: PresentedToken, presented: str, now: datetime,
+                 limits: SessionLimits) -> RefreshResult:
+    """Consume the token and add its successor, uncommitted (the caller commits once, with
+    its audit rows); or, for a token already consumed, the grace path or ReuseDetected."""
+    row, sess, user = found.row, found.session, found.user
     if row.consumed_at is None:
         result = _consume(db, row, sess, user, presented, now)
         if result is not None:
@@ -180,31 +215,31 @@ def rotate_refresh_token(
     return _grace_or_reuse(db, row, sess, user, presented, now, limits)
 
 
+def rotate_refresh_token(
+    db: Session, presented: str, now: datetime, limits: SessionLimits
+) -> RefreshResult:
+    """Consume ``presented`` and return the session's next token, committed (see module
+    docstring); ``find_refresh_token`` and ``rotate_found`` in one call."""
+    result = rotate_found(db, find_refresh_token(db, presented, now, limits), presented, now,
+                          limits)
+    db.commit()
+    return result
+
+
 def _consume(
     db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime
 ) -> RefreshResult | None:
     token, successor = _mint(sess.id, now)
-    won = db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.id == row.id, RefreshToken.consumed_at.is_(None))
-        .values(consumed_at=now,
-                successor_sealed=seal(_successor_key(presented), token.encode(), _SUCCESSOR))
-        .execution_options(synchronize_session=False)
-    ).rowcount == 1  # type: ignore[attr-defined]
-    if not won:
+    sealed = seal(_successor_key(presented), token.encode(), _SUCCESSOR)
+    # One statement consumes the token (if nobody did: the database decides a race) and
+    # clears the sealed successor of the session's older tokens, which the grace path
+    # no longer serves (it serves only the immediately previous token).
+    updated = db.execute(_CONSUME, {"sid": sess.id, "rid": row.id, "now": now, "sealed": sealed},
+                         execution_options={"synchronize_session": False}).scalars().all()
+    if row.id not in updated:
         return None
-    # Older consumed tokens no longer need their sealed successor: the grace path
-    # serves only the immediately previous token.
-    db.execute(
-        update(RefreshToken)
-        .where(RefreshToken.session_id == sess.id, RefreshToken.id != row.id,
-               RefreshToken.successor_sealed.is_not(None))
-        .values(successor_sealed=None)
-        .execution_options(synchronize_session=False)
-    )
     db.add(successor)
     sess.last_used_at = now
-    db.commit()
     return RefreshResult(sess, user, token, rotated=True)
 
 

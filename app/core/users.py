@@ -9,11 +9,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Select, bindparam, select, update
+from sqlalchemy import Select, bindparam, exists, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ..models import TotpCredential, User
+from ..models import Passkey, TotpCredential, User
 from .dml import rowcount
 from .errors import CoreError
 from .passwords import (
@@ -110,14 +110,16 @@ class Checked:
     """A user whose password was right, and whether the login needs a second step."""
 
     user: User
-    mfa_enabled: bool  # a confirmed TOTP credential (SPEC §7), as ``mfa.is_enabled`` says
+    mfa_enabled: bool  # a confirmed TOTP credential (SPEC §7) or a passkey (issue 22)
 
 
 @functools.cache
 def _login_lookup() -> Select[User, bool]:
     """The user by name and their MFA state: one query where a login made two, built
     once because building the ORM expression per login cost about as much as running it."""
-    mfa_enabled = TotpCredential.confirmed_at.is_not(None).label("mfa_enabled")
+    # A confirmed TOTP credential or a passkey (issue 22): either makes the login two-step.
+    mfa_enabled = or_(TotpCredential.confirmed_at.is_not(None),
+                      exists().where(Passkey.user_id == User.id)).label("mfa_enabled")
     return (select(User, mfa_enabled)
             .outerjoin(TotpCredential, TotpCredential.user_id == User.id)
             .where(User.username == bindparam("username")))

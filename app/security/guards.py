@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from flask import Blueprint, current_app, g, request
 
 from .. import state
 from ..audit import audit
 from ..errors import Forbidden, InsufficientScope, StepUpRequired
-from . import Principal, authenticate
+from .authentication import authenticate
+from .principal import Principal
 
 __all__ = [
     "protect_blueprint",
@@ -28,6 +29,16 @@ __all__ = [
 ]
 
 F = TypeVar("F", bound=Callable[..., Any])
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Guard(Protocol):
+    """A decorator that keeps the view's signature (what the guard factories return)."""
+
+    def __call__(self, view: Callable[P, R], /) -> Callable[P, R]: ...
+
+
 _PUBLIC_ATTR = "_tessera_public"
 
 
@@ -64,23 +75,23 @@ def _authenticated() -> Principal:
     return principal if principal is not None else authenticate()
 
 
-def require_auth(view: F) -> F:
+def require_auth(view: Callable[P, R]) -> Callable[P, R]:
     """The request must carry a valid, unrevoked token."""
 
     @functools.wraps(view)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         _authenticated()
         return view(*args, **kwargs)
 
-    return wrapper  # type: ignore[return-value]
+    return wrapper
 
 
-def require_scopes(*scopes: str) -> Callable[[F], F]:
+def require_scopes(*scopes: str) -> Guard:
     """The token must hold every scope; else 403 ``insufficient_scope`` naming it."""
 
-    def decorator(view: F) -> F:
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = _authenticated()
             for scope in scopes:
                 if not principal.has_scope(scope):
@@ -88,17 +99,17 @@ def require_scopes(*scopes: str) -> Callable[[F], F]:
                     raise InsufficientScope(scope)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorator
 
 
-def require_roles(*roles: str) -> Callable[[F], F]:
+def require_roles(*roles: str) -> Guard:
     """The user must hold every role (from the verified token, never from input)."""
 
-    def decorator(view: F) -> F:
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = _authenticated()
             for role in roles:
                 if not principal.has_role(role):
@@ -106,17 +117,17 @@ def require_roles(*roles: str) -> Callable[[F], F]:
                     raise Forbidden(f"This needs the role {role}.")
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorator
 
 
-def require_mfa(*, max_age: int) -> Callable[[F], F]:
+def require_mfa(*, max_age: int) -> Guard:
     """RFC 9470: the token must be aal2 and its ``auth_time`` at most ``max_age`` seconds old."""
 
-    def decorator(view: F) -> F:
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             principal = _authenticated()
             now = state.now().timestamp()
             fresh = principal.auth_time is not None and now - principal.auth_time <= max_age
@@ -125,6 +136,6 @@ def require_mfa(*, max_age: int) -> Callable[[F], F]:
                 raise StepUpRequired(max_age)
             return view(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        return wrapper
 
     return decorator

@@ -12,7 +12,7 @@ from ..core.tokens import access_claims, sign_token
 from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..models import AuthSession, User
-from . import keyring, snapshot
+from .context import keyring, snapshot
 from .principal import DEFAULT_SCOPES, LEGACY_EXCHANGE_CLIENT, roles_from_shared_secret
 from .revocation import revocations
 

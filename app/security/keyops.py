@@ -12,7 +12,7 @@ from ..core import key_report, migration
 from ..core import keys as key_service
 from ..extensions import db
 from ..models import SigningKey
-from . import keyring, snapshot
+from .context import keyring, snapshot
 from .revocation import revocations
 
 __all__ = [

@@ -23,7 +23,7 @@ from ..core.tokens import TokenRejected, VerifiedToken
 from ..extensions import db
 from ..metrics import metrics
 from ..models import User
-from .principal import DEFAULT_SCOPES, Principal, roles_from_shared_secret
+from .principal import DEFAULT_SCOPES, Principal, revocation_query, roles_from_shared_secret
 
 __all__ = ["legacy_principal"]
 
@@ -68,4 +68,5 @@ def legacy_principal(verified: VerifiedToken, via_cookie: bool) -> Principal:
         legacy=True,
         token_hash=verified.token_hash,
         via_cookie=via_cookie,
+        revocation_query=revocation_query(verified, user.id),
     )

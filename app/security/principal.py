@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["DEFAULT_SCOPES", "LEGACY_EXCHANGE_CLIENT", "Principal", "roles_from_shared_secret"]
+from ..core.revocation import RevocationQuery
+from ..core.tokens import VerifiedToken
+
+__all__ = ["DEFAULT_SCOPES", "LEGACY_EXCHANGE_CLIENT", "Principal", "revocation_query",
+           "roles_from_shared_secret"]
 
 # What a login grants; the notes API checks these (SPEC §8).
 DEFAULT_SCOPES = ("notes:read", "notes:write")
@@ -23,8 +27,19 @@ def roles_from_shared_secret(roles: list[str] | frozenset[str]) -> frozenset[str
     return frozenset(roles) - _PASSWORD_LOGIN_ONLY_ROLES
 
 
+def revocation_query(verified: VerifiedToken, user_id: int) -> RevocationQuery:
+    """What step 6 of SPEC §3 asks about the token: its jti (or hash), kid, sid, user."""
+    return RevocationQuery.of(
+        jti=verified.jti, sid=verified.sid, user_id=user_id, iat=verified.iat,
+        token_hash=verified.token_hash, kid=verified.kid, legacy=verified.legacy,
+    )
+
+
 @dataclass(frozen=True)
 class Principal:
+    """The caller, from a token that passed every check; ``revocation_query`` is the
+    question step 6 asks about that token, built with the principal (once per token)."""
+
     user_id: int
     session_id: str | None
     client_id: str
@@ -39,9 +54,12 @@ class Principal:
     legacy: bool
     token_hash: str | None  # revocation handle of a legacy token without jti
     via_cookie: bool
+    revocation_query: RevocationQuery = field(repr=False, compare=False)
 
     def has_scope(self, scope: str) -> bool:
+        """Whether the token grants ``scope``."""
         return scope in self.scopes
 
     def has_role(self, role: str) -> bool:
+        """Whether the caller holds ``role``."""
         return role in self.roles

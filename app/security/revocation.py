@@ -17,7 +17,6 @@ from ..audit import audit
 from ..core.redis_connections import connection_factory
 from ..core.revocation import (
     PREFIX,
-    RevocationQuery,
     RevocationService,
     RevocationState,
     StoreUnavailable,
@@ -25,7 +24,7 @@ from ..core.revocation import (
 )
 from ..core.revocation_mirror import RevocationMirror
 from ..core.revocation_trust import TrustKeeper, TrustStore
-from ..core.tokens import TokenRejected, VerifiedToken
+from ..core.tokens import TokenRejected
 from ..errors import ServiceUnavailable
 from ..extensions import db
 from ..models import AuthSession
@@ -79,7 +78,8 @@ def init_app(app: Flask) -> None:
 
 def revocations() -> RevocationService:
     """This app's revocation service (over the request's database session and Redis)."""
-    return current_app.extensions[_STATE]  # type: ignore[no-any-return]
+    service: RevocationService = current_app.extensions[_STATE]
+    return service
 
 
 def _margin() -> timedelta:
@@ -97,27 +97,18 @@ def longest_token_lifetime() -> timedelta:
     return max(s.access_token_ttl, s.legacy_max_lifetime) + _margin()
 
 
-def check_revoked(principal: Principal, verified: VerifiedToken, now: datetime) -> None:
-    """Step 6 of SPEC §3: jti, sid and user in one lookup; raise TokenRejected if revoked."""
+def check_revoked(principal: Principal) -> None:
+    """Step 6 of SPEC §3: jti, sid and user in one lookup; raise TokenRejected if revoked.
+
+    The query was built with the principal (once per cached token); the store
+    compares datetimes, so the clock is read here, at that boundary.
+    """
     try:
-        reason = revocations().check_query(_query(principal, verified), now)
+        reason = revocations().check_query(principal.revocation_query, state.now())
     except StoreUnavailable:
         raise ServiceUnavailable("Revocation state cannot be read right now.") from None
     if reason is not None:
         raise TokenRejected(reason)
-
-
-def _query(principal: Principal, verified: VerifiedToken) -> RevocationQuery:
-    """The token's revocation query, kept with the cached token (the same every request)."""
-    kept = verified.revocation_query
-    if kept is not None and kept[0] == principal.user_id:  # a legacy user is looked up
-        return kept[1]  # type: ignore[no-any-return]
-    query = RevocationQuery.of(
-        jti=verified.jti, sid=verified.sid, user_id=principal.user_id, iat=verified.iat,
-        token_hash=verified.token_hash, kid=verified.kid, legacy=principal.legacy,
-    )
-    verified.revocation_query = (principal.user_id, query)
-    return query
 
 
 def _until_exp(principal: Principal) -> datetime:

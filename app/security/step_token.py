@@ -13,7 +13,7 @@ from .. import state
 from ..core.ids import user_id_from_subject
 from ..core.tokens import TokenProfile, TokenRejected, sign_token, verify_token
 from ..errors import ServiceUnavailable
-from . import keyring, snapshot, token_policy
+from .context import keyring, snapshot, token_policy
 from .revocation import revocations
 
 __all__ = ["issue_step_token", "read_step_token", "spend_step_token", "step_audience",
@@ -47,8 +47,8 @@ def read_step_token(token: str, typ: str, audience: str) -> tuple[int, dict[str,
     """The user id and claims of a step token (signature, typ, iss, aud, times checked),
     or TokenRejected."""
     profile = TokenProfile(frozenset({typ}), _CLAIMS, audience, allow_legacy=False)
-    verified = verify_token(token, snapshot(), token_policy(), state.now().timestamp(),
-                            keyring=keyring(), profile=profile)
+    verified = verify_token(token, keyring(), token_policy(), state.now().timestamp(),
+                            profile=profile)
     user_id = user_id_from_subject(verified.claims.get("sub"))  # the profile checked it
     if verified.legacy or user_id is None:
         raise TokenRejected("bad_claim_type")

@@ -20,7 +20,7 @@ from ..admin.schemas import AuditQuerySchema, PhaseSchema, UserCreateSchema, Use
 from ..core import audit as audit_service
 from ..core import clients as client_service
 from ..core import mfa as mfa_service
-from ..core import migration, migration_chart
+from ..core import migration, migration_chart, passkey_store
 from ..core import sessions as session_service
 from ..core import users as user_service
 from ..core.errors import CoreError
@@ -106,6 +106,7 @@ def admin_page(me: PageUser, *, notice: Notice | None = None, status: int = 200,
         users=shown, sessions=sessions,
         next_after_id=shown[-1].id if len(users) > len(shown) else None,
         mfa_users=mfa_service.enabled_among(db.session(), [u.id for u in shown]),
+        passkeys=passkey_store.passkeys_among(db.session(), [u.id for u in shown]),
         keys=keys, active_kid=next((k.row.kid for k in keys if k.row.state == "active"), None),
         jwks_kids=keyops.published_kids(), **_migration_chart(),
         phase=snapshot().phase, signing=_signing_status(),

@@ -15,7 +15,7 @@ from ..mfa.schemas import CodeSchema
 from ..ratelimit import LOGIN_PER_IP, LOGIN_PER_USERNAME, MFA_VERIFY, REFRESH
 from ..route_facts import route_facts
 from ..security import check_csrf
-from ..security.cookies import cookie_names, drop_cookie, put_cookie
+from ..security.cookies import cookie_names, put_cookie
 from .pages import (
     LoginNeeded,
     Notice,
@@ -28,16 +28,14 @@ from .pages import (
     signed_in,
     to_login,
 )
+from .sign_in import (
+    drop_mfa_challenge,
+    drop_password_challenge,
+    signed_in_response,
+    to_password_change,
+)
 
 __all__: list[str] = []
-
-
-
-def _signed_in_response(started: flows.StartedSession, target: str) -> Response:
-    token, _ = flows.issue_tokens(started)
-    response = redirect(target, code=303)
-    flows.set_cookies(response, started, token)
-    return response
 
 
 @bp.get("/")
@@ -72,22 +70,8 @@ def login() -> Page:
                    max_age=int(s.mfa_token_ttl.total_seconds()), secure=s.cookie_secure)
         return response
     if isinstance(outcome, flows.PasswordChangeNeeded):
-        return _to_password_change(outcome)
-    return _signed_in_response(outcome, local_path(request.args.get("next")))
-
-
-def _to_password_change(outcome: flows.PasswordChangeNeeded) -> Response:
-    """A temporary password: on to the page that replaces it, the token in a scoped cookie."""
-    response = redirect(url_for("web.login_password"), code=303)
-    s = state.settings()
-    put_cookie(response, "password", outcome.password_change_token,
-               max_age=int(s.mfa_token_ttl.total_seconds()), secure=s.cookie_secure)
-    return response
-
-
-def _drop_password_challenge(response: Response) -> Response:
-    drop_cookie(response, "password", secure=state.settings().cookie_secure)
-    return response
+        return to_password_change(outcome)
+    return signed_in_response(outcome, local_path(request.args.get("next")))
 
 
 @bp.route("/login/password", methods=["GET", "POST"])
@@ -107,17 +91,12 @@ def login_password() -> Page:
     try:
         started = flows.complete_password_change(challenge, new)
     except InvalidToken:
-        return _drop_password_challenge(to_login("mfa_expired", clear=False))
+        return drop_password_challenge(to_login("mfa_expired", clear=False))
     except ValidationFailed as exc:
         reason = exc.details.get("new_password", [exc.message])[0]
         return page("web/password.html", status=400, notice=Notice("error", str(reason)))
-    return _drop_password_challenge(
-        _signed_in_response(started, url_for("web.account", n="password_set")))
-
-
-def _drop_challenge(response: Response) -> Response:
-    drop_cookie(response, "mfa", secure=state.settings().cookie_secure)
-    return response
+    return drop_password_challenge(
+        signed_in_response(started, url_for("web.account", n="password_set")))
 
 
 @bp.route("/login/mfa", methods=["GET", "POST"])
@@ -137,12 +116,12 @@ def login_mfa() -> Page:
     try:
         started = flows.complete_mfa_login(challenge, code)
     except InvalidToken:
-        return _drop_challenge(to_login("mfa_expired", clear=False))
+        return drop_mfa_challenge(to_login("mfa_expired", clear=False))
     except Unauthorized as exc:
         return page("web/mfa.html", status=401, notice=Notice("error", exc.message))
     if isinstance(started, flows.PasswordChangeNeeded):
-        return _drop_challenge(_to_password_change(started))
-    return _drop_challenge(_signed_in_response(started, url_for("web.account")))
+        return drop_mfa_challenge(to_password_change(started))
+    return drop_mfa_challenge(signed_in_response(started, url_for("web.account")))
 
 
 @bp.get("/auth/resume")
@@ -166,7 +145,7 @@ def resume() -> Response:
         started = flows.rotate_refresh(presented)
     except Unauthorized as exc:
         return to_login("reuse" if exc.details.get("reason") == "refresh_reuse" else "expired")
-    return mark_resumed(_signed_in_response(started, local_path(request.args.get("next"))))
+    return mark_resumed(signed_in_response(started, local_path(request.args.get("next"))))
 
 
 @bp.post("/auth/signout")

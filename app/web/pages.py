@@ -80,6 +80,8 @@ NOTICES = {
     "password_changed": Notice("info", "Your password is changed; your other sessions have ended."),
     "password_set": Notice("info", "Your new password is set."),
     "stepped_up": Notice("info", "Thanks, you are confirmed for the next few minutes."),
+    "passkey_added": Notice("info", "Your passkey is added."),
+    "passkey_removed": Notice("info", "The passkey is removed."),
     "user_revoked": Notice("info", "Every token and session of that user has ended."),
     "user_updated": Notice("info", "The user is updated."),
     "user_created": Notice("info", "The user is created."),

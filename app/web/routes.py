@@ -19,12 +19,14 @@ from ..auth import flows
 from ..auth.cookies import set_access_cookie
 from ..auth.schemas import PasswordChangeSchema
 from ..core import mfa as mfa_service
+from ..core import passkey_store
 from ..core import sessions as session_service
 from ..core.crypto import constant_time_equal, sha256_hex
 from ..core.errors import CoreError
 from ..errors import Forbidden, Unauthorized, ValidationFailed, answer_for
 from ..extensions import db
 from ..mfa import flows as mfa_flows
+from ..mfa import passkey_flows
 from ..mfa.schemas import CodeSchema, ConfirmSchema
 from ..ratelimit import STEP_UP
 from ..route_facts import route_facts
@@ -53,9 +55,11 @@ def _account(me: PageUser, *, notice: Notice | None = None, status: int = 200,
              **shown_once: Any) -> Page:
     sessions = session_service.live_sessions(db.session(), me.principal.user_id, state.now(),
                                              session_limits())
+    user_id = me.principal.user_id
     return page("web/account.html", me=me, notice=notice, status=status, sessions=sessions,
-                mfa_enabled=mfa_service.is_enabled(db.session(), me.principal.user_id),
-                **shown_once)
+                mfa_enabled=mfa_service.is_enabled(db.session(), user_id),
+                passkeys=passkey_store.list_passkeys(db.session(), user_id),
+                second_factor=passkey_flows.has_second_factor(user_id), **shown_once)
 
 
 @bp.get("/account")

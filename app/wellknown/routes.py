@@ -48,6 +48,25 @@ def _base() -> str:
     return state.settings().issuer.rstrip("/")
 
 
+def migration_member() -> dict[str, object]:
+    """``tessera_migration``: the phase and sunset that verifiers elsewhere follow (SPEC §4).
+
+    ``phase`` is the effective phase every worker uses (it follows a change within
+    KEYRING_REFRESH); ``legacy_sunset`` is LEGACY_ACCEPT_UNTIL in epoch seconds, known
+    in advance so that a verifier refuses HS256 at that very second without asking
+    again; ``legacy_accepted`` is the two combined at the time of the answer.
+    """
+    phase = snapshot().phase
+    until = state.settings().legacy_accept_until
+    # Exact, fraction included (a NumericDate may have one): rounded either way, a
+    # verifier would refuse before Tessera does, or accept after it stopped.
+    sunset = until.timestamp() if until is not None else None
+    if sunset is not None and sunset.is_integer():
+        sunset = int(sunset)
+    accepted = phase in ("legacy", "dual") and (until is None or state.now() < until)
+    return {"phase": phase, "legacy_accepted": accepted, "legacy_sunset": sunset}
+
+
 @bp.get("/oauth-authorization-server")
 @route_facts(response=AuthorizationServerSchema, public=True)
 def authorization_server_metadata() -> Response:
@@ -59,10 +78,14 @@ def authorization_server_metadata() -> Response:
     authorization_code and implicit). The revocation and introspection endpoints
     are real (RFC 7009, RFC 7662) and authenticate service clients with a secret;
     no endpoint takes JWT client assertions, so no ``*_auth_signing_alg_values``.
+
+    One extension member (RFC 8414 §2 allows them), ``tessera_migration``, tells
+    resource servers whether HS256 tokens are still accepted; the document may be
+    cached for METADATA_MAX_AGE seconds and carries an ETag for conditional requests.
     """
     base = _base()
     secret_auth = ["client_secret_basic", "client_secret_post"]
-    return jsonify(
+    response = jsonify(
         issuer=state.settings().issuer,
         jwks_uri=f"{base}/.well-known/jwks.json",
         revocation_endpoint=f"{base}/oauth/revoke",
@@ -73,7 +96,12 @@ def authorization_server_metadata() -> Response:
         grant_types_supported=[],
         scopes_supported=["notes:read", "notes:write"],
         acr_values_supported=["aal1", "aal2"],
+        tessera_migration=migration_member(),
     )
+    response.headers["Cache-Control"] = f"public, max-age={state.settings().metadata_max_age}"
+    response.add_etag()
+    response.make_conditional(request)  # 304 for a matching If-None-Match; same object
+    return response
 
 
 @bp.get("/oauth-protected-resource")

@@ -1,5 +1,7 @@
 """The packaged product (issue 18, acceptance 1): sdist, then a wheel built from it,
-installed into a fresh virtualenv and used from an empty directory.
+installed into a fresh virtualenv and used from an empty directory. The strict
+verifier (``verifier/``, distribution ``tessera-verifier``) is built the same way and
+installed beside it: Tessera requires it.
 
 Nothing of the checkout is on the path there: the package comes from the
 wheel alone (installed as ``tessera``; ``app`` does not exist), and so do its
@@ -65,16 +67,28 @@ def _run(args: list[str], **kwargs: object) -> subprocess.CompletedProcess[str]:
 
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """sdist and wheel, the wheel built from the sdist (as `python -m build` does)."""
+    """sdists and wheels of Tessera and of the verifier, each wheel built from its sdist
+    (as `python -m build` does)."""
     tmp = tmp_path_factory.mktemp("dist")
     shutil.copytree(ROOT, tmp / "src", ignore=_ignore)  # leave no build/ or egg-info behind
-    _run([sys.executable, "-m", "build", "--outdir", str(tmp / "out"), str(tmp / "src")])
+    for project in (tmp / "src" / "verifier", tmp / "src"):
+        _run([sys.executable, "-m", "build", "--outdir", str(tmp / "out"), str(project)])
     return tmp / "out"
 
 
-def _wheel(dist: Path) -> Path:
-    (wheel,) = dist.glob("tessera-*.whl")
+def _wheel(dist: Path, name: str = "tessera") -> Path:
+    (wheel,) = dist.glob(f"{name}-*.whl")
     return wheel
+
+
+def test_the_verifier_wheel_carries_its_package_and_nothing_of_tessera(dist: Path) -> None:
+    with zipfile.ZipFile(_wheel(dist, "tessera_verifier")) as archive:
+        names = set(archive.namelist())
+    expected = {f"tessera_verifier/{path.name}"
+                for path in (ROOT / "verifier" / "src" / "tessera_verifier").iterdir()
+                if path.is_file()}
+    assert sorted(expected - names) == []
+    assert {name.split("/")[0] for name in names} == {"tessera_verifier", _dist_info(names)}
 
 
 def test_the_wheel_carries_every_file_of_app_and_migrations_as_tessera(dist: Path) -> None:
@@ -107,7 +121,8 @@ def venv(dist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     Path(site.stdout.strip(), "test-dependencies.pth").write_text(
         sysconfig.get_paths()["purelib"] + "\n")
     pip = [sys.executable, "-m", "pip", "--python", str(python), "--disable-pip-version-check"]
-    _run([*pip, "install", "--no-deps", "--no-index", "--quiet", str(_wheel(dist))])
+    _run([*pip, "install", "--no-deps", "--no-index", "--quiet", str(_wheel(dist)),
+          str(_wheel(dist, "tessera_verifier"))])
     _run([*pip, "check"])
     return root
 
@@ -127,10 +142,12 @@ def test_installed_package_migrates_creates_an_admin_and_serves_the_login_page(
 ) -> None:
     workdir, env = outside
     bin_ = venv / "bin"
-    probe = "import importlib.util, tessera; print(tessera.__file__, importlib.util.find_spec('app'))"
+    probe = ("import importlib.util, tessera, tessera_verifier; print(tessera.__file__, "
+             "tessera_verifier.__file__, importlib.util.find_spec('app'))")
     found = _run([str(bin_ / "python"), "-c", probe], cwd=workdir, env=env)
-    package_file, app_spec = found.stdout.split()
+    package_file, verifier_file, app_spec = found.stdout.split()
     assert Path(package_file).is_relative_to(venv) and app_spec == "None"
+    assert Path(verifier_file).is_relative_to(venv)  # the wheel's, not the checkout's
 
     _run([str(bin_ / "tessera"), "db", "upgrade"], cwd=workdir, env=env)
     _run([str(bin_ / "tessera"), "keys", "ensure"], cwd=workdir, env=env)

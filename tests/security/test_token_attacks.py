@@ -42,10 +42,11 @@ from app.core.tokens import (
     TokenRejected,
     VerifiedTokenCache,
     sign_token,
-    verify_token,
+    verify_cached,
 )
 from app.extensions import db
 from app.security import keyops, snapshot, token_policy
+from app.security.principals import TokenEntry
 from tests.conftest import MIGRATIONS, POSTGRES_URL, TEST_KEK
 from tests.support.tokens import PASSWORD, b64, b64json, bearer, claims_for, make_user
 
@@ -690,10 +691,11 @@ def test_time_checks_run_on_every_use_of_a_cached_token(world: World) -> None:
         snap, policy = snapshot(), token_policy()
     short = world.sign(world.claims(exp=world.now + 60))
     early = world.sign(world.claims(nbf=world.now + 40))
-    verify_token(short, snap, policy, world.now, cache=cache)
+    verify_cached(short, snap, policy, world.now, cache, TokenEntry)
     assert len(cache) == 1
     for token, at, reason in ((short, world.now + 90, "expired"), (early, world.now, "not_yet_valid")):
         with pytest.raises(TokenRejected, match=f"^{reason}$"):
-            verify_token(token, snap, policy, at, cache=cache)
+            verify_cached(token, snap, policy, at, cache, TokenEntry)
     assert len(cache) == 0  # both dropped: neither may be served from the cache later
-    assert verify_token(early, snap, policy, world.now + 11, cache=cache).subject == str(world.uid)
+    entry = verify_cached(early, snap, policy, world.now + 11, cache, TokenEntry)
+    assert entry.subject == str(world.uid)

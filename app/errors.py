@@ -176,6 +176,10 @@ CORE_ERRORS: dict[str, tuple[type[TesseraError], str | None]] = {
     "invalid_code": (Unauthorized, BAD_CODE),
     "key_refused": (Conflict, None),
     "rotation_refused": (Conflict, None),
+    "no_passkeys": (Conflict, "You have no passkey."),
+    # The passkey flows answer a refused ceremony themselves (audited, with its reason);
+    # one that reached the handler is still the caller's failed authentication.
+    "passkey_rejected": (Unauthorized, "The passkey's answer is malformed."),
 }
 
 

@@ -45,6 +45,7 @@ from .metrics import metrics
 from .route_facts import Limit, facts_of
 
 __all__ = [
+    "EVENTS",
     "EXCHANGE",
     "LOGIN_PER_IP",
     "LOGIN_PER_USERNAME",
@@ -68,6 +69,7 @@ STEP_UP = Limit("step-up", "ratelimit_mfa")
 REFRESH = Limit("refresh", "ratelimit_refresh")
 EXCHANGE = Limit("exchange", "ratelimit_exchange")
 REGISTER = Limit("register", "ratelimit_exchange")
+EVENTS = Limit("events", "ratelimit_events")  # the stream's poll and configuration
 
 log = logging.getLogger(__name__)
 

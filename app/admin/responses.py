@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from marshmallow import Schema, fields
 
+from ..mfa.passkey_schemas import PasskeyOutSchema
+
 
 def _nullable() -> fields.String:
     """A string always present, possibly null (an ISO 8601 time, an optional name)."""
@@ -163,3 +165,8 @@ class ClientListSchema(Schema):
 
 class ClientDeletedSchema(Schema):
     deleted = fields.String(required=True)
+
+
+class UserPasskeysSchema(Schema):
+    user_id = fields.Integer(required=True)
+    passkeys = fields.List(fields.Nested(PasskeyOutSchema), required=True)

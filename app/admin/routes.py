@@ -34,6 +34,7 @@ from .responses import (
     TokenRevokedSchema,
     UserOutSchema,
     UserPageSchema,
+    UserPasskeysSchema,
     UserTokensRevokedSchema,
 )
 from .schemas import (
@@ -110,6 +111,7 @@ def reset_mfa(user_id: int) -> Response:
 
 
 @bp.get("/users/<id:user_id>/passkeys")
+@route_facts(response=UserPasskeysSchema)
 def user_passkeys(user_id: int) -> Response:
     """The user's passkeys (names, kinds, last use; never keys); an MFA reset removes them."""
     user = _user(user_id)

@@ -18,7 +18,10 @@ them. The tree (each class lives beside the code that raises it)::
     ├── keys.KeyError_              key_refused
     │   ├── keys.RotationRefused    rotation_refused
     │   └── keys.UnknownKey         unknown_key
-    └── crypto.SealError            seal_failed
+    ├── crypto.SealError            seal_failed
+    └── passkeys.PasskeyError       passkey_error
+        ├── passkeys.PasskeyRejected passkey_rejected      ``reason``: which check
+        └── passkeys.NoPasskeys     no_passkeys
 
 The errors that were ``ValueError`` stay ``ValueError`` too (the CLI catches them
 as such). The message is for operators and, for a field error, for the caller.

@@ -9,9 +9,9 @@ made for, whoever races for it; and the credentials, whose sign counter is
 moved by a conditional UPDATE, so two answers carrying one count cannot both
 pass. Errors::
 
-    PasskeyError (ValueError)
-    ├── PasskeyRejected   an answer refused; ``reason`` is a machine code
-    └── NoPasskeys        an authentication asked for by a user without passkeys
+    PasskeyError (CoreError, ValueError)  passkey_error
+    ├── PasskeyRejected   passkey_rejected  an answer refused; ``reason`` is a machine code
+    └── NoPasskeys        no_passkeys       an authentication asked for without passkeys
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ from webauthn.helpers.structs import (
 
 from ..models import Passkey, WebauthnChallenge
 from .crypto import sha256_hex
+from .errors import CoreError
 from .passkey_store import list_passkeys, rowcount
 
 __all__ = [
@@ -56,12 +57,16 @@ __all__ = [
 REGISTER, LOGIN, STEP_UP = "register", "login", "step_up"
 
 
-class PasskeyError(ValueError):
+class PasskeyError(CoreError, ValueError):
     """A passkey operation cannot be done as asked."""
+
+    code = "passkey_error"
 
 
 class PasskeyRejected(PasskeyError):
     """The browser's answer is refused; ``reason`` says why (for the JSON error and audit)."""
+
+    code = "passkey_rejected"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -70,6 +75,8 @@ class PasskeyRejected(PasskeyError):
 
 class NoPasskeys(PasskeyError):
     """The user has no passkey to authenticate with."""
+
+    code = "no_passkeys"
 
 
 @dataclass(frozen=True)
@@ -208,7 +215,7 @@ def authentication_options(session: Session, rp: RelyingParty, user_id: int, pur
     """Options for ``navigator.credentials.get()`` naming the user's passkeys."""
     passkeys = list_passkeys(session, user_id)
     if not passkeys:
-        raise NoPasskeys("no passkey")
+        raise NoPasskeys("You have no passkey.")
     options = webauthn.generate_authentication_options(
         rp_id=rp.id, timeout=int(rp.timeout.total_seconds() * 1000),
         allow_credentials=_descriptors(passkeys),

@@ -123,12 +123,10 @@ def begin_step_up(principal: Principal) -> dict[str, Any]:
     """Options to step up with one of the user's passkeys, bound to this session."""
     user = principal_user(principal)
     _live_session(principal, user)
-    try:
-        return ceremonies.authentication_options(db.session(), relying_party(), user.id,
-                                                 ceremonies.STEP_UP, _binding(principal),
-                                                 state.now())
-    except ceremonies.NoPasskeys:
-        raise Conflict("You have no passkey.") from None
+    # Without a passkey: NoPasskeys, a 409 by app.errors.CORE_ERRORS.
+    return ceremonies.authentication_options(db.session(), relying_party(), user.id,
+                                             ceremonies.STEP_UP, _binding(principal),
+                                             state.now())
 
 
 def step_up(principal: Principal, credential: dict[str, Any]) -> tuple[User, AuthSession]:
@@ -166,7 +164,7 @@ def begin_login(mfa_token: str) -> dict[str, Any]:
     try:
         return ceremonies.authentication_options(db.session(), relying_party(), user.id,
                                                  ceremonies.LOGIN, challenge.jti, state.now())
-    except ceremonies.NoPasskeys:
+    except ceremonies.NoPasskeys:  # the login page words it for its own choice
         raise Conflict("This account has no passkey; use your code.") from None
 
 

@@ -16,13 +16,14 @@ from ..audit import audit
 from ..auth.cookies import set_access_cookie
 from ..auth.flows import PasswordChangeNeeded
 from ..auth.routes import session_response
-from ..auth.schemas import EmptySchema
+from ..auth.schemas import EmptySchema, PasswordChangeRequiredSchema, SessionIssuedSchema
 from ..config import STEP_UP_MAX_AGE
 from ..core import passkey_store
 from ..errors import NotFound
 from ..extensions import db
 from ..http import load_json
 from ..models import Passkey
+from ..route_facts import route_facts
 from ..security import current_principal
 from ..security.guards import require_auth, require_mfa
 from ..security.issuing import access_token_for
@@ -31,10 +32,16 @@ from .passkey_schemas import (
     PasskeyCredentialSchema,
     PasskeyLoginOptionsSchema,
     PasskeyLoginSchema,
+    PasskeyOptionsSchema,
+    PasskeyOutSchema,
     PasskeyRegisterOptionsSchema,
     PasskeyRegisterSchema,
+    PasskeyRemovedSchema,
+    PasskeyRenamedSchema,
     PasskeyRenameSchema,
+    PasskeysSchema,
 )
+from .schemas import SteppedUpSchema
 
 __all__ = ["bp", "passkey_json"]
 
@@ -56,6 +63,7 @@ def _options(options: dict[str, Any]) -> Response:
 
 
 @bp.get("/mfa/passkeys")
+@route_facts(response=PasskeysSchema)
 @require_auth
 def list_passkeys() -> Response:
     """The caller's passkeys, oldest first."""
@@ -65,6 +73,7 @@ def list_passkeys() -> Response:
 
 
 @bp.post("/mfa/passkeys/register/options")
+@route_facts(body=PasskeyRegisterOptionsSchema, response=PasskeyOptionsSchema)
 @require_auth
 def register_options() -> Response:
     """Options for navigator.credentials.create(): needs the password, or a recent step-up
@@ -74,6 +83,7 @@ def register_options() -> Response:
 
 
 @bp.post("/mfa/passkeys")
+@route_facts(body=PasskeyRegisterSchema, response=PasskeyOutSchema, status=201)
 @require_auth
 def register() -> tuple[Response, int]:
     """Store the passkey created for the options just given (named ``name``)."""
@@ -83,6 +93,7 @@ def register() -> tuple[Response, int]:
 
 
 @bp.patch("/mfa/passkeys/<id:passkey_id>")
+@route_facts(body=PasskeyRenameSchema, response=PasskeyRenamedSchema)
 @require_auth
 def rename_passkey(passkey_id: int) -> Response:
     """Rename one of the caller's passkeys."""
@@ -96,6 +107,7 @@ def rename_passkey(passkey_id: int) -> Response:
 
 
 @bp.delete("/mfa/passkeys/<id:passkey_id>")
+@route_facts(response=PasskeyRemovedSchema)
 @require_mfa(max_age=STEP_UP_MAX_AGE)
 def remove_passkey(passkey_id: int) -> Response:
     """Remove one of the caller's passkeys (needs a recent step-up)."""
@@ -107,6 +119,7 @@ def remove_passkey(passkey_id: int) -> Response:
 
 
 @bp.post("/mfa/passkeys/step-up/options")
+@route_facts(response=PasskeyOptionsSchema)
 @require_auth
 def step_up_options() -> Response:
     """Options for navigator.credentials.get() to step this session up."""
@@ -116,6 +129,7 @@ def step_up_options() -> Response:
 
 
 @bp.post("/mfa/passkeys/step-up")
+@route_facts(body=PasskeyCredentialSchema, response=SteppedUpSchema)
 @require_auth
 def step_up() -> Response:
     """A passkey gives a new aal2 access token with a fresh auth_time (RFC 9470)."""
@@ -129,6 +143,7 @@ def step_up() -> Response:
 
 
 @bp.post("/auth/mfa/passkey/options")
+@route_facts(body=PasskeyLoginOptionsSchema, response=PasskeyOptionsSchema, public=True)
 def login_options() -> Response:
     """Options to answer a login's MFA challenge with a passkey (the mfa_token binds them)."""
     body = load_json(PasskeyLoginOptionsSchema())
@@ -136,6 +151,8 @@ def login_options() -> Response:
 
 
 @bp.post("/auth/mfa/passkey")
+@route_facts(body=PasskeyLoginSchema,
+             response=(SessionIssuedSchema, PasswordChangeRequiredSchema), public=True)
 def login() -> Response:
     """Second step of a login by passkey: the mfa_token and the passkey's answer."""
     body = load_json(PasskeyLoginSchema())

@@ -35,3 +35,43 @@ class PasskeyLoginOptionsSchema(Schema):
 
 class PasskeyLoginSchema(PasskeyCredentialSchema, PasskeyLoginOptionsSchema):
     """The login's mfa_token and the passkey's answer."""
+
+
+# Answers (see app.route_facts; tests/ops/test_responses_match_openapi.py checks them).
+
+
+class PasskeyOptionsSchema(Schema):
+    """What ``navigator.credentials.create()``/``get()`` needs (WebAuthn Level 3 JSON)."""
+
+    publicKey = fields.Dict(keys=fields.String(), required=True)  # WebAuthn's name
+
+
+class PasskeyOutSchema(Schema):
+    """A passkey as its owner or an admin sees it: never the key or its credential id."""
+
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+    kind = fields.String(required=True, validate=validate.OneOf(["swk", "hwk"]))
+    transports = fields.List(fields.String(), required=True)
+    created_at = fields.String(required=True)
+    last_used_at = fields.String(required=True, allow_none=True)
+
+
+class PasskeysSchema(Schema):
+    passkeys = fields.List(fields.Nested(PasskeyOutSchema), required=True)
+
+
+class PasskeyRenamedSchema(Schema):
+    id = fields.Integer(required=True)
+    name = fields.String(required=True)
+
+
+class PasskeyRemovedSchema(Schema):
+    removed = fields.Boolean(required=True)
+    id = fields.Integer(required=True)
+
+
+class PageRedirectSchema(Schema):
+    """The login page's passkey step: where the page goes next (its cookies are set)."""
+
+    redirect = fields.String(required=True)

@@ -16,7 +16,12 @@ from ..auth.flows import PasswordChangeNeeded
 from ..errors import InvalidToken
 from ..http import load_json
 from ..mfa import passkey_flows
-from ..mfa.passkey_schemas import PasskeyCredentialSchema
+from ..mfa.passkey_schemas import (
+    PageRedirectSchema,
+    PasskeyCredentialSchema,
+    PasskeyOptionsSchema,
+)
+from ..route_facts import route_facts
 from ..security import check_csrf
 from ..security.cookies import cookie_names
 from .sign_in import drop_mfa_challenge, signed_in_response, to_password_change
@@ -44,6 +49,8 @@ def _as_json(redirect: BaseResponse) -> Response:
 
 
 @bp.post("/login/mfa/passkey/options")
+# public: the login's mfa_token is an HttpOnly cookie, not a bearer token
+@route_facts(response=PasskeyOptionsSchema, public=True)
 def login_options() -> Response:
     """Options for the login page's passkey prompt, bound to the login's mfa_token cookie."""
     response = jsonify(publicKey=passkey_flows.begin_login(_mfa_token()))
@@ -52,6 +59,7 @@ def login_options() -> Response:
 
 
 @bp.post("/login/mfa/passkey")
+@route_facts(body=PasskeyCredentialSchema, response=PageRedirectSchema, public=True)
 def login() -> Response:
     """The passkey's answer ends the login page's second step; JSON says where to go."""
     token = _mfa_token()

@@ -68,7 +68,7 @@ def migration_member() -> dict[str, object]:
 
 
 @bp.get("/oauth-authorization-server")
-@route_facts(response=AuthorizationServerSchema, public=True)
+@route_facts(response=AuthorizationServerSchema, not_modified=True, public=True)
 def authorization_server_metadata() -> Response:
     """RFC 8414 metadata for the parts of OAuth that Tessera serves, and nothing more.
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, fields, validate
+
+from ..config import MIGRATION_PHASES
 
 
 def _strings() -> fields.List[str]:
@@ -27,6 +29,14 @@ class JwksSchema(Schema):
     keys = fields.List(fields.Nested(JwkSchema), required=True)
 
 
+class MigrationMemberSchema(Schema):
+    """``tessera_migration``: the HS256 phase and sunset verifiers follow (SPEC §4)."""
+
+    phase = fields.String(required=True, validate=validate.OneOf(MIGRATION_PHASES))
+    legacy_accepted = fields.Boolean(required=True)
+    legacy_sunset = fields.Float(required=True, allow_none=True)  # epoch seconds
+
+
 class AuthorizationServerSchema(Schema):
     issuer = fields.String(required=True)
     jwks_uri = fields.String(required=True)
@@ -38,6 +48,7 @@ class AuthorizationServerSchema(Schema):
     grant_types_supported = _strings()
     scopes_supported = _strings()
     acr_values_supported = _strings()
+    tessera_migration = fields.Nested(MigrationMemberSchema, required=True)
 
 
 class ProtectedResourceSchema(Schema):

@@ -1,7 +1,8 @@
 """Real answers match the OpenAPI document (issue 20, acceptance 6).
 
 One walk through every JSON route with the test client (anonymous, a user, a
-user with MFA, an admin, a service client, a legacy token); every answer,
+user with MFA, a user with a passkey, an admin, a service client, an event
+receiver, a legacy token); every answer,
 success or error, must be documented for its status and match the schema the
 document gives it. At the end every documented 2xx answer has been seen.
 """
@@ -25,6 +26,7 @@ from app.core.clock import FrozenClock
 from tests.support.actions import AuthActions
 from tests.support.mfa import enroll_totp
 from tests.support.tokens import PASSWORD, bearer, make_user
+from tests.support.webauthn import SoftAuthenticator
 
 SECRET = "old-shared-secret-0123456789-abcdef"
 NEW_PASSWORD = "another long passphrase 42"
@@ -91,6 +93,7 @@ def _walk_anonymous(call: CheckedClient, app: Flask) -> None:
     call("GET", "/.well-known/jwks.json", expect=304, headers={"If-None-Match": etag})
     call("GET", "/.well-known/oauth-authorization-server")
     call("GET", "/.well-known/oauth-protected-resource")
+    call("GET", "/.well-known/ssf-configuration")
     call("POST", "/auth/register", expect=201, json={"username": "newcomer",
                                                      "password": PASSWORD})
     call("POST", "/auth/login", expect=401, json={"username": "alice", "password": "wrong"})
@@ -141,6 +144,44 @@ def _walk_second_steps(call: CheckedClient, app: Flask) -> None:
          json={"mfa_token": challenge["mfa_token"], "code": code})
 
 
+def _walk_passkeys(call: CheckedClient, app: Flask) -> None:
+    """A passkey registered, renamed, used to log in (API and login page), to step up,
+    and removed."""
+    make_user(app, "pat")
+    key = SoftAuthenticator()
+    call("POST", "/auth/login", json={"username": "pat", "password": PASSWORD})
+    options = call("POST", "/mfa/passkeys/register/options",
+                   json={"current_password": PASSWORD})
+    passkey = call("POST", "/mfa/passkeys", expect=201,
+                   json={"credential": key.create(options), "name": "Laptop"})
+    call("GET", "/mfa/passkeys")
+    call("PATCH", f"/mfa/passkeys/{passkey['id']}", json={"name": "Work key"})
+    call("POST", "/mfa/passkeys/step-up", expect=400, json={})
+
+    visitor = CheckedClient(app.test_client(), call.document, call.seen)
+    challenge = visitor("POST", "/auth/login", json={"username": "pat", "password": PASSWORD})
+    options = visitor("POST", "/auth/mfa/passkey/options",
+                      json={"mfa_token": challenge["mfa_token"]})
+    visitor("POST", "/auth/mfa/passkey", expect=401, json={
+        "mfa_token": challenge["mfa_token"], "credential": {"id": "forged"}})
+    visitor("POST", "/auth/mfa/passkey", json={
+        "mfa_token": challenge["mfa_token"], "credential": key.get(options)})
+
+    page = app.test_client()
+    page.get("/login")  # the CSRF cookie the form echoes
+    csrf = page.get_cookie("csrf_token")
+    assert csrf is not None
+    page.post("/login", data={"username": "pat", "password": PASSWORD,
+                              "csrf_token": csrf.value})
+    in_page = CheckedClient(page, call.document, call.seen)
+    options = in_page("POST", "/login/mfa/passkey/options")
+    in_page("POST", "/login/mfa/passkey", json={"credential": key.get(options)})
+
+    options = call("POST", "/mfa/passkeys/step-up/options")
+    call("POST", "/mfa/passkeys/step-up", json={"credential": key.get(options)})
+    call("DELETE", f"/mfa/passkeys/{passkey['id']}")
+
+
 def _walk_admin(call: CheckedClient, app: Flask) -> None:
     call("POST", "/auth/login", json={"username": "root", "password": PASSWORD})
     user = call("POST", "/admin/api/users", expect=201,
@@ -148,6 +189,7 @@ def _walk_admin(call: CheckedClient, app: Flask) -> None:
     call("GET", "/admin/api/users?limit=1")
     call("PATCH", f"/admin/api/users/{user['id']}", json={"roles": ["staff"]})
     call("POST", f"/admin/api/users/{user['id']}/reset-mfa")
+    call("GET", f"/admin/api/users/{user['id']}/passkeys")
     temporary = call("POST", f"/admin/api/users/{user['id']}/temporary-password")[
         "temporary_password"]
     visitor = CheckedClient(app.test_client(), call.document, call.seen)
@@ -183,6 +225,21 @@ def _walk_clients(call: CheckedClient, app: Flask) -> None:
          json={"scopes": ["introspect"]})
     call("POST", f"/admin/api/clients/{client['client_id']}/rotate-secret")
     call("DELETE", f"/admin/api/clients/{client['client_id']}")
+    _walk_receiver(call, app)
+
+
+def _walk_receiver(call: CheckedClient, app: Flask) -> None:
+    """A service client with the ``events`` scope reads its stream and polls it."""
+    client = call("POST", "/admin/api/clients", expect=201,
+                  json={"name": "receiver", "scopes": ["events"]})
+    basic = base64.b64encode(f"{client['client_id']}:{client['client_secret']}".encode())
+    receiver = {"Authorization": f"Basic {basic.decode()}"}
+    call("GET", "/ssf/stream", headers=receiver)
+    call("GET", "/ssf/stream", expect=401)
+    # The walk's revocations are pending for it: SETs signed for this receiver.
+    answer = call("POST", "/ssf/poll", headers=receiver, json={"returnImmediately": True})
+    call("POST", "/ssf/poll", headers=receiver,
+         json={"returnImmediately": True, "ack": list(answer["sets"]), "maxEvents": 0})
 
 
 def _walk_legacy(call: CheckedClient, app: Flask) -> None:
@@ -199,7 +256,8 @@ def test_every_answer_matches_the_document(app: Flask, clock: FrozenClock) -> No
     def fresh() -> CheckedClient:
         return CheckedClient(app.test_client(), document, seen)
 
-    for walk in (_walk_anonymous, _walk_user, _walk_second_steps, _walk_admin, _walk_legacy):
+    for walk in (_walk_anonymous, _walk_user, _walk_second_steps, _walk_passkeys, _walk_admin,
+                 _walk_legacy):
         # A login in the second of a password change counts as before it (SPEC §6).
         clock.advance(2)
         walk(fresh(), app)

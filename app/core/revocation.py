@@ -25,8 +25,8 @@ from sqlalchemy.orm import Session, scoped_session
 
 from ..models import AuthSession, User
 from . import revocation_writes as writes
-from .revocation_listen import PostgresWatch
-from .revocation_local import UNKNOWN, LocalMirror, SqliteWatch, Watch
+from .revocation_listen import watch_for
+from .revocation_local import UNKNOWN, LocalMirror
 from .revocation_mirror import RevocationMirror
 from .revocation_redis import ASK_DATABASE, Entry, RedisRevocations, Row, WaitPolicy
 from .revocation_rules import (
@@ -255,7 +255,7 @@ class RevocationService:
         with state.lock:
             if state.local is None and state.local_mirror:
                 engine = self._db.get_bind()
-                watch = _watch_for(engine)
+                watch = watch_for(engine)
                 if watch is None:
                     state.local_mirror = False  # an in-memory or unknown database
                 else:
@@ -297,12 +297,3 @@ class RevocationService:
         """Delete revocations that have outlived everything they revoke; return how many."""
         return writes.purge(self._db, now)
 
-
-def _watch_for(engine: Any) -> Callable[[], Watch] | None:
-    """How a mirror over ``engine`` learns of other connections' commits, if it can."""
-    name = engine.dialect.name
-    if name == "postgresql":
-        return lambda: PostgresWatch(engine)
-    if name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-        return lambda: SqliteWatch(engine)
-    return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import select as select_module
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -30,7 +30,7 @@ from sqlalchemy import Engine, select, text
 from sqlalchemy.orm import Session
 
 from ..models import Revocation
-from .revocation_local import Apply, MirrorRow, WatchFailed, rows_of
+from .revocation_local import Apply, MirrorRow, SqliteWatch, Watch, WatchFailed, rows_of
 
 __all__ = ["CHANNEL", "PostgresWatch", "notify_rows"]
 
@@ -146,3 +146,13 @@ class PostgresWatch:
         if self._conn is not None:
             self._conn.close()
         self._conn = self._pgconn = self._poller = None
+
+
+def watch_for(engine: Any) -> Callable[[], Watch] | None:
+    """How a mirror over ``engine`` learns of other connections' commits, if it can."""
+    name = engine.dialect.name
+    if name == "postgresql":
+        return lambda: PostgresWatch(engine)
+    if name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+        return lambda: SqliteWatch(engine)
+    return None

@@ -131,7 +131,8 @@ def latency_chart(loads: dict[str, dict[str, float]], tail_limit: float = 3.0) -
         body.append(_text(left - 8, cy + 4, name + (" (tail!)" if flagged else ""),
                           anchor="end", fill=FAIL if flagged else INK))
         body.append(f'<line x1="{x(load["p50_ms"]):.1f}" y1="{cy:.1f}" '
-                    f'x2="{x(load["p99_ms"]):.1f}" y2="{cy:.1f}" stroke="{GRID}" stroke-width="3"/>')
+                    f'x2="{x(load["p99_ms"]):.1f}" y2="{cy:.1f}" '
+                    f'stroke="{GRID}" stroke-width="3"/>')
         limit = x(load["p50_ms"] * tail_limit)
         body.append(f'<line x1="{limit:.1f}" y1="{cy - 6:.1f}" x2="{limit:.1f}" '
                     f'y2="{cy + 6:.1f}" stroke="{INK}"/>')

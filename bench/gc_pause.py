@@ -65,7 +65,8 @@ def _tokens(app: Any, count: int) -> list[str]:
         assert signer is not None, "no signing key: _app makes them"
         return [sign_token(signer, access_claims(
             issuer=s.issuer, audience=s.access_audience, user_id=int(claims["sub"]),
-            session_id=claims["sid"], client_id="web", scope=claims["scope"], roles=[], auth_time=now, amr=["pwd"],
+            session_id=claims["sid"], client_id="web", scope=claims["scope"], roles=[],
+            auth_time=now, amr=["pwd"],
             acr="aal1", now=now, ttl=900)) for _ in range(count)]
 
 

@@ -116,7 +116,8 @@ def _rounds(loads: dict[str, Load]) -> dict[str, list[dict[str, float]]]:
     return samples
 
 
-def _refresh(server: Any, base_url: str, tmp: Path, name: str) -> tuple[dict[str, float], list[float]]:
+def _refresh(server: Any, base_url: str, tmp: Path,
+             name: str) -> tuple[dict[str, float], list[float]]:
     """Refresh turns, each followed by a /healthz turn on the same server: the median
     turn and the per-turn ratios (refresh / healthz)."""
     turns, ratios = [], []
@@ -153,13 +154,14 @@ def _login(url: str) -> tuple[dict[str, float], list[float], list[float]]:
     for _ in range(LOGIN_ROUNDS):
         logins.append(wrk(url + "/auth/login", "login.lua", connections="1", env=env))
         hashes.append(on_cpus(SERVER_CPUS, lambda: statistics.median(argon2() for _ in range(9))))
-    ratios = [login["p50_ms"] / ms for login, ms in zip(logins, hashes)]
+    ratios = [login["p50_ms"] / ms for login, ms in zip(logins, hashes, strict=False)]
     return median_run(logins), ratios, hashes
 
 
 def _per_round(samples: dict[str, list[dict[str, float]]], load: str, base: str) -> list[float]:
     """load/base rates, each pair measured in the same round (the machine drifts between)."""
-    return [round(a["rate"] / b["rate"], 4) for a, b in zip(samples[load], samples[base])]
+    return [round(a["rate"] / b["rate"], 4)
+            for a, b in zip(samples[load], samples[base], strict=False)]
 
 
 def measure(servers: topology.Servers) -> dict[str, Any]:
@@ -193,7 +195,8 @@ def measure(servers: topology.Servers) -> dict[str, Any]:
             result["rounds"][name] = _per_round(samples, load, base)
     refreshes = [("refresh_redis", "redis", "redis"), ("refresh_db", "db", "redis")]
     if "pg" in servers.databases:
-        refreshes += [("refresh_redis_pg", "redis_pg", "db_pg"), ("refresh_db_pg", "db_pg", "db_pg")]
+        refreshes += [("refresh_redis_pg", "redis_pg", "db_pg"),
+                      ("refresh_db_pg", "db_pg", "db_pg")]
     for name, server, base in refreshes:
         result["loads"][name], result["rounds"][report.ratio_name(name)] = _refresh(
             t[server], t[base].url, tmp, name)

@@ -76,7 +76,8 @@ def _feed(port: int, worker: int, workers: list[int], tokens: list[str],
     index = 0
     while index < len(tokens):
         try:
-            connection.request("GET", "/api/me", headers={"Authorization": "Bearer " + tokens[index]})
+            connection.request("GET", "/api/me",
+                               headers={"Authorization": "Bearer " + tokens[index]})
             reply = connection.getresponse()
             reply.read()
         except (http.client.HTTPException, OSError):

@@ -105,7 +105,8 @@ def _measure(stores: dict[str, tuple[Flask, dict[str, RevocationService]]],
     samples: dict[str, dict[str, list[float]]] = {
         store: {path: [] for path in services} for store, (_, services) in stores.items()}
     for path in samples["full"]:
-        for pair in range(-TOKENS // CHECKS, PAIRS):  # negative: warm connections, statements, mirrors
+        # Negative pairs: warm connections, statements, mirrors.
+        for pair in range(-TOKENS // CHECKS, PAIRS):
             start = (pair * CHECKS) % TOKENS
             batch = lookups[start:start + CHECKS]
             for store in (list(stores) if pair % 2 == 0 else list(reversed(stores))):
@@ -155,7 +156,8 @@ def _second_database(url: str, tmp: Path) -> str:
     return url.rsplit("/", 1)[0] + "/tessera_bench_empty"
 
 
-def _store(database_url: str, redis_url: str, tmp: Path) -> tuple[Flask, dict[str, RevocationService]]:
+def _store(database_url: str, redis_url: str,
+           tmp: Path) -> tuple[Flask, dict[str, RevocationService]]:
     """A migrated app on its own database and Redis, and its three check paths."""
     kek = base64.urlsafe_b64encode(b"r" * 32).decode()
     app = create_app({"DATABASE_URL": database_url, "KEY_ENCRYPTION_KEY": kek,
@@ -204,7 +206,8 @@ def main() -> dict[str, object]:
         empty, full = samples["empty"][path], samples["full"][path]
         paths[path] = {"empty_per_s": round(CHECKS / statistics.median(empty)),
                        "full_per_s": round(CHECKS / statistics.median(full)),
-                       "cost_ratio": round(statistics.median(f / e for e, f in zip(empty, full)), 3)}
+                       "cost_ratio": round(statistics.median(
+                           f / e for e, f in zip(empty, full, strict=False)), 3)}
     return {
         "live_revocations": LIVE_REVOCATIONS,
         "redis_keys": redis_keys,
@@ -220,7 +223,8 @@ if __name__ == "__main__":
     figures = main()
     out = ROOT / "bench" / "results"
     out.mkdir(exist_ok=True)
-    (out / f"revocation-{figures['database']}.json").write_text(json.dumps(figures, indent=2) + "\n")
+    (out / f"revocation-{figures['database']}.json").write_text(
+        json.dumps(figures, indent=2) + "\n")
     print(f"{figures['live_revocations']:,} live revocations "
           f"({figures['redis_keys']:,} Redis keys; {figures['database']}; "
           f"filled in {figures['fill_seconds']} s)")

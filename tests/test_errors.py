@@ -112,7 +112,8 @@ def test_exception_in_view_is_json_500_without_details(client, caplog) -> None: 
      ("a b", False)],
 )
 def test_request_id_taken_only_when_well_formed(client, offered: str, kept: bool) -> None:  # type: ignore[no-untyped-def]
-    response = client.get("/healthz", headers={"X-Request-ID": offered} if "\n" not in offered else {})
+    headers = {"X-Request-ID": offered} if "\n" not in offered else {}
+    response = client.get("/healthz", headers=headers)
     rid = response.headers["X-Request-ID"]
     assert (rid == offered) is kept
     assert 1 <= len(rid) <= 64

@@ -102,7 +102,8 @@ class UsedPasskey:
 # The library's messages name the failed check; these give each a stable machine code.
 _REASONS = (("origin", "wrong_origin"), ("RP ID", "wrong_rp_id"), ("sign count", "sign_count"),
             ("challenge", "challenge"), ("signature", "bad_signature"),
-            ("User was not present", "user_not_present"), ("User verification", "user_not_verified"))
+            ("User was not present", "user_not_present"),
+            ("User verification", "user_not_verified"))
 
 
 def _reason(exc: WebAuthnException) -> str:
@@ -199,7 +200,8 @@ def finish_registration(session: Session, rp: RelyingParty, user_id: int, bindin
                       public_key=verified.credential_public_key,
                       sign_count=verified.sign_count, name=name, transports=transports,
                       aaguid=verified.aaguid,
-                      backup_eligible=verified.credential_device_type is CredentialDeviceType.MULTI_DEVICE,
+                      backup_eligible=(verified.credential_device_type
+                                       is CredentialDeviceType.MULTI_DEVICE),
                       created_at=now)
     session.add(passkey)
     try:

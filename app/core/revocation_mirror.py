@@ -274,7 +274,7 @@ class RevocationMirror:
             if generation < 0 or generation != self.generation or not self._vouched(
                     time.monotonic()):
                 return
-            for key, value in zip(keys, values):
+            for key, value in zip(keys, values, strict=False):  # one value per key (MGET)
                 self._values[key] = value
                 self._values.move_to_end(key)
             while len(self._values) > self._max:

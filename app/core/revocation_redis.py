@@ -280,4 +280,4 @@ class RedisRevocations:
 def _verdict_from(lookup: RevocationQuery, values: Sequence[Any]) -> str | None:
     """Apply the rules to MGET-shaped values: [epoch, one value per lookup pair]."""
     return verdict(lookup, [(kind, parse_value(raw)) for (kind, _), raw
-                            in zip(lookup.pairs, values[1:]) if raw is not None])
+                            in zip(lookup.pairs, values[1:], strict=False) if raw is not None])

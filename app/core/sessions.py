@@ -260,14 +260,16 @@ def _grace_or_reuse(
 
 def session_of_refresh_token(db: Session, presented: str) -> AuthSession | None:
     """The session whose current (unconsumed) refresh token is ``presented``, if any."""
-    row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(presented))).first()
+    row = db.scalars(select(RefreshToken).where(
+        RefreshToken.token_hash == sha256_hex(presented))).first()
     if row is None or row.consumed_at is not None:
         return None
     return db.get(AuthSession, row.session_id)
 
 
 def _is_unconsumed(db: Session, token: str) -> bool:
-    row = db.scalars(select(RefreshToken).where(RefreshToken.token_hash == sha256_hex(token))).first()
+    row = db.scalars(select(RefreshToken).where(
+        RefreshToken.token_hash == sha256_hex(token))).first()
     return row is not None and row.consumed_at is None
 
 
@@ -277,7 +279,8 @@ def is_live(sess: AuthSession, now: datetime, limits: SessionLimits) -> bool:
             and now - sess.last_used_at < limits.idle_timeout)
 
 
-def live_sessions(db: Session, user_id: int, now: datetime, limits: SessionLimits) -> list[AuthSession]:
+def live_sessions(db: Session, user_id: int, now: datetime,
+                  limits: SessionLimits) -> list[AuthSession]:
     """The user's sessions that are neither revoked nor expired, most recently used first."""
     return live_sessions_of(db, [user_id], now, limits)
 

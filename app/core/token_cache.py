@@ -4,7 +4,8 @@ not verified again while it lives.
 Keyed by the exact token text. Each entry is a
 :class:`~tessera_verifier.VerifiedToken` of the caller's class (the security
 layer's subclass keeps the principal and its revocation query in the same
-object, so they are built once per token too, and a lookup touches one object). Bounded twice: by entries and by an estimate of the bytes they hold
+object, so they are built once per token too, and a lookup touches one object).
+Bounded twice: by entries and by an estimate of the bytes they hold
 (``max_bytes``, default 128 MiB: about 28,000 access tokens of 570 bytes),
 the oldest entry going first (it expires soonest). An entry is dropped at
 its ``exp`` (by the caller's per-use check) and whenever its key is no

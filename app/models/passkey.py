@@ -20,7 +20,8 @@ class Passkey(db.Model):  # type: ignore[name-defined,misc]
     # authenticator's credential can never be registered to two accounts.
     credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
     public_key: Mapped[bytes] = mapped_column(LargeBinary)  # COSE_Key, as registered
-    # An unsigned 32-bit counter (WebAuthn §6.1.1): BigInteger, since PostgreSQL's INTEGER is signed.
+    # An unsigned 32-bit counter (WebAuthn §6.1.1): BigInteger, since PostgreSQL's
+    # INTEGER is signed.
     sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
     name: Mapped[str] = mapped_column(String(64))
     transports: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -78,7 +78,8 @@ def test_a_password_change_after_the_check_refuses_the_old_password(setup) -> No
         old_hash = db.session.get(User, uid).password_hash
         # The change's own clock may even read earlier than the check: the hash decides.
         user_service.change_password(db.session(), db.session.get(User, uid),
-                                     "another long passphrase 42", checked_at - timedelta(seconds=1))
+                                     "another long passphrase 42",
+                                     checked_at - timedelta(seconds=1))
     with pytest.raises(session_service.LoginOvertaken):
         _confirm(app, uid, checked_at, password_hash=old_hash)
     assert _sessions(app, uid) == 0

@@ -44,7 +44,8 @@ def test_sessions_are_named_by_device_and_admins_keep_the_raw_string(make_app) -
     make_user(app, "root", roles=("admin",))
     make_user(app, "alice")
     alice = AuthActions(app.test_client())
-    token = alice.client.post("/auth/login", json={"username": "alice", "password": PASSWORD}, headers={"User-Agent": IPHONE}).get_json()["access_token"]
+    token = alice.client.post("/auth/login", json={"username": "alice", "password": PASSWORD},
+                              headers={"User-Agent": IPHONE}).get_json()["access_token"]
     own = alice.client.get("/auth/sessions", headers=bearer(token)).get_json()["sessions"][0]
     assert own["device"] == "Safari on iPhone" and own["user_agent"] == IPHONE
     assert "Safari on iPhone" in alice.client.get("/account").get_data(as_text=True)

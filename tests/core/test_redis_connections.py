@@ -36,7 +36,8 @@ SENTINELS = ("10.0.0.1:26379", "10.0.0.2:26379", "10.0.0.3:26379")
          "REDIS_URL"),
     ],
 )
-def test_bad_redis_settings_stop_start_up_naming_them(base_config, settings, named, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_bad_redis_settings_stop_start_up_naming_them(  # type: ignore[no-untyped-def]
+        base_config, settings, named, tmp_path) -> None:
     with pytest.raises(ConfigError, match=rf"setting {named}\b") as caught:
         create_app({**base_config, **settings}, instance_path=str(tmp_path))
     assert "pw-123" not in str(caught.value)  # the URL's password is never repeated

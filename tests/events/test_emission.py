@@ -91,7 +91,8 @@ def test_revoke_all_disable_and_key_revocation_use_their_event_types(app, clock)
     alice_token = alice.login().get_json()["access_token"]
     alice_id = jwt.decode(alice_token, options={"verify_signature": False})["sub"]
     client = app.test_client()
-    assert alice.client.post("/auth/logout-all", headers=bearer(alice_token)).status_code in (200, 204)
+    ended = alice.client.post("/auth/logout-all", headers=bearer(alice_token))
+    assert ended.status_code in (200, 204)
     poll(app, creds, ack=[], maxEvents=0)
     first = _events(_all_sets(app, creds))
     user_events = [(t, s, p) for t, s, p in first if s.get("format") == "iss_sub"]
@@ -118,7 +119,8 @@ def test_an_event_is_emitted_only_if_the_revocation_commits(app, clock) -> None:
         assert revocations().claim("jti", "kept", now, now, "test")
         db.session.commit()
         rows = db.session.scalars(select(SecurityEvent)).all()
-        assert [(r.kind, r.value, r.event_type) for r in rows] == [("jti", "kept", se.TOKEN_REVOKED)]
+        assert [(r.kind, r.value, r.event_type) for r in rows] == [
+            ("jti", "kept", se.TOKEN_REVOKED)]
 
 
 def test_events_live_as_long_as_their_revocation_and_are_purged_after(app, clock) -> None:  # type: ignore[no-untyped-def]
@@ -141,6 +143,7 @@ def test_emitted_counter(app) -> None:  # type: ignore[no-untyped-def]
     auth.login()
     auth.logout()
     text = app.test_client().get("/metrics").get_data(as_text=True)
-    line = next(l for l in text.splitlines() if l.startswith("tessera_security_events_emitted_total")
-                and "session-revoked" in l)
+    line = next(row for row in text.splitlines()
+                if row.startswith("tessera_security_events_emitted_total")
+                and "session-revoked" in row)
     assert json.loads(line.rsplit(" ", 1)[1]) == 1.0

@@ -40,7 +40,8 @@ def _gunicorn_exits(env: dict[str, str], tmp_path: Path) -> subprocess.Completed
 @pytest.mark.parametrize(("name", "env"), [
     ("ISSUER", {"TESSERA_DATABASE_URL": _PRODUCTION_DB, "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK}),
     ("ISSUER", {"TESSERA_BIND": _UNROUTABLE_BIND, "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK}),
-    ("COOKIE_SECURE", {"TESSERA_DATABASE_URL": _PRODUCTION_DB, "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+    ("COOKIE_SECURE", {"TESSERA_DATABASE_URL": _PRODUCTION_DB,
+                       "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
                        "TESSERA_ISSUER": "https://auth.example.com",
                        "TESSERA_COOKIE_SECURE": "false"}),
     ("KEY_ENCRYPTION_KEY", {"TESSERA_BIND": _UNROUTABLE_BIND,

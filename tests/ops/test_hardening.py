@@ -96,8 +96,8 @@ def test_every_response_has_the_security_headers(app) -> None:  # type: ignore[n
             assert response.headers["Referrer-Policy"] == "same-origin"
             assert response.headers["X-Frame-Options"] == "DENY"
             body = response.get_json(silent=True)
-            carries_token = isinstance(body, dict) and bool({"access_token", "mfa_token",
-                                                             "recovery_codes", "secret"} & set(body))
+            secrets = {"access_token", "mfa_token", "recovery_codes", "secret"}
+            carries_token = isinstance(body, dict) and bool(secrets & set(body))
             if carries_token or response.headers.get("Set-Cookie"):
                 assert response.headers["Cache-Control"] == "no-store", (method, path)
     assert seen > 40
@@ -169,7 +169,8 @@ def test_metrics_sum_across_two_workers(app, database_url, redis_url, tmp_path) 
 
 
 @pytest.mark.slow
-def test_two_workers_share_login_limits_through_redis(app, database_url, redis_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_two_workers_share_login_limits_through_redis(  # type: ignore[no-untyped-def]
+        app, database_url, redis_url, tmp_path) -> None:
     server = AppServer({
         "TESSERA_DATABASE_URL": database_url, "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
         "TESSERA_ISSUER": "http://localhost", "TESSERA_REDIS_URL": redis_url,

@@ -279,7 +279,8 @@ def _spki_sha256(cert_path: str) -> str:
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
-def test_chromium_logs_in_over_http2_with_secure_host_cookies(cluster: Cluster, users: None) -> None:
+def test_chromium_logs_in_over_http2_with_secure_host_cookies(cluster: Cluster,
+                                                              users: None) -> None:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: the test command installs Debian's chromium")
     with sync_playwright() as playwright:

@@ -22,7 +22,8 @@ from tests.support.servers import ROOT
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.timeout(300),  # a bound (an install from the index, then the tests), not a speed check
+    # A bound (an install from the index, then the tests), not a speed check.
+    pytest.mark.timeout(300),
     pytest.mark.skipif(bool(POSTGRES_URL), reason="runs in the SQLite pass (no database)"),
 ]
 
@@ -31,7 +32,8 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "LANG": "C.UTF-8"}
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=240,
                             check=False)
-    assert result.returncode == 0, f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    output = f"{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+    assert result.returncode == 0, f"{args} failed:\n{output}"
     return result
 
 

@@ -106,7 +106,8 @@ def test_rotate_the_kek_reseal_and_drop_the_old_one(make_app, clock) -> None:  #
     assert [r.details["resealed"] for r in rows] == [{"signing_keys": 3, "totp_secrets": 2},
                                                      {"signing_keys": 0, "totp_secrets": 0}]
 
-    new = make_app(clock=clock, keys=False, COOKIE_SECURE=False, RATELIMIT_MFA=_MFA_LIMIT, KEY_ENCRYPTION_KEY=NEW)
+    new = make_app(clock=clock, keys=False, COOKIE_SECURE=False, RATELIMIT_MFA=_MFA_LIMIT,
+                   KEY_ENCRYPTION_KEY=NEW)
     assert new.test_cli_runner().invoke(args=["keys", "ensure"]).exit_code == 0
     for name, totp in totps.items():
         _logs_in_with_totp(new, clock, name, totp)

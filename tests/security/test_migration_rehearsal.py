@@ -33,9 +33,10 @@ from tests.support.tokens import PASSWORD, bearer, make_user
 
 tessera_verifier = pytest.importorskip("tessera_verifier.flask")  # installed by scripts/test.sh
 
-from tessera_verifier.flask import TesseraAuth, current_token
-from tessera_verifier.introspection import Introspector
-from tessera_verifier.verifier import Verifier
+# After the skip above: the package is installed by scripts/test.sh.
+from tessera_verifier.flask import TesseraAuth, current_token  # noqa: E402
+from tessera_verifier.introspection import Introspector  # noqa: E402
+from tessera_verifier.verifier import Verifier  # noqa: E402
 
 SECRET = "old-shared-secret-0123456789-abcdef"
 SUNSET_IN = 22  # seconds after Tessera is started: room for the legacy and dual acts
@@ -46,8 +47,8 @@ class ResourceServer:
     """A notes service protected by the verifier package, on 127.0.0.1 in a thread."""
 
     def __init__(self, tessera_url: str, client_id: str, client_secret: str) -> None:
-        self.verifier = Verifier(tessera_url, tessera_url + "/api",
-                                 metadata_url=tessera_url + "/.well-known/oauth-authorization-server",
+        metadata_url = tessera_url + "/.well-known/oauth-authorization-server"
+        self.verifier = Verifier(tessera_url, tessera_url + "/api", metadata_url=metadata_url,
                                  legacy_secrets=[SECRET], refresh_seconds=REFRESH)
         introspector = Introspector(tessera_url + "/oauth/introspect", client_id, client_secret,
                                     cache_seconds=0.5)
@@ -83,14 +84,15 @@ def old_system_token(sub: str, lifetime: int) -> str:
 
 
 def _login(url: str, username: str) -> str:
-    reply = call("POST", url + "/auth/login", json_body={"username": username, "password": PASSWORD})
+    reply = call("POST", url + "/auth/login",
+                 json_body={"username": username, "password": PASSWORD})
     assert reply.status == 200, reply.body
     return str(reply.json()["access_token"])
 
 
 def pyjwt_recipe(url: str, raw: str) -> dict[str, Any]:
     """The README's plain-PyJWT recipe, word for word but for the URLs."""
-    if jwt.get_unverified_header(raw).get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+    if jwt.get_unverified_header(raw).get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):  # noqa: E501 - the README's line
         raise jwt.InvalidTokenError("not an access token")
     key = jwt.PyJWKClient(url + "/.well-known/jwks.json", cache_jwk_set=True,
                           lifespan=300).get_signing_key_from_jwt(raw)
@@ -153,7 +155,8 @@ def test_migration_rehearsal(cast) -> None:  # type: ignore[no-untyped-def]
         return call("GET", url + "/api/me", headers=bearer(token)).status
 
     # --- act 1: legacy. The old system's tokens and Tessera's own HS256 tokens pass everywhere.
-    old = {name: old_system_token(str(n), 600) for n, name in enumerate(("alice", "bob", "carol"), 1)}
+    old = {name: old_system_token(str(n), 600)
+           for n, name in enumerate(("alice", "bob", "carol"), 1)}
     short = old_system_token("4", 6)  # dave's: expires before the sunset
     tessera_hs = _login(url, "dave")
     assert _alg(tessera_hs) == "HS256"  # phase legacy: Tessera signs like the old system
@@ -182,7 +185,8 @@ def test_migration_rehearsal(cast) -> None:  # type: ignore[no-untyped-def]
         for name, token in keepers.items():
             if tessera_me(token) != 200 or rs.get(token) != 200:
                 refused.append(name)
-        short_alive = time.time() < jwt.decode(short, options={"verify_signature": False})["exp"] - 1
+        short_exp = jwt.decode(short, options={"verify_signature": False})["exp"]
+        short_alive = time.time() < short_exp - 1
         if short_alive and (tessera_me(short) != 200 or rs.get(short) != 200):
             refused.append("dave (short old token)")
         time.sleep(0.3)

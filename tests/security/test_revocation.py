@@ -207,7 +207,8 @@ def test_revoke_all_boundary_with_a_frozen_second(make_app, clock) -> None:  # t
     assert after_auth.me(after).status_code == 200
 
 
-def test_redis_keys_carry_ttls_no_longer_than_what_they_revoke(make_app, redis_url, redis_server) -> None:  # type: ignore[no-untyped-def]
+def test_redis_keys_carry_ttls_no_longer_than_what_they_revoke(  # type: ignore[no-untyped-def]
+        make_app, redis_url, redis_server) -> None:
     app = make_app(REDIS_URL=redis_url, COOKIE_SECURE=False)
     make_user(app, "alice")
     auth, _ = _login(app)

@@ -69,7 +69,9 @@ def test_the_mirror_answers_fresh_and_reused_tokens_without_a_query(pair) -> Non
     statements: list[str] = []
     with here.app_context():
         engine = db.engine
-    listener = lambda *args: statements.append(args[2])
+    def listener(*args: Any) -> None:
+        statements.append(args[2])
+
     event.listen(engine, "before_cursor_execute", listener)
     try:
         for jti in ("warm", "never-seen-1", "never-seen-2"):  # reused, then fresh tokens

@@ -248,7 +248,8 @@ def _fresh_cache(w: World, warm: bool) -> VerifiedTokenCache:
     if warm:
         assert _verdict(w, w.base) is None
         with w.app.app_context():
-            assert cache.headers.resolved(w.parts[0].encode(), snapshot(), ACCESS_PROFILE) is not None
+            resolved = cache.headers.resolved(w.parts[0].encode(), snapshot(), ACCESS_PROFILE)
+            assert resolved is not None
     return cache
 
 
@@ -370,7 +371,8 @@ FORM = {
     **_rows("malformed", two_segments=lambda w: ".".join(w.parts[:2]),
             four_segments=lambda w: f"{w.base}.{w.parts[2]}", five_segments=lambda w: w.base + "..",
             signature_stripped=lambda w: _swap(w.base, 2, ""), only_dots=lambda w: "..",
-            header_empty=lambda w: _swap(w.base, 0, ""), payload_empty=lambda w: _swap(w.base, 1, "")),
+            header_empty=lambda w: _swap(w.base, 0, ""),
+            payload_empty=lambda w: _swap(w.base, 1, "")),
     **_rows("too_large", junk_over_cap=lambda w: "a" * 8193, size_before_form=lambda w: "!" * 9000,
             signed_one_byte_over_cap=lambda w: _sized(w, 8193)),
 }
@@ -693,7 +695,8 @@ def test_time_checks_run_on_every_use_of_a_cached_token(world: World) -> None:
     early = world.sign(world.claims(nbf=world.now + 40))
     verify_cached(short, snap, policy, world.now, cache, TokenEntry)
     assert len(cache) == 1
-    for token, at, reason in ((short, world.now + 90, "expired"), (early, world.now, "not_yet_valid")):
+    for token, at, reason in ((short, world.now + 90, "expired"),
+                              (early, world.now, "not_yet_valid")):
         with pytest.raises(TokenRejected, match=f"^{reason}$"):
             verify_cached(token, snap, policy, at, cache, TokenEntry)
     assert len(cache) == 0  # both dropped: neither may be served from the cache later

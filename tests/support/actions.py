@@ -20,7 +20,8 @@ class AuthActions:
         self.csrf_cookie = prefix[0] + "csrf_token"
         self.refresh_cookie = prefix[1] + "refresh_token"
 
-    def login(self, username: str = "alice", password: str = PASSWORD, **extra: Any) -> TestResponse:
+    def login(self, username: str = "alice", password: str = PASSWORD,
+              **extra: Any) -> TestResponse:
         return self.client.post("/auth/login", json={"username": username, "password": password,
                                                      **extra})
 

@@ -120,7 +120,8 @@ def _notice(page: Page) -> str:
     return page.locator(".notice").inner_text()
 
 
-def test_mfa_enrolment_challenge_and_ending_another_session(app, start_server, open_context) -> None:  # type: ignore[no-untyped-def]
+def test_mfa_enrolment_challenge_and_ending_another_session(  # type: ignore[no-untyped-def]
+        app, start_server, open_context) -> None:
     make_user(app, "alice")
     server = start_server()
     _, page = open_context()

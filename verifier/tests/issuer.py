@@ -77,7 +77,8 @@ class FakeTessera:
         for kid, key in self.keys.items():
             numbers = key.public_key().public_numbers()
             out.append({"kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
-                        "x": b64(numbers.x.to_bytes(32, "big")), "y": b64(numbers.y.to_bytes(32, "big"))})
+                        "x": b64(numbers.x.to_bytes(32, "big")),
+                        "y": b64(numbers.y.to_bytes(32, "big"))})
         return {"keys": out}
 
     def metadata(self) -> dict[str, Any]:
@@ -91,7 +92,8 @@ class FakeTessera:
         now = int(time.time())
         claims = {"iss": self.url, "aud": self.audience, "sub": "7", "exp": now + 900, "nbf": now,
                   "iat": now, "jti": secrets.token_urlsafe(8), "client_id": "web", "sid": "s1",
-                  "scope": "notes:read", "roles": [], "auth_time": now, "amr": ["pwd"], "acr": "aal1"}
+                  "scope": "notes:read", "roles": [], "auth_time": now, "amr": ["pwd"],
+                  "acr": "aal1"}
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not ...}
 
@@ -103,7 +105,8 @@ class FakeTessera:
             s = min(s, ORDER - s)  # low S, the only form accepted
             return r.to_bytes(32, "big") + s.to_bytes(32, "big")
 
-        return compact({"alg": "ES256", "kid": kid, "typ": "at+jwt"}, self.claims(**overrides), sign)
+        header = {"alg": "ES256", "kid": kid, "typ": "at+jwt"}
+        return compact(header, self.claims(**overrides), sign)
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -115,7 +118,8 @@ class FakeTessera:
             def _send(self, status: int, body: dict[str, Any] | None, max_age: int | None) -> None:
                 data = json.dumps(body).encode() if body is not None else b""
                 etag = '"' + hashlib.sha256(data).hexdigest()[:16] + '"'
-                if body is not None and max_age is not None and self.headers.get("If-None-Match") == etag:
+                if body is not None and max_age is not None \
+                        and self.headers.get("If-None-Match") == etag:
                     status, data = 304, b""
                 self.send_response(status)
                 if max_age is not None:

@@ -8,9 +8,10 @@ import pytest
 
 flask = pytest.importorskip("flask")
 
-from tessera_verifier.flask import TesseraAuth, current_token
-from tessera_verifier.introspection import Introspector
-from tessera_verifier.verifier import Verifier
+# After the skip: the extension imports Flask, an optional dependency of the package.
+from tessera_verifier.flask import TesseraAuth, current_token  # noqa: E402
+from tessera_verifier.introspection import Introspector  # noqa: E402
+from tessera_verifier.verifier import Verifier  # noqa: E402
 
 
 @pytest.fixture
@@ -70,7 +71,8 @@ def test_missing_and_invalid_tokens(client, tessera) -> None:  # type: ignore[no
     assert challenge == 'Bearer realm="notes"'  # RFC 6750 §3.1: no error code without a token
     response = client.get("/notes", headers=_bearer(tessera.token(aud="http://other")))
     body, challenge = _error(response)
-    assert response.status_code == 401 and challenge == 'Bearer realm="notes", error="invalid_token"'
+    assert response.status_code == 401
+    assert challenge == 'Bearer realm="notes", error="invalid_token"'
     assert "bad_audience" not in response.get_data(as_text=True)  # reason kept internal
     assert client.auth.rejections["bad_audience"] == 1
     response = client.get("/notes", headers={"Authorization": "Basic abc"})

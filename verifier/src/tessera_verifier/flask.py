@@ -108,8 +108,8 @@ class TesseraAuth:
     def _refuse(self, reason: str, message: str = "The access token is invalid.") -> AuthError:
         self.rejections[reason] += 1
         log.info("token refused: %s", reason)
-        return AuthError(401, "invalid_token", message,
-                         f'Bearer realm="{_quote(self.realm)}", error="invalid_token"', reason=reason)
+        challenge = f'Bearer realm="{_quote(self.realm)}", error="invalid_token"'
+        return AuthError(401, "invalid_token", message, challenge, reason=reason)
 
     def authenticate(self) -> tuple[str, VerifiedToken]:
         """The request's bearer token, verified, or an :class:`AuthError`."""
@@ -201,7 +201,8 @@ class TesseraAuth:
             self.rejections["insufficient_user_authentication"] += 1
             challenge = (f'Bearer realm="{_quote(self.realm)}", '
                          'error="insufficient_user_authentication", error_description='
-                         f'"{"A stronger" if not strong else "A more recent"} authentication is required"')
+                         f'"{"A stronger" if not strong else "A more recent"} '
+                         'authentication is required"')
             if acr is not None:
                 challenge += f', acr_values="{acr}"'
             if max_age is not None:

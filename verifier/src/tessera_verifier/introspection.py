@@ -32,9 +32,11 @@ class Introspector:
     """Asks Tessera whether a token is active; answers cached briefly."""
 
     def __init__(self, endpoint: str, client_id: str, client_secret: str, *,
-                 cache_seconds: float = 2.0, timeout: float = 3.0, max_entries: int = 10_000) -> None:
+                 cache_seconds: float = 2.0, timeout: float = 3.0,
+                 max_entries: int = 10_000) -> None:
         self.endpoint = endpoint
-        pair = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(client_secret, safe='')}"
+        quote = urllib.parse.quote
+        pair = f"{quote(client_id, safe='')}:{quote(client_secret, safe='')}"
         self._auth = "Basic " + base64.b64encode(pair.encode()).decode()
         self._ttl = cache_seconds
         self._timeout = timeout

@@ -68,7 +68,8 @@ class JwksCache:
         """Counters and state for metrics and health pages."""
         s = self.document.stats
         return {"fetches": s.fetches, "not_modified": s.not_modified, "updates": s.updates,
-                "failures": s.failures, "stale_serves": s.stale_serves, "stale": self.document.stale,
+                "failures": s.failures, "stale_serves": s.stale_serves,
+                "stale": self.document.stale,
                 "age_seconds": self.document.age,
                 "unknown_kid_refetches": self.unknown_kid_refetches,
                 "unknown_kid_throttled": self.unknown_kid_throttled}

@@ -71,7 +71,8 @@ def parse_metadata(document: Any) -> Metadata:
     if isinstance(member, dict) and member.get("phase") in PHASES:
         sunset = member.get("legacy_sunset")
         if sunset is None or (isinstance(sunset, (int, float)) and not isinstance(sunset, bool)):
-            migration = MigrationState(member["phase"], float(sunset) if sunset is not None else None)
+            migration = MigrationState(member["phase"],
+                                       float(sunset) if sunset is not None else None)
     return Metadata(text("issuer"), text("jwks_uri"), text("introspection_endpoint"), migration)
 
 

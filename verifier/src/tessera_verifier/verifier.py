@@ -86,7 +86,8 @@ class Verifier:
         self._clock = clock
         self._headers = HeaderCache()
         # (jwks mapping, migration state) -> (key set, policy): rebuilt only when either changes
-        self._built: tuple[Mapping[str, Any], MigrationState | None, KeySet, TokenPolicy] | None = None
+        self._built: (tuple[Mapping[str, Any], MigrationState | None, KeySet, TokenPolicy]
+                      | None) = None
 
     @property
     def jwks(self) -> JwksCache:

@@ -43,7 +43,7 @@ def _login(db: Session, user: User) -> tuple[AuthSession, str]:
 def test_a_new_session_is_added_not_written(db: Session, engine: Engine) -> None:
     user = add_user(db)
     with commits(engine) as count:
-        sess, token = new_session(db, user, now=NOW, limits=LIMITS)
+        sess, _ = new_session(db, user, now=NOW, limits=LIMITS)
         with Session(engine) as other:  # nothing flushed: another connection sees nothing
             assert other.scalars(select(AuthSession)).all() == []
     assert count[0] == 0

@@ -59,7 +59,7 @@ def test_a_revoked_jti_is_refused_until_it_expires(service: RevocationService) -
     ("revoke_session", {"sid": "v"}, "session_revoked"),
 ])
 def test_each_kind_refuses_its_tokens(service: RevocationService, method: str,
-                                      facts: dict[str, str], reason: str) -> None:
+                                      facts: dict[str, Any], reason: str) -> None:
     assert _check(service, **facts) is None
     getattr(service, method)("v", NOW + HOUR, NOW)
     assert _check(service, **facts) == reason

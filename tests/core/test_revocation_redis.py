@@ -7,6 +7,7 @@ answers, and a revoked token never comes back (SPEC §6).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -30,9 +31,9 @@ class Rig:
     """A service over the test's database and Redis, with a hand-moved monotonic clock."""
 
     def __init__(self, engine: Engine, db: Session, url: str, fail_mode: str = "open") -> None:
-        self.ticks = 0.0
         self.client = redis.Redis.from_url(url, socket_timeout=2)
-        self.trust = TrustKeeper(TrustStore(lambda: engine), 60.0, monotonic=lambda: self.ticks)
+        # A fixed monotonic clock: the trust row is re-read only when a check needs it.
+        self.trust = TrustKeeper(TrustStore(lambda: engine), 60.0, monotonic=lambda: 0.0)
         self.client.connection_pool.connection_kwargs["redis_connect_func"] = self.trust.on_connect
         self.fallbacks: list[str] = []
         self.state = RevocationState(trust=self.trust, local_mirror=False,
@@ -46,10 +47,21 @@ class Rig:
 
 
 @pytest.fixture
-def rig(engine: Engine, db: Session, redis_url: str) -> Iterator[Rig]:
-    made = Rig(engine, db, redis_url)
+def live_redis(redis_server: RedisServer) -> str:
+    """The session's redis-server, running and empty (its clients closed, not left to GC)."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    with redis_server.client() as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+def rig(engine: Engine, db: Session, live_redis: str) -> Iterator[Rig]:
+    made = Rig(engine, db, live_redis)
     yield made
     made.client.close()
+    gc.collect()  # a dropped connection's socket is finalized here, inside this test
 
 
 @pytest.fixture
@@ -128,9 +140,9 @@ def test_a_flushed_redis_is_rebuilt(rig: Rig) -> None:
     assert rig.client.get(redis_key("sid", "s1")) == b"1"
 
 
-def test_fail_closed_refuses_to_answer(engine: Engine, db: Session, redis_url: str,
+def test_fail_closed_refuses_to_answer(engine: Engine, db: Session, live_redis: str,
                                        restart: RedisServer) -> None:
-    rig = Rig(engine, db, redis_url, fail_mode="closed")
+    rig = Rig(engine, db, live_redis, fail_mode="closed")
     try:
         assert rig.check(jti="j1") is None
         restart.kill()

@@ -177,7 +177,7 @@ def test_live_sessions_skip_revoked_expired_and_idle(db: Session) -> None:
 
 
 @pytest.mark.parametrize("change", ["disabled", "password_changed", "password_hash",
-                                    "revoked_all", "none", "revoked_before"])
+                                    "revoked_all", "none", "revoked_before", "revoked_same"])
 def test_a_login_overtaken_in_flight_gets_no_session(db: Session, change: str) -> None:
     user = add_user(db)
     checked_at = NOW
@@ -186,14 +186,17 @@ def test_a_login_overtaken_in_flight_gets_no_session(db: Session, change: str) -
         user.disabled = True
     elif change == "password_changed":
         user.password_changed_at = later
-    elif change in ("revoked_all", "revoked_before"):
-        cutoff = later if change == "revoked_all" else checked_at - timedelta(seconds=1)
+    elif change.startswith("revoked"):
+        # A cutoff at the very instant of the check counts as before the login (SPEC §6:
+        # a login right after a revoke-all, on a frozen clock, keeps its session).
+        cutoff = {"revoked_all": later, "revoked_before": checked_at - timedelta(seconds=1),
+                  "revoked_same": checked_at}[change]
         db.add(Revocation(kind="user", value=str(user.id), not_before=cutoff, created_at=cutoff,
                           expires_at=NOW + timedelta(hours=1), reason="logout_all"))
     db.commit()
     sess, _ = new_session(db, user, now=NOW, limits=LIMITS)
     expected = "argon2-hash" if change != "password_hash" else "an-older-hash"
-    if change in ("none", "revoked_before"):
+    if change in ("none", "revoked_before", "revoked_same"):
         confirm_new_session(db, sess, checked_at=checked_at, password_hash=expected)
         db.commit()
         assert db.get(AuthSession, sess.id) is not None

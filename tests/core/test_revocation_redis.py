@@ -7,7 +7,6 @@ answers, and a revoked token never comes back (SPEC §6).
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -61,7 +60,6 @@ def rig(engine: Engine, db: Session, live_redis: str) -> Iterator[Rig]:
     made = Rig(engine, db, live_redis)
     yield made
     made.client.close()
-    gc.collect()  # a dropped connection's socket is finalized here, inside this test
 
 
 @pytest.fixture

@@ -171,5 +171,6 @@ def redis_url(redis_server: RedisServer) -> str:
     """The real Redis, running and empty."""
     if redis_server.process is None or redis_server.process.poll() is not None:
         redis_server.start()
-    redis_server.client().flushall()
+    with redis_server.client() as client:  # closed here: a leaked socket warns (an error)
+        client.flushall()
     return redis_server.url

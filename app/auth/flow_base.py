@@ -58,13 +58,16 @@ class StartedSession:
 
 def record(event: str, **fields: Any) -> None:
     """Audit ``event`` and commit it (with whatever the flow left uncommitted)."""
-    audit(event, commit=False, **fields)
+    audit(event, commit=False, at_once=True, **fields)  # the commit follows: no lock sooner
     db.session.commit()
 
 
-def pending(event: str, **fields: Any) -> None:
-    """Audit ``event`` in the flow's transaction; the flow's last step commits it."""
-    audit(event, commit=False, **fields)
+def pending(event: str, *, at_once: bool = False, **fields: Any) -> None:
+    """Audit ``event`` in the flow's transaction; the flow's last step commits it.
+
+    ``at_once``: write the row now (a Core INSERT, no ORM flush later), for a flow
+    that already holds the write lock (see ``audit``)."""
+    audit(event, commit=False, at_once=at_once, **fields)
 
 
 class _ClientInfo(TypedDict):

@@ -18,13 +18,13 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import LargeBinary, and_, bindparam, case, insert, or_, select, update
+from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models import AuthSession, RefreshToken, Revocation, User
-from ..models.base import UTCDateTime
 from .crypto import SealError, seal, sha256_hex, unseal
+from .refresh_statements import ADD_SUCCESSOR, CONSUME, FIND, TOUCH
 
 __all__ = [
     "LoginOvertaken",
@@ -154,33 +154,6 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
         raise LoginOvertaken()
 
 
-# Built once: constructing these per request cost more than running them.
-_FIND = (select(RefreshToken, AuthSession, User)
-         .outerjoin(AuthSession, AuthSession.id == RefreshToken.session_id)
-         .outerjoin(User, User.id == AuthSession.user_id)
-         .where(RefreshToken.token_hash == bindparam("token_hash")))
-_MINE = RefreshToken.id == bindparam("rid")
-_CONSUME = (update(RefreshToken)
-            .where(RefreshToken.session_id == bindparam("sid"),
-                   or_(and_(_MINE, RefreshToken.consumed_at.is_(None)),
-                       and_(RefreshToken.id != bindparam("rid"),
-                            RefreshToken.successor_sealed.is_not(None))))
-            .values(consumed_at=case((_MINE, bindparam("now", type_=UTCDateTime())),
-                                     else_=RefreshToken.consumed_at),
-                    successor_sealed=case((_MINE, bindparam("sealed", type_=LargeBinary())),
-                                          else_=None))
-            .returning(RefreshToken.id))
-# The successor and the session's last use as Core statements, not through the unit of
-# work: the ORM flush of two objects cost more than the rest of the rotation's SQL.
-_tokens = RefreshToken.__table__
-_ADD_SUCCESSOR = insert(_tokens).values(
-    session_id=bindparam("sid"), token_hash=bindparam("token_hash"),
-    created_at=bindparam("now", type_=UTCDateTime()))
-_TOUCH = (update(AuthSession.__table__)
-          .where(AuthSession.__table__.c.id == bindparam("sid"))
-          .values(last_used_at=bindparam("now", type_=UTCDateTime())))
-
-
 @dataclass(frozen=True)
 class PresentedToken:
     """A presented refresh token's row with its session and user (one query)."""
@@ -196,7 +169,7 @@ def find_refresh_token(db: Session, presented: str, now: datetime,
 
     Reads only: the caller may do work that must not hold the write lock (signing the
     access token, whose key check may repair Redis) before ``rotate_found`` writes."""
-    found = db.execute(_FIND, {"token_hash": sha256_hex(presented)}).first()
+    found = db.execute(FIND, {"token_hash": sha256_hex(presented)}).first()
     if found is None:
         raise RefreshFailed("unknown_token")
     row, sess, user = found
@@ -244,13 +217,13 @@ def _consume(
     # One statement consumes the token (if nobody did: the database decides a race) and
     # clears the sealed successor of the session's older tokens, which the grace path
     # no longer serves (it serves only the immediately previous token).
-    updated = db.execute(_CONSUME, {"sid": sess.id, "rid": row.id, "now": now, "sealed": sealed},
+    updated = db.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now, "sealed": sealed},
                          execution_options={"synchronize_session": False}).scalars().all()
     if row.id not in updated:
         return None
     params = {"sid": sess.id, "now": now, "token_hash": sha256_hex(token)}
-    db.execute(_ADD_SUCCESSOR, params)
-    db.execute(_TOUCH, params)
+    db.execute(ADD_SUCCESSOR, params)
+    db.execute(TOUCH, params)
     set_committed_value(sess, "last_used_at", now)  # written above: nothing left to flush
     return RefreshResult(sess, user, token, rotated=True)
 

@@ -173,7 +173,10 @@ def _store(database_url: str, redis_url: str,
             "redis_mirror": mirrored,
             "redis_mget": RevocationService(db.session, client,
                                             state=RevocationState(trust=trust)),
-            "database": RevocationService(db.session, None, state=RevocationState()),
+            # The query itself: the per-worker database mirror holds at most 100,000 rows
+            # and hands a million to this query anyway, so it is measured alone.
+            "database": RevocationService(db.session, None,
+                                          state=RevocationState(local_mirror=False)),
         }
 
 

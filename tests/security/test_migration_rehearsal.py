@@ -207,7 +207,14 @@ def test_migration_rehearsal(cast) -> None:  # type: ignore[no-untyped-def]
     _cli(cli_app, "migration", "set", "asymmetric")
     wait_until(lambda: rs.verifier.migration().phase == "asymmetric", timeout=4 * REFRESH + 3)
     admin = _login(url, "root")
-    status = call("GET", url + "/admin/api/migration", headers=bearer(admin)).json()
+
+    def admin_status() -> Any:
+        return call("GET", url + "/admin/api/migration", headers=bearer(admin)).json()
+
+    # Each of Tessera's workers learns the phase at its next keyring reload: the resource
+    # server may have heard it from one worker before this request reaches the other.
+    wait_until(lambda: admin_status()["phase"] == "asymmetric", timeout=4 * REFRESH + 3)
+    status = admin_status()
     assert status["phase"] == "asymmetric" and status["legacy_accepted"] is False
     assert sum(day["count"] for day in status["legacy_usage"]) == used_before_sunset
     last_seen = datetime.strptime(status["last_legacy_token_at"], "%a, %d %b %Y %H:%M:%S %Z")

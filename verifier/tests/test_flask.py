@@ -9,6 +9,7 @@ import pytest
 flask = pytest.importorskip("flask")
 
 # After the skip: the extension imports Flask, an optional dependency of the package.
+from issuer import hs256  # noqa: E402
 from tessera_verifier.flask import TesseraAuth, current_token  # noqa: E402
 from tessera_verifier.introspection import Introspector  # noqa: E402
 from tessera_verifier.verifier import Verifier  # noqa: E402
@@ -124,3 +125,44 @@ def test_keys_never_fetched_is_503_not_500(client, tessera) -> None:  # type: ig
     tessera.down = True
     response = client.get("/notes", headers=_bearer(tessera.token()))
     assert response.status_code == 503 and response.get_json()["error"] == "unavailable"
+
+
+def test_a_legacy_token_proves_only_who_it_names(tessera) -> None:  # type: ignore[no-untyped-def]
+    """Whoever holds the shared secret writes any claims: roles, scopes, aal2 and a fresh
+    auth_time in an HS256 payload buy nothing (dual phase, the token itself accepted)."""
+    secret = "old-shared-secret-0123456789-abcdef"
+    app = flask.Flask(__name__)
+    verifier = Verifier(tessera.url, tessera.audience, metadata_url=tessera.metadata_url,
+                        legacy_secrets=[secret], background=False)
+    auth = TesseraAuth(app, verifier=verifier)
+
+    @app.get("/open")
+    @auth.require()
+    def open_route():  # type: ignore[no-untyped-def]
+        return {"sub": current_token().subject}
+
+    @app.post("/payout")
+    @auth.require("payouts:write", roles=("finance",), acr="aal2", max_age=300)
+    def payout():  # type: ignore[no-untyped-def]
+        return {"ok": True}
+
+    @app.get("/finance")
+    @auth.require(roles=("finance",))
+    def finance():  # type: ignore[no-untyped-def]
+        return {"ok": True}
+
+    @app.post("/step-up-only")
+    @auth.require(acr="aal2", max_age=300)
+    def step_up_only():  # type: ignore[no-untyped-def]
+        return {"ok": True}
+
+    client = app.test_client()
+    forged = hs256(secret, {"sub": "alice", "exp": int(time.time()) + 600,
+                            "scope": "payouts:write", "roles": ["finance"], "acr": "aal3",
+                            "auth_time": int(time.time())})
+    assert client.get("/open", headers=_bearer(forged)).status_code == 200  # it is accepted
+    assert client.post("/payout", headers=_bearer(forged)).status_code == 403
+    assert client.get("/finance", headers=_bearer(forged)).status_code == 403
+    response = client.post("/step-up-only", headers=_bearer(forged))
+    assert response.status_code == 401
+    assert response.get_json()["error"] == "insufficient_user_authentication"

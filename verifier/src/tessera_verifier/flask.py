@@ -51,6 +51,9 @@ from .verify import VerifiedToken
 
 __all__ = ["AuthError", "TesseraAuth", "current_token"]
 
+# What a legacy (HS256) token is taken to hold, whatever its payload says.
+_LEGACY_CLAIMS: dict[str, Any] = {"acr": "aal1"}
+
 log = logging.getLogger("tessera_verifier.flask")
 F = TypeVar("F", bound=Callable[..., Any])
 ACR_ORDER = ("aal1", "aal2", "aal3")  # NIST SP 800-63 levels, weakest first
@@ -174,7 +177,10 @@ class TesseraAuth:
 
     def _authorize(self, verified: VerifiedToken, scopes: tuple[str, ...], roles: tuple[str, ...],
                    acr: str | None, max_age: int | None) -> None:
-        claims = verified.claims
+        # Whoever holds a legacy HS256 secret writes any claims they like: such a token
+        # proves who it names and nothing more (no scope, role, acr or step-up from it),
+        # as Tessera treats its own legacy principals.
+        claims = _LEGACY_CLAIMS if verified.legacy else verified.claims
         held = set(claims["scope"].split()) if isinstance(claims.get("scope"), str) else set()
         for scope in scopes:
             if scope not in held:

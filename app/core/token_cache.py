@@ -20,6 +20,7 @@ with its principal built; the estimate says 4.7 KB.
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
@@ -56,6 +57,9 @@ class VerifiedTokenCache(Generic[E]):
         self._max = max_entries
         self._max_bytes = max_bytes
         self._bytes = 0
+        # Writers only (a miss, a drop): two threads putting the same token must not
+        # count its bytes twice. Hits read the dict without it.
+        self._lock = threading.Lock()
         self.headers = HeaderCache()
 
     def get(self, token: str, snapshot: KeyringSnapshot) -> E | None:
@@ -95,24 +99,26 @@ class VerifiedTokenCache(Generic[E]):
 
     def put(self, token: str, entry: E) -> None:
         """Keep ``entry`` for ``token``, evicting the oldest beyond either bound."""
-        if token in self._entries:
-            self.drop(token)
-        self._entries[token] = entry
-        self._bytes += entry_bytes(token)
-        while len(self._entries) > self._max or (
-                self._bytes > self._max_bytes and len(self._entries) > 1):
-            old, _ = self._entries.popitem(last=False)
-            self._bytes -= entry_bytes(old)
+        with self._lock:
+            if self._entries.pop(token, None) is None:
+                self._bytes += entry_bytes(token)
+            self._entries[token] = entry
+            while len(self._entries) > self._max or (
+                    self._bytes > self._max_bytes and len(self._entries) > 1):
+                old, _ = self._entries.popitem(last=False)
+                self._bytes -= entry_bytes(old)
 
     def drop(self, token: str) -> None:
         """Forget ``token`` (no longer usable)."""
-        if self._entries.pop(token, None) is not None:
-            self._bytes -= entry_bytes(token)
+        with self._lock:
+            if self._entries.pop(token, None) is not None:
+                self._bytes -= entry_bytes(token)
 
     def clear(self) -> None:
         """Forget every token."""
-        self._entries.clear()
-        self._bytes = 0
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0
 
     @property
     def bytes(self) -> int:

@@ -66,6 +66,7 @@ LOGIN_PER_IP = Limit("login", "ratelimit_login_per_ip")
 LOGIN_PER_USERNAME = Limit("login", "ratelimit_login_per_username", key="username")
 MFA_VERIFY = Limit("mfa-verify", "ratelimit_mfa")
 STEP_UP = Limit("step-up", "ratelimit_mfa")
+PASSKEY_OPTIONS = Limit("passkey-options", "ratelimit_mfa")  # its own: options spend no answers
 REFRESH = Limit("refresh", "ratelimit_refresh")
 EXCHANGE = Limit("exchange", "ratelimit_exchange")
 REGISTER = Limit("register", "ratelimit_exchange")
@@ -74,6 +75,7 @@ EVENTS = Limit("events", "ratelimit_events")  # the stream's poll and configurat
 log = logging.getLogger(__name__)
 
 _EXT = "tessera.limiter"
+_GIVES_BACK = "tessera.ratelimit.gives_back"  # endpoints of logins, read at start-up
 _IN_VIEW_LOCK = "tessera.limiter.in_view_lock"
 _Hook = TypeVar("_Hook")
 
@@ -168,6 +170,8 @@ def init_app(app: Flask) -> None:
         )(view)
     in_view = {endpoint for endpoint, view in app.view_functions.items()
                if facts_of(view).limited_in_view}
+    app.extensions[_GIVES_BACK] = frozenset(
+        endpoint for endpoint, view in app.view_functions.items() if facts_of(view).gives_back)
     _hooks_only_for(app, limiter, {endpoint for endpoint, _ in limited} | in_view)
 
 
@@ -237,8 +241,8 @@ def _give_back(response: Response) -> Response:
     other answer (400, 401, 403, 5xx, ...) keeps counting as a failed attempt.
     """
     status = response.status_code
-    gives_back = facts_of(current_app.view_functions.get(request.endpoint or "")).gives_back
-    if gives_back and (status < 400 or status == 429):
+    if request.endpoint in current_app.extensions[_GIVES_BACK] and (
+            status < 400 or status == 429):
         limiter: Limiter = current_app.extensions[_EXT]
         for taken in limiter.current_limits:
             _refund(taken)

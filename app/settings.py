@@ -33,7 +33,10 @@ class Settings:
 
     # Where things live
     database_url: str | None = _setting(
-        None, parse.optional_text, "SQLAlchemy URL; unset means SQLite in `instance/tessera.db`."
+        None,
+        parse.optional_text,
+        "SQLAlchemy URL; unset means SQLite in `instance/tessera.db`.",
+        secret=True,  # a PostgreSQL URL usually carries the password
     )
     redis_url: str | None = _setting(
         None,

@@ -105,6 +105,14 @@ def test_settings_repr_hides_secrets(app) -> None:  # type: ignore[no-untyped-de
     assert "key_encryption_key" not in text and "legacy_hs256_secrets" not in text
 
 
+def test_settings_repr_hides_the_database_password() -> None:
+    from app.config import load_settings
+
+    settings = load_settings(
+        {"DATABASE_URL": "postgresql+psycopg://tessera:hunter2-database@db/tessera"})
+    assert settings.database_url is not None and "hunter2-database" not in repr(settings)
+
+
 def test_readme_lists_every_setting_with_its_default() -> None:
     readme = (ROOT / "README.md").read_text()
     for name, default, _doc in setting_docs():

@@ -119,12 +119,7 @@ def _migrations_directory(app: Flask) -> str:
 def _redis_client(settings: Settings) -> redis.Redis | None:
     """The app's Redis client (by URL or through Sentinel), or None without REDIS_URL."""
     target = settings.redis_target
-    if target is None:
-        return None
-    # A revocation's WAIT blocks its reply up to the wait timeout: the socket must outlast it.
-    waits = settings.revocation_redis_wait_replicas > 0
-    return redis_connections.connect(
-        target, reply_within=settings.revocation_redis_wait_timeout.total_seconds() if waits else 0)
+    return None if target is None else redis_connections.connect(target)
 
 
 def _load_config(app: Flask, overrides: Mapping[str, Any] | None) -> None:

@@ -61,15 +61,12 @@ class RedisTarget:
         return addresses, primary, sentinels
 
 
-def connect(target: RedisTarget, reply_within: float = 0) -> redis.Redis:
-    """The app's Redis client; lazy (nothing is opened here). ``reply_within``: seconds a
-    command may legitimately block before replying (WAIT), added to the socket timeout."""
-    timeouts = {**_TIMEOUTS, "socket_timeout": _TIMEOUTS["socket_timeout"] + reply_within}
+def connect(target: RedisTarget) -> redis.Redis:
+    """The app's Redis client; lazy (nothing is opened here)."""
     if not target.sentinels:
-        return redis.Redis.from_url(target.url, **timeouts,
+        return redis.Redis.from_url(target.url, **_TIMEOUTS,
                                     health_check_interval=_CLIENT_HEALTH_CHECK)
     addresses, primary, sentinels = target._sentinel_setup()
-    primary["socket_timeout"] = timeouts["socket_timeout"]
     # master_for asks the Sentinels for the primary on connect, and again when a
     # connection breaks, so the client follows a failover.
     sentinel = Sentinel(addresses, sentinel_kwargs=sentinels, **primary)  # type: ignore[no-untyped-call]

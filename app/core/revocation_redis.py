@@ -79,6 +79,19 @@ class _NotAcknowledged(Exception):
     """Fewer replicas than asked for acknowledged a revocation in time."""
 
 
+# Each WAIT reply must come within the client's socket timeout (0.5 s, so that a dead
+# Redis costs a request half a second): a longer wait is asked for as several WAITs in
+# the same pipeline. Once the replicas have acknowledged, the later ones return at once.
+_WAIT_SLICE_MS = 300
+
+
+def _wait_slices(timeout_ms: int) -> list[int]:
+    """``timeout_ms`` as consecutive WAIT timeouts of at most ``_WAIT_SLICE_MS`` each
+    (never 0, which WAIT reads as "block for ever")."""
+    whole, rest = divmod(max(1, timeout_ms), _WAIT_SLICE_MS)
+    return [_WAIT_SLICE_MS] * whole + ([rest] if rest else [])
+
+
 def _ttl_ms(expires_at: datetime, now: datetime) -> int:
     return max(1000, math.ceil((expires_at - now).total_seconds() * 1000))
 
@@ -123,7 +136,8 @@ class RedisRevocations:
                           args=[part for _, value, ttl in items for part in (value, ttl)],
                           client=pipe)
         if self._wait.replicas:
-            pipe.wait(self._wait.replicas, self._wait.timeout_ms)
+            for slice_ms in _wait_slices(self._wait.timeout_ms):
+                pipe.wait(self._wait.replicas, slice_ms)
         results = pipe.execute()
         if self._wait.replicas and int(results[-1]) < self._wait.replicas:
             raise _NotAcknowledged()

@@ -148,3 +148,12 @@ def test_fail_closed_refuses_to_answer(engine: Engine, db: Session, live_redis: 
             rig.check(jti="j1")
     finally:
         rig.client.close()
+
+
+def test_a_long_wait_is_asked_for_in_slices_the_socket_timeout_outlasts() -> None:
+    from app.core.revocation_redis import _WAIT_SLICE_MS, _wait_slices
+
+    assert _wait_slices(1000) == [300, 300, 300, 100] and sum(_wait_slices(1000)) == 1000
+    assert _wait_slices(300) == [300]
+    assert _wait_slices(0) == [1]  # WAIT 0 would block for ever
+    assert max(_wait_slices(10_000)) == _WAIT_SLICE_MS < 500  # the client's socket timeout

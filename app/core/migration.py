@@ -17,6 +17,7 @@ __all__ = [
     "PHASE_KEY",
     "LegacyUsageDay",
     "SigningStatus",
+    "accepts_hs256",
     "effective_phase",
     "legacy_usage",
     "signing_status",
@@ -60,6 +61,12 @@ def signs_hs256(phase: str, legacy_accept_until: datetime | None, now: datetime)
     return phase == "legacy" and (legacy_accept_until is None or now < legacy_accept_until)
 
 
+def accepts_hs256(phase: str, legacy_accept_until: datetime | None, now: datetime) -> bool:
+    """Whether HS256 tokens are accepted at ``now``: a legacy phase, before the sunset."""
+    return phase in ("legacy", "dual") and (
+        legacy_accept_until is None or now < legacy_accept_until)
+
+
 @dataclass(frozen=True)
 class SigningStatus:
     """What signs new tokens and whether HS256 is accepted, as the operator is shown it."""
@@ -73,7 +80,7 @@ def signing_status(phase: str, legacy_accept_until: datetime | None, now: dateti
                    asymmetric_alg: str | None) -> SigningStatus:
     """The migration's effect at ``now`` (``flask migration status``, the admin API and page)."""
     sunset = legacy_accept_until is not None and now >= legacy_accept_until
-    accepted = phase in ("legacy", "dual") and not sunset
+    accepted = accepts_hs256(phase, legacy_accept_until, now)
     alg = "HS256" if signs_hs256(phase, legacy_accept_until, now) else asymmetric_alg
     note = None
     if phase in ("legacy", "dual") and sunset:

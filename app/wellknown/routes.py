@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from .. import state
+from ..core.migration import accepts_hs256
 from ..route_facts import route_facts
 from ..security import snapshot
 from .schemas import AuthorizationServerSchema, JwksSchema, ProtectedResourceSchema
@@ -63,7 +64,7 @@ def migration_member() -> dict[str, object]:
     sunset = until.timestamp() if until is not None else None
     if sunset is not None and sunset.is_integer():
         sunset = int(sunset)
-    accepted = phase in ("legacy", "dual") and (until is None or state.now() < until)
+    accepted = accepts_hs256(phase, until, state.now())
     return {"phase": phase, "legacy_accepted": accepted, "legacy_sunset": sunset}
 
 

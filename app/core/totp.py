@@ -23,7 +23,6 @@ DIGEST = hashlib.sha1  # RFC 6238's default; what every authenticator app assume
 DIGITS = 6
 PERIOD = 30
 DRIFT_STEPS = 1
-RECOVERY_CODES = 10
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ _SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 def _verified_principal(token: str, via_cookie: bool) -> tuple[VerifiedToken, Principal]:
     """Steps 1-6 for one token, or TokenRejected: the verified token and its principal."""
     sec = security()
-    entry = verify_cached(token, sec.keyring, sec.policy, state.now().timestamp(), sec.cache,
-                          TokenEntry)
+    now = state.now()  # one clock reading for the whole check
+    entry = verify_cached(token, sec.keyring, sec.policy, now.timestamp(), sec.cache, TokenEntry)
     principal = entry.principal(via_cookie)
-    check_revoked(principal)
+    check_revoked(principal, now)
     return entry, principal
 
 

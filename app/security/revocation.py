@@ -97,14 +97,11 @@ def longest_token_lifetime() -> timedelta:
     return max(s.access_token_ttl, s.legacy_max_lifetime) + _margin()
 
 
-def check_revoked(principal: Principal) -> None:
-    """Step 6 of SPEC §3: jti, sid and user in one lookup; raise TokenRejected if revoked.
-
-    The query was built with the principal (once per cached token); the store
-    compares datetimes, so the clock is read here, at that boundary.
-    """
+def check_revoked(principal: Principal, now: datetime) -> None:
+    """Step 6 of SPEC §3: jti, sid and user in one lookup at ``now``; raise TokenRejected
+    if revoked. The query was built with the principal (once per cached token)."""
     try:
-        reason = revocations().check_query(principal.revocation_query, state.now())
+        reason = revocations().check_query(principal.revocation_query, now)
     except StoreUnavailable:
         raise ServiceUnavailable("Revocation state cannot be read right now.") from None
     if reason is not None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from flask import current_app, g, has_request_context, request
 from sqlalchemy import insert
 
 from . import state
-from .core.audit import AuditRecord, InvalidTokenSampler, record
+from .core.audit import AuditRecord, InvalidTokenSampler, record, row_of
 from .extensions import db
 from .models import AuditEvent
 
@@ -49,19 +48,9 @@ def audit(event: str, *, commit: bool = True, at_once: bool = False, **fields: A
     if store and (commit or at_once):
         record(session, entry, now, store=False)  # checks the fields, logs the JSON line
         session.flush()  # rows already pending go first (nothing to do when none are)
-        session.execute(_INSERT, _row(entry, now))
+        session.execute(_INSERT, row_of(entry, now))
     else:
         record(session, entry, now, store=store)
     if commit and store:
         session.commit()
 
-
-def _row(entry: AuditRecord, now: datetime) -> dict[str, Any]:
-    """The columns ``core.audit.record`` gives its ``AuditEvent``, every one bound."""
-    return {
-        "at": now, "event": entry.event, "user_id": entry.user_id, "actor_id": entry.actor_id,
-        "session_id": entry.session_id, "request_id": entry.request_id, "ip": entry.ip,
-        "user_agent": entry.user_agent[:512] if entry.user_agent else None,
-        "result": "success" if entry.result is None else entry.result,  # the column default
-        "reason": entry.reason, "kid": entry.kid, "details": entry.details or {},
-    }

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from ..models import AuditEvent
 
-__all__ = ["EVENTS", "AuditRecord", "InvalidTokenSampler", "query", "record"]
+__all__ = ["EVENTS", "AuditRecord", "InvalidTokenSampler", "query", "record", "row_of"]
 
 EVENTS = frozenset({
     "LOGIN_SUCCESS", "LOGIN_FAILURE", "MFA_SUCCESS", "MFA_FAILURE", "MFA_ENROLLED",
@@ -68,8 +68,19 @@ def record(session: Session, entry: AuditRecord, now: datetime, *, store: bool =
     # The text for plain handlers; app.logs' JSON formatter prints the fields instead.
     log.info("%s", json.dumps(payload, default=str, sort_keys=True), extra={"audit": payload})
     if store:
-        user_agent = entry.user_agent[:512] if entry.user_agent else None
-        session.add(AuditEvent(at=now, **{**fields, "user_agent": user_agent}, details=details))
+        session.add(AuditEvent(**row_of(entry, now)))
+
+
+def row_of(entry: AuditRecord, now: datetime) -> dict[str, Any]:
+    """The audit row's columns for ``entry``, every one given (an ORM object or an INSERT)."""
+    return {
+        "at": now, "event": entry.event, "user_id": entry.user_id, "actor_id": entry.actor_id,
+        "session_id": entry.session_id, "request_id": entry.request_id, "ip": entry.ip,
+        "user_agent": entry.user_agent[:512] if entry.user_agent else None,
+        "result": "success" if entry.result is None else entry.result,  # the column default
+        "reason": entry.reason, "kid": entry.kid,
+        "details": entry.details or {},
+    }
 
 
 def query(

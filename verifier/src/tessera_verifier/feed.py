@@ -120,10 +120,6 @@ class RevocationFeed:
             return None if self.introspector.active(token) else "revoked"
         return None
 
-    def is_revoked(self, claims: Mapping[str, Any], header: Mapping[str, Any]) -> str | None:
-        """The minimal interface for a verifier: ``check`` on a non-sensitive route."""
-        return self.check(claims, header)
-
     def ready(self) -> bool:
         """Whether the feed has caught up with Tessera at least once since it started."""
         return self._caught_up.is_set()

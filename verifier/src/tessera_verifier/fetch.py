@@ -23,7 +23,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 __all__ = ["CachedDocument", "DocumentUnavailable", "FetchStats", "http_get"]
@@ -77,7 +77,6 @@ class FetchStats:
     updates: int = 0  # new bodies accepted
     failures: int = 0  # unreachable, non-200, or an unusable body
     stale_serves: int = 0  # refreshes that failed while an old copy kept being served
-    extra: dict[str, int] = field(default_factory=dict)  # per-user counters (e.g. JWKS)
 
 
 class CachedDocument:
@@ -125,11 +124,6 @@ class CachedDocument:
     def age(self) -> float:
         """Seconds since the copy was last confirmed by the server."""
         return self._clock() - self._fetched_at if self._have else float("inf")
-
-    @property
-    def lifetime(self) -> float:
-        """Seconds the current copy may be used for before a refresh is due."""
-        return max(0.0, self._expires_at - self._fetched_at)
 
     # --- refreshing
 

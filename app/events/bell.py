@@ -7,6 +7,11 @@ that rings its own bell on each message. Waiters also re-read the database every
 ``recheck`` seconds whatever happens: that is the delivery bound to receivers
 waiting on another worker when Redis is absent (or a message was lost while a
 subscriber reconnected).
+
+A waiting poll holds one of the worker's threads, so few may wait at once
+(``hold``): one per receiver and MAX_WAITING in all; a poll beyond that is
+answered at once, as with ``returnImmediately`` (RFC 8936 §2.4 allows an empty
+answer at any time).
 """
 
 from __future__ import annotations
@@ -15,23 +20,33 @@ import logging
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import redis
 
-__all__ = ["CHANNEL", "EventBell"]
+__all__ = ["CHANNEL", "MAX_WAITING", "EventBell"]
 
 log = logging.getLogger(__name__)
 
 CHANNEL = "tessera:secevents"
 IDLE_AFTER = 10.0  # seconds without a waiting poll before a worker's subscriber stops
+# Polls of one worker that may wait at once. The app is not told how many threads
+# gunicorn gives it: half of gunicorn.conf.py's default (TESSERA_THREADS, 4), so that
+# receivers never hold more than half of a default worker; with more threads the
+# receivers beyond it poll without waiting (each such poll is short).
+MAX_WAITING = 2
 
 
 class EventBell:
     """One per app and process: a generation counter that waiters watch."""
 
-    def __init__(self, client: redis.Redis | None, channel: str = CHANNEL) -> None:
+    def __init__(self, client: redis.Redis | None, channel: str = CHANNEL,
+                 max_waiting: int = MAX_WAITING) -> None:
         self._client = client
         self._channel = channel
+        self._max_waiting = max_waiting
+        self._holders: set[str] = set()  # the receivers with a poll waiting here
         self._cond = threading.Condition()
         self._generation = 0
         self._listener_pid: int | None = None  # the process whose subscriber runs
@@ -58,6 +73,21 @@ class EventBell:
             self._client.publish(self._channel, b"1")
         except redis.RedisError as exc:  # the others find it at their next re-check
             log.warning("security events: cannot publish the wake-up (%s)", type(exc).__name__)
+
+    @contextmanager
+    def hold(self, receiver: str) -> Iterator[bool]:
+        """Whether a poll of ``receiver`` may wait: false when one of its polls already
+        waits in this process, or MAX_WAITING polls do; released on leaving."""
+        with self._cond:
+            held = receiver not in self._holders and len(self._holders) < self._max_waiting
+            if held:
+                self._holders.add(receiver)
+        try:
+            yield held
+        finally:
+            if held:
+                with self._cond:
+                    self._holders.discard(receiver)
 
     def wait(self, seen: int, timeout: float) -> None:
         """Return when the generation moves past ``seen`` or after ``timeout`` seconds."""

@@ -6,12 +6,15 @@ oldest unacknowledged events still in force, each as a SET signed now for this
 receiver. With ``returnImmediately`` false and nothing pending, the request
 waits up to SECURITY_EVENTS_LONG_POLL: woken at once by a commit in this process
 or (Redis) in any other, and re-reading every SECURITY_EVENTS_RECHECK otherwise.
+Few polls wait at once (``bell.EventBell.hold``: one per receiver, a few per
+worker); the others are answered at once, as with ``returnImmediately``.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +38,7 @@ log = logging.getLogger(__name__)
 SCOPE = "events"
 DELIVERY_METHOD = "urn:ietf:rfc:8936"
 _BASIC = {"WWW-Authenticate": 'Basic realm="tessera-events"'}
+_CODES_LOGGED = 10  # the most frequent error codes named in a poll's setErrs log line
 
 
 @dataclass(frozen=True)
@@ -66,14 +70,21 @@ def _acknowledge(client_id: str, body: Poll) -> None:
     counters = metrics().events_acknowledged
     acked = security_events.acknowledge(
         db.session, client_id, _uids(client_id, body.ack), now)
-    failed = 0
-    for jti, err in body.set_errs.items():  # each with its own code, kept on its row
+    errors: dict[str, str] = {}  # uid: the receiver's code, kept on its row
+    codes: Counter[str] = Counter()
+    for jti, err in body.set_errs.items():
         uid = event_uid(jti, client_id)
         if uid is not None:
-            failed += security_events.acknowledge(db.session, client_id, [uid], now,
-                                                  error=err["err"])
-            log.warning("security events: receiver %s could not process %s (%s)",
-                        client_id, jti, err["err"])
+            errors[uid] = err["err"]
+            codes[err["err"]] += 1
+    # A few statements for the whole list, whatever its length or codes.
+    failed = security_events.acknowledge(db.session, client_id, list(errors), now, errors=errors)
+    if codes:  # one line per poll: counts by code (repr: a code is the receiver's text)
+        shown = dict(codes.most_common(_CODES_LOGGED))
+        others = len(codes) - len(shown)
+        log.warning("security events: receiver %s could not process %d SETs: %s%s",
+                    client_id, codes.total(), shown,
+                    f" and {others} other codes" if others else "")
     if body.ack or body.set_errs:  # re-acks too: time may have settled what was acked
         security_events.advance(db.session, client_id, now)
     db.session.commit()
@@ -86,21 +97,35 @@ def _uids(client_id: str, jtis: list[str]) -> list[str]:
 
 
 def _wait_for_events(client_id: str, limit: int, wait: bool) -> list[SecurityEvent]:
-    """Up to ``limit + 1`` pending events (one more tells ``moreAvailable``)."""
+    """Up to ``limit + 1`` pending events (one more tells ``moreAvailable``). Waits only
+    when the bell lets this receiver (``EventBell.hold``), else answers at once."""
     s = state.settings()
     ring = bell()
     deadline = time.monotonic() + s.security_events_long_poll.total_seconds()
     recheck = s.security_events_recheck.total_seconds()
-    while True:
-        seen = ring.generation  # before the read: a commit after it ends the wait at once
-        found = security_events.pending(db.session, client_id, state.now(), limit + 1)
-        remaining = deadline - time.monotonic()
-        if found or not wait or remaining <= 0:
-            return found
-        # End the read transaction while waiting: SQLite's snapshot would hide new rows,
-        # and the pool's connection is not held by an idle receiver.
-        db.session.rollback()
-        ring.wait(seen, min(recheck, remaining))
+    seen = ring.generation  # before the read: a commit after it ends the wait at once
+    # Read once: every event at or below a cursor once read is acknowledged or expired
+    # for good (security_events.cursor), so a poll's own later advance, or another's,
+    # changes nothing that the cursor's read would find.
+    floor = security_events.cursor(db.session, client_id)
+    found = security_events.pending(db.session, client_id, state.now(), limit + 1, floor)
+    if found or not wait:
+        return found
+    with ring.hold(client_id) as held:
+        while held:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            # End the read transaction while waiting: SQLite's snapshot would hide new
+            # rows, and the pool's connection is not held by an idle receiver.
+            db.session.rollback()
+            ring.wait(seen, min(recheck, remaining))
+            seen = ring.generation
+            found = security_events.pending(db.session, client_id, state.now(), limit + 1,
+                                            floor)
+            if found:
+                break
+    return found
 
 
 def poll(client_id: str, body: Poll) -> dict[str, Any]:

@@ -196,3 +196,107 @@ def test_the_cursor_passes_acknowledged_events_only_and_never_a_young_one(app, c
     poll(app, creds, ack=[four], maxEvents=0)
     assert _cursor(app, creds) == _event_id(app, "c")  # "d" has not settled
     assert poll(app, creds).get_json()["sets"] == {}
+
+
+def _waiting_poll(app, creds) -> tuple[threading.Thread, dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """A long poll in a thread, seen still waiting half a second later."""
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=_timed_poll, args=(app, creds, out))
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()
+    return thread, out
+
+
+def _answered_at_once(app, creds) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """A long poll that must not wait: answered while the poll bound (20 s) is far off."""
+    out: dict[str, Any] = {}
+    thread = threading.Thread(target=_timed_poll, args=(app, creds, out))
+    thread.start()
+    thread.join(timeout=10)
+    assert not thread.is_alive(), "a poll beyond the cap waited"
+    return out["body"]  # type: ignore[no-any-return]
+
+
+def test_few_long_polls_wait_at_once_the_others_are_answered_at_once(make_app) -> None:  # type: ignore[no-untyped-def]
+    # One waiting poll per receiver, MAX_WAITING (2) per process: the rest of the
+    # worker's threads stay free for logins and pages.
+    app = make_app(SECURITY_EVENTS_LONG_POLL=20, SECURITY_EVENTS_RECHECK=10)
+    one, two, three = make_receiver(app), make_receiver(app), make_receiver(app)
+    first, first_out = _waiting_poll(app, one)
+    # The same receiver again: answered at once, empty, while its first poll still waits.
+    assert _answered_at_once(app, one) == {"sets": {}, "moreAvailable": False}
+    assert first.is_alive()
+    second, second_out = _waiting_poll(app, two)  # another receiver may wait
+    assert _answered_at_once(app, three) == {"sets": {}, "moreAvailable": False}  # 2 wait
+    _revoke(app, "late")  # the waiting polls are woken and answered
+    for thread in (first, second):
+        thread.join(timeout=15)
+        assert not thread.is_alive()
+    assert len(first_out["body"]["sets"]) == 1 and len(second_out["body"]["sets"]) == 1
+    # An answer beyond the cap still carries what is pending.
+    assert len(_answered_at_once(app, three)["sets"]) == 1
+    # The places are given back: the first receiver's next poll waits again.
+    poll(app, one, ack=list(first_out["body"]["sets"]), maxEvents=0)
+    again, again_out = _waiting_poll(app, one)
+    _revoke(app, "later")
+    again.join(timeout=15)
+    assert not again.is_alive() and len(again_out["body"]["sets"]) == 1
+
+
+def test_the_bell_holds_one_place_per_receiver_and_max_waiting_in_all() -> None:
+    from app.events.bell import MAX_WAITING, EventBell
+
+    ring = EventBell(None)
+    assert MAX_WAITING == 2
+    with ring.hold("a") as a, ring.hold("a") as a_again, ring.hold("b") as b, \
+            ring.hold("c") as c:
+        assert (a, a_again, b, c) == (True, False, True, False)
+    with ring.hold("c") as c, ring.hold("a") as a:
+        assert (c, a) == (True, True)
+
+
+def test_a_long_set_errs_list_is_acknowledged_whole_and_logged_once(make_app, caplog) -> None:  # type: ignore[no-untyped-def]
+    from sqlalchemy import func, select
+
+    from app.core import security_events
+    from app.core.secevent_tokens import set_jti
+    from app.extensions import db
+    from app.models import SecurityEventAck
+
+    # More entries than one acknowledgement statement takes (2,000): 4,500 in one body.
+    app = make_app(MAX_CONTENT_LENGTH=1 << 20)
+    creds, other = make_receiver(app), make_receiver(app)
+    codes = ("invalid_key", "invalid_issuer", "invalid_audience")
+    count = 4500
+    with app.app_context():
+        now = app.extensions["tessera.clock"]()
+        rows = security_events.record(db.session, [("jti", f"j{n}", None) for n in range(count)],
+                                      now + timedelta(minutes=15), now, "admin")
+        db.session.commit()
+        uids = [row.uid for row in rows]
+    errs = {set_jti(uid, creds[0]): {"err": codes[n % 3], "description": "bad"}
+            for n, uid in enumerate(uids[:-1])}
+    errs["made-up"] = {"err": "invalid_key"}  # not one of this receiver's: ignored
+    caplog.set_level("INFO")
+    answer = poll(app, creds, ack=[set_jti(uids[-1], creds[0])], setErrs=errs, maxEvents=0)
+    assert answer.status_code == 200
+    assert answer.get_json() == {"sets": {}, "moreAvailable": False}  # every one is marked
+    assert poll(app, creds).get_json()["sets"] == {}
+    assert len(poll(app, other, maxEvents=1).get_json()["sets"]) == 1  # others' queues stay
+    with app.app_context():
+        marked = {error: n for error, n in db.session.execute(
+            select(SecurityEventAck.error, func.count())
+            .where(SecurityEventAck.client_id == creds[0]).group_by(SecurityEventAck.error))}
+    assert marked == {None: 1, "invalid_key": 1500, "invalid_issuer": 1500,
+                      "invalid_audience": 1499}
+    text = app.test_client().get("/metrics").get_data(as_text=True)
+    assert 'tessera_security_events_acknowledged_total{result="error"} 4499.0' in text
+    assert 'tessera_security_events_acknowledged_total{result="ack"} 1.0' in text
+    # One line for the list: the client and the counts by code, no SET's jti.
+    lines = [r.getMessage() for r in caplog.records if r.name == "app.events.feed"]
+    assert len(lines) == 1, lines
+    assert creds[0] in lines[0] and "4499 SETs" in lines[0]
+    assert all(f"'{code}': {n}" in lines[0] for code, n in zip(
+        codes, (1500, 1500, 1499), strict=True))
+    assert not any(jti.split("-")[0] in lines[0] for jti in list(errs)[:50])

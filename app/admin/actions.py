@@ -10,6 +10,7 @@ from typing import Any, TypeVar
 from flask import has_request_context
 
 from .. import state
+from ..accounts import has_second_factor
 from ..audit import audit
 from ..config import STEP_UP_MAX_AGE
 from ..core import clients as client_service
@@ -51,8 +52,7 @@ def require_recent_step_up() -> None:
     """An admin with a second factor (TOTP or a passkey) must have stepped up recently
     (by either) to change anything."""
     principal = current_principal()
-    if not (mfa_service.is_enabled(db.session(), principal.user_id)
-            or passkey_store.has_passkeys(db.session(), principal.user_id)):
+    if not has_second_factor(principal.user_id):
         return
     fresh = principal.auth_time is not None and \
         state.now().timestamp() - principal.auth_time <= STEP_UP_MAX_AGE

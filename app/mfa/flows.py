@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from .. import state
-from ..accounts import BAD_CODE, check_current_password, kek, principal_user
+from ..accounts import BAD_CODE, check_current_password, kek, live_session, principal_user
 from ..audit import audit
 from ..core import mfa as mfa_service
-from ..core import sessions as session_service
 from ..errors import Unauthorized
 from ..extensions import db
 from ..models import AuthSession, User
 from ..ratelimit import limit
 from ..security import Principal
-from ..security.issuing import session_limits
 
 __all__ = ["begin_enrollment", "confirm_enrollment", "pending_enrollment", "step_up"]
 
@@ -51,19 +49,11 @@ def confirm_enrollment(principal: Principal, current_password: str, code: str) -
     return codes
 
 
-def _live_session(principal: Principal, user: User) -> AuthSession:
-    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
-    if sess is None or sess.user_id != user.id or not session_service.is_live(
-            sess, state.now(), session_limits()):
-        raise Unauthorized("Step-up needs a live session; log in again.")
-    return sess
-
-
 def step_up(principal: Principal, code: str) -> tuple[User, AuthSession]:
     """A TOTP or recovery code raises the session to aal2 with a fresh auth_time."""
     user = principal_user(principal)
     # The session first: a code (single use) must not be spent on a session that is gone.
-    sess = _live_session(principal, user)
+    sess = live_session(principal, user)
     with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
         method = mfa_service.verify_second_factor(db.session(), kek(), user.id, code, state.now())
     if method is None:

@@ -11,14 +11,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .. import state
-from ..accounts import principal_user
+from ..accounts import has_second_factor, live_session, principal_user
 from ..audit import audit
 from ..auth import flows as auth_flows
 from ..config import STEP_UP_MAX_AGE
-from ..core import mfa as mfa_service
-from ..core import passkey_store
 from ..core import passkeys as ceremonies
-from ..core import sessions as session_service
 from ..core.tokens import TokenRejected
 from ..errors import Conflict, InvalidToken, StepUpRequired, Unauthorized, ValidationFailed
 from ..extensions import db
@@ -26,13 +23,12 @@ from ..metrics import metrics
 from ..models import AuthSession, Passkey, User
 from ..ratelimit import limit
 from ..security import Principal
-from ..security.issuing import session_limits
 from ..security.mfa_token import MfaChallenge, read_mfa_token
 from ..security.password_token import issue_password_token
 from ..security.step_token import spend_step_token, step_token_spent
 
 __all__ = ["begin_login", "begin_registration", "begin_step_up",
-           "complete_login", "finish_registration", "has_second_factor", "step_up"]
+           "complete_login", "finish_registration", "step_up"]
 
 
 _MESSAGES = {
@@ -51,20 +47,6 @@ def relying_party() -> ceremonies.RelyingParty:
     """Tessera as a WebAuthn relying party, from the settings."""
     s = state.settings()
     return ceremonies.RelyingParty(s.rp_id, s.mfa_issuer, s.rp_origin, s.webauthn_timeout)
-
-
-def has_second_factor(user_id: int) -> bool:
-    """A confirmed TOTP credential or at least one passkey."""
-    return (mfa_service.is_enabled(db.session(), user_id)
-            or passkey_store.has_passkeys(db.session(), user_id))
-
-
-def _live_session(principal: Principal, user: User) -> AuthSession:
-    sess = db.session.get(AuthSession, principal.session_id) if principal.session_id else None
-    if sess is None or sess.user_id != user.id or not session_service.is_live(
-            sess, state.now(), session_limits()):
-        raise Unauthorized("Step-up needs a live session; log in again.")
-    return sess
 
 
 def _refused(user_id: int | None, ceremony: str, exc: ceremonies.PasskeyRejected,
@@ -122,7 +104,7 @@ def finish_registration(principal: Principal, credential: dict[str, Any], name: 
 def begin_step_up(principal: Principal) -> dict[str, Any]:
     """Options to step up with one of the user's passkeys, bound to this session."""
     user = principal_user(principal)
-    _live_session(principal, user)
+    live_session(principal, user)
     # Without a passkey: NoPasskeys, a 409 by app.errors.CORE_ERRORS.
     return ceremonies.authentication_options(db.session(), relying_party(), user.id,
                                              ceremonies.STEP_UP, _binding(principal),
@@ -132,7 +114,7 @@ def begin_step_up(principal: Principal) -> dict[str, Any]:
 def step_up(principal: Principal, credential: dict[str, Any]) -> tuple[User, AuthSession]:
     """A passkey raises the session to aal2 with a fresh auth_time (RFC 9470)."""
     user = principal_user(principal)
-    sess = _live_session(principal, user)
+    sess = live_session(principal, user)
     with limit(state.settings().ratelimit_mfa, f"user:{user.id}", "mfa-user"):
         try:
             used = ceremonies.finish_authentication(db.session(), relying_party(), user.id,

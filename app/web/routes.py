@@ -26,7 +26,6 @@ from ..core.errors import CoreError
 from ..errors import Forbidden, Unauthorized, ValidationFailed, answer_for
 from ..extensions import db
 from ..mfa import flows as mfa_flows
-from ..mfa import passkey_flows
 from ..mfa.schemas import CodeSchema, ConfirmSchema
 from ..ratelimit import STEP_UP
 from ..route_facts import route_facts
@@ -56,10 +55,12 @@ def _account(me: PageUser, *, notice: Notice | None = None, status: int = 200,
     sessions = session_service.live_sessions(db.session(), me.principal.user_id, state.now(),
                                              session_limits())
     user_id = me.principal.user_id
+    # Both facts are read here anyway: has_second_factor would read them again.
+    mfa_enabled = mfa_service.is_enabled(db.session(), user_id)
+    passkeys = passkey_store.list_passkeys(db.session(), user_id)
     return page("web/account.html", me=me, notice=notice, status=status, sessions=sessions,
-                mfa_enabled=mfa_service.is_enabled(db.session(), user_id),
-                passkeys=passkey_store.list_passkeys(db.session(), user_id),
-                second_factor=passkey_flows.has_second_factor(user_id), **shown_once)
+                mfa_enabled=mfa_enabled, passkeys=passkeys,
+                second_factor=mfa_enabled or bool(passkeys), **shown_once)
 
 
 @bp.get("/account")

@@ -68,11 +68,11 @@ def login() -> Response:
         response.headers["Cache-Control"] = "no-store"
         return response
     if isinstance(outcome, flows.PasswordChangeNeeded):
-        return _password_change_response(outcome)
+        return password_change_response(outcome)
     return session_response(outcome)
 
 
-def _password_change_response(outcome: flows.PasswordChangeNeeded) -> Response:
+def password_change_response(outcome: flows.PasswordChangeNeeded) -> Response:
     """A temporary password: no session yet, only a token for POST /auth/password/temporary."""
     response = jsonify(password_change_required=True,
                        password_change_token=outcome.password_change_token)
@@ -93,7 +93,7 @@ def mfa_verify() -> Response:
     body = load_json(MfaVerifySchema())
     outcome = flows.complete_mfa_login(body["mfa_token"], body["code"])
     if isinstance(outcome, flows.PasswordChangeNeeded):
-        return _password_change_response(outcome)
+        return password_change_response(outcome)
     return session_response(outcome)
 
 

@@ -13,9 +13,8 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from ..audit import audit
-from ..auth.cookies import set_access_cookie
 from ..auth.flows import PasswordChangeNeeded
-from ..auth.routes import session_response
+from ..auth.routes import password_change_response, session_response
 from ..auth.schemas import EmptySchema, PasswordChangeRequiredSchema, SessionIssuedSchema
 from ..config import STEP_UP_MAX_AGE
 from ..core import passkey_store
@@ -26,7 +25,6 @@ from ..models import Passkey
 from ..route_facts import route_facts
 from ..security import current_principal
 from ..security.guards import require_auth, require_mfa
-from ..security.issuing import access_token_for
 from . import passkey_flows as flows
 from .passkey_schemas import (
     PasskeyCredentialSchema,
@@ -41,6 +39,7 @@ from .passkey_schemas import (
     PasskeyRenameSchema,
     PasskeysSchema,
 )
+from .routes import stepped_up_response
 from .schemas import SteppedUpSchema
 
 __all__ = ["bp", "passkey_json"]
@@ -134,12 +133,7 @@ def step_up_options() -> Response:
 def step_up() -> Response:
     """A passkey gives a new aal2 access token with a fresh auth_time (RFC 9470)."""
     body = load_json(PasskeyCredentialSchema())
-    user, sess = flows.step_up(current_principal(), body["credential"])
-    token, claims = access_token_for(user, sess)
-    response = jsonify(access_token=token, token_type="Bearer",
-                       expires_in=claims["exp"] - claims["iat"])
-    set_access_cookie(response, token)
-    return response
+    return stepped_up_response(*flows.step_up(current_principal(), body["credential"]))
 
 
 @bp.post("/auth/mfa/passkey/options")
@@ -158,8 +152,5 @@ def login() -> Response:
     body = load_json(PasskeyLoginSchema())
     outcome = flows.complete_login(body["mfa_token"], body["credential"])
     if isinstance(outcome, PasswordChangeNeeded):
-        response = jsonify(password_change_required=True,
-                           password_change_token=outcome.password_change_token)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return password_change_response(outcome)
     return session_response(outcome)

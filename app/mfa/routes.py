@@ -12,6 +12,7 @@ from ..config import STEP_UP_MAX_AGE
 from ..core import mfa as mfa_service
 from ..extensions import db
 from ..http import load_json
+from ..models import AuthSession, User
 from ..ratelimit import STEP_UP
 from ..route_facts import route_facts
 from ..security import current_principal
@@ -29,6 +30,14 @@ from .schemas import (
 
 bp = Blueprint("mfa", __name__, url_prefix="/mfa")
 
+
+def stepped_up_response(user: User, sess: AuthSession) -> Response:
+    """A step-up's answer (by code or passkey): the new aal2 access token, also as the cookie."""
+    token, claims = access_token_for(user, sess)
+    response = jsonify(access_token=token, token_type="Bearer",
+                       expires_in=claims["exp"] - claims["iat"])
+    set_access_cookie(response, token)
+    return response
 
 
 @bp.post("/totp/enroll")
@@ -62,12 +71,7 @@ def confirm() -> Response:
 def step_up() -> Response:
     """A TOTP or recovery code gives a new aal2 access token with a fresh auth_time."""
     body = load_json(CodeSchema())
-    user, sess = flows.step_up(current_principal(), body["code"])
-    token, claims = access_token_for(user, sess)
-    response = jsonify(access_token=token, token_type="Bearer",
-                       expires_in=claims["exp"] - claims["iat"])
-    set_access_cookie(response, token)
-    return response
+    return stepped_up_response(*flows.step_up(current_principal(), body["code"]))
 
 
 @bp.post("/totp/disable")

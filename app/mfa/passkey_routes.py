@@ -22,6 +22,7 @@ from ..errors import NotFound
 from ..extensions import db
 from ..http import load_json
 from ..models import Passkey
+from ..ratelimit import MFA_VERIFY, PASSKEY_OPTIONS, STEP_UP
 from ..route_facts import route_facts
 from ..security import current_principal
 from ..security.guards import require_auth, require_mfa
@@ -118,7 +119,7 @@ def remove_passkey(passkey_id: int) -> Response:
 
 
 @bp.post("/mfa/passkeys/step-up/options")
-@route_facts(response=PasskeyOptionsSchema)
+@route_facts(response=PasskeyOptionsSchema, limits=(PASSKEY_OPTIONS,))
 @require_auth
 def step_up_options() -> Response:
     """Options for navigator.credentials.get() to step this session up."""
@@ -128,7 +129,8 @@ def step_up_options() -> Response:
 
 
 @bp.post("/mfa/passkeys/step-up")
-@route_facts(body=PasskeyCredentialSchema, response=SteppedUpSchema)
+@route_facts(body=PasskeyCredentialSchema, response=SteppedUpSchema, limits=(STEP_UP,),
+             limited_in_view=True)
 @require_auth
 def step_up() -> Response:
     """A passkey gives a new aal2 access token with a fresh auth_time (RFC 9470)."""
@@ -137,7 +139,8 @@ def step_up() -> Response:
 
 
 @bp.post("/auth/mfa/passkey/options")
-@route_facts(body=PasskeyLoginOptionsSchema, response=PasskeyOptionsSchema, public=True)
+@route_facts(body=PasskeyLoginOptionsSchema, response=PasskeyOptionsSchema, public=True,
+             limits=(PASSKEY_OPTIONS,))
 def login_options() -> Response:
     """Options to answer a login's MFA challenge with a passkey (the mfa_token binds them)."""
     body = load_json(PasskeyLoginOptionsSchema())
@@ -146,7 +149,8 @@ def login_options() -> Response:
 
 @bp.post("/auth/mfa/passkey")
 @route_facts(body=PasskeyLoginSchema,
-             response=(SessionIssuedSchema, PasswordChangeRequiredSchema), public=True)
+             response=(SessionIssuedSchema, PasswordChangeRequiredSchema), public=True,
+             limits=(MFA_VERIFY,), limited_in_view=True)
 def login() -> Response:
     """Second step of a login by passkey: the mfa_token and the passkey's answer."""
     body = load_json(PasskeyLoginSchema())

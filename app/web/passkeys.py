@@ -21,6 +21,7 @@ from ..mfa.passkey_schemas import (
     PasskeyCredentialSchema,
     PasskeyOptionsSchema,
 )
+from ..ratelimit import MFA_VERIFY, PASSKEY_OPTIONS
 from ..route_facts import route_facts
 from ..security import check_csrf
 from ..security.cookies import cookie_names
@@ -50,7 +51,7 @@ def _as_json(redirect: BaseResponse) -> Response:
 
 @bp.post("/login/mfa/passkey/options")
 # public: the login's mfa_token is an HttpOnly cookie, not a bearer token
-@route_facts(response=PasskeyOptionsSchema, public=True)
+@route_facts(response=PasskeyOptionsSchema, public=True, limits=(PASSKEY_OPTIONS,))
 def login_options() -> Response:
     """Options for the login page's passkey prompt, bound to the login's mfa_token cookie."""
     response = jsonify(publicKey=passkey_flows.begin_login(_mfa_token()))
@@ -59,7 +60,8 @@ def login_options() -> Response:
 
 
 @bp.post("/login/mfa/passkey")
-@route_facts(body=PasskeyCredentialSchema, response=PageRedirectSchema, public=True)
+@route_facts(body=PasskeyCredentialSchema, response=PageRedirectSchema, public=True,
+             limits=(MFA_VERIFY,), limited_in_view=True)
 def login() -> Response:
     """The passkey's answer ends the login page's second step; JSON says where to go."""
     token = _mfa_token()

@@ -294,3 +294,28 @@ def test_the_login_pages_passkey_step_answers_json(app) -> None:  # type: ignore
     assert ended.status_code == 401 and ended.get_json()["error"] == "invalid_token"
     forged = client.post("/login/mfa/passkey", json={"credential": {}})
     assert forged.status_code == 403 and forged.get_json()["error"] == "csrf_failed"
+
+
+def test_passkey_answers_and_options_are_rate_limited(make_app, clock, key) -> None:  # type: ignore[no-untyped-def]
+    # An hour's window: a minute's could end mid-test (the limits count real seconds).
+    alice = Keys(make_app(COOKIE_SECURE=False, clock=clock, RATELIMIT_MFA="3/hour"), clock)
+    alice.register(key)
+    mfa_token = alice.mfa_token()
+    for _ in range(3):
+        options = alice.login_options(mfa_token)
+    limited = alice.client.post("/auth/mfa/passkey/options", json={"mfa_token": mfa_token})
+    assert limited.status_code == 429 and 0 < int(limited.headers["Retry-After"]) <= 3600
+    # Options have their own counter: the answers' budget is whole.
+    for _ in range(2):
+        _refused(alice.login(mfa_token, {"response": {}}), "malformed")
+    assert alice.login(mfa_token, key.get(options)).status_code == 200
+    refused = alice.login(alice.mfa_token(), key.get(options))
+    assert refused.status_code == 429 and 0 < int(refused.headers["Retry-After"]) <= 3600
+    assert refused.get_json()["error"] == "rate_limited"
+
+    # Alice's own attempts are spent (a limit per user too): Bob steps up from her address.
+    bob = Keys(alice.app, clock, "bob")
+    stepped = [bob.post("/mfa/passkeys/step-up", {"credential": {"response": {}}})
+               for _ in range(4)]
+    assert [r.status_code for r in stepped] == [401] * 3 + [429]
+    assert int(stepped[-1].headers["Retry-After"]) > 0

@@ -113,9 +113,14 @@ def _reason(exc: WebAuthnException) -> str:
 
 def _issue_challenge(session: Session, rp: RelyingParty, challenge: bytes, user_id: int,
                      purpose: str, binding: str, now: datetime) -> None:
-    """Store a new challenge (and sweep expired ones, so the table stays small)."""
+    """Store a new challenge, the only live one for this ceremony: earlier ones with the
+    same user, purpose and binding go in the same transaction, so asking for options
+    again and again cannot pile rows up (expired ones are swept too)."""
     try:
         session.execute(delete(WebauthnChallenge).where(WebauthnChallenge.expires_at <= now))
+        session.execute(delete(WebauthnChallenge).where(
+            WebauthnChallenge.user_id == user_id, WebauthnChallenge.purpose == purpose,
+            WebauthnChallenge.binding == binding).execution_options(synchronize_session=False))
         session.add(WebauthnChallenge(challenge_hash=sha256_hex(bytes_to_base64url(challenge)),
                                       user_id=user_id, purpose=purpose, binding=binding,
                                       expires_at=now + rp.timeout))

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from werkzeug.test import TestResponse
 
 from app.extensions import db
-from app.models import AuditEvent, AuthSession, Passkey
+from app.models import AuditEvent, AuthSession, Passkey, WebauthnChallenge
 from tests.support.actions import AuthActions
 from tests.support.tokens import PASSWORD, bearer, make_user
 from tests.support.webauthn import SoftAuthenticator
@@ -294,6 +294,19 @@ def test_the_login_pages_passkey_step_answers_json(app) -> None:  # type: ignore
     assert ended.status_code == 401 and ended.get_json()["error"] == "invalid_token"
     forged = client.post("/login/mfa/passkey", json={"credential": {}})
     assert forged.status_code == 403 and forged.get_json()["error"] == "csrf_failed"
+
+
+def test_new_options_replace_the_ceremonys_earlier_challenge(alice, key) -> None:  # type: ignore[no-untyped-def]
+    alice.register(key)
+    first = alice.post("/mfa/passkeys/step-up/options").get_json()
+    second = alice.post("/mfa/passkeys/step-up/options").get_json()
+    mfa_token = alice.mfa_token()
+    alice.login_options(mfa_token)  # another ceremony's challenge is left alone
+    assert alice.count(WebauthnChallenge) == 2  # one live challenge per ceremony
+    _refused(alice.post("/mfa/passkeys/step-up", {"credential": key.get(first)}), "challenge")
+    stepped = alice.post("/mfa/passkeys/step-up", {"credential": key.get(second)})
+    assert stepped.status_code == 200, stepped.get_json()
+    assert alice.count(WebauthnChallenge) == 1  # the login's, still waiting
 
 
 def test_passkey_answers_and_options_are_rate_limited(make_app, clock, key) -> None:  # type: ignore[no-untyped-def]

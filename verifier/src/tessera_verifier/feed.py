@@ -53,6 +53,8 @@ __all__ = ["UNAVAILABLE", "RevocationFeed"]
 UNAVAILABLE = frozenset({"feed_not_ready", "feed_stale"})
 
 log = logging.getLogger("tessera_verifier.feed")
+# A long poll answered empty sooner than this was not held: wait this long before the next.
+_QUICK_EMPTY = 0.5
 
 
 class RevocationFeed:
@@ -153,6 +155,8 @@ class RevocationFeed:
         backoff = 0.2
         last_prune = time.monotonic()
         while not self._stop.is_set():
+            asked_to_wait = self._caught_up.is_set()  # a long poll (see _poll)
+            started = time.monotonic()
             try:
                 answer = self._poll()
             except (OSError, ValueError) as exc:  # URLError is an OSError
@@ -165,6 +169,11 @@ class RevocationFeed:
             backoff = 0.2
             self._last_contact = time.monotonic()
             self._apply(answer)
+            if asked_to_wait and not answer["sets"] and (
+                    time.monotonic() - started < _QUICK_EMPTY):
+                # Tessera would not hold this poll (its waiting places are taken, e.g. by
+                # this receiver's previous process): poll again shortly, not in a loop.
+                self._stop.wait(_QUICK_EMPTY)
             if time.monotonic() - last_prune > 60:
                 self.denylist.prune()
                 last_prune = time.monotonic()

@@ -214,11 +214,6 @@ class RevocationService:
         if self._redis is not None:
             self._redis.publish(entries, expires_at, now)
 
-    def distrust(self, reason: str, now: datetime) -> None:
-        """Stop every worker and host trusting Redis until a rebuild."""
-        assert self._redis is not None
-        self._redis.distrust(reason, now)
-
     # --- checking
 
     def check(self, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
@@ -273,15 +268,7 @@ class RevocationService:
         rows = self._db.execute(statement, params).all()
         return verdict(lookup, [(kind, micros(nb) if nb else 1) for kind, nb in rows])
 
-    # --- Redis repair (no-ops without Redis)
-
-    def repair(self, now: datetime) -> bool:
-        """Make Redis trusted again (see ``RedisRevocations.repair``)."""
-        return self._redis.repair(now) if self._redis is not None else False
-
-    def rebuild(self, now: datetime) -> bool:
-        """Copy every live revocation into Redis and trust a new epoch."""
-        return self._redis.rebuild(now) if self._redis is not None else False
+    # --- maintenance
 
     def live_rows(self, now: datetime) -> list[Row]:
         """Every revocation still in force, read in a session of its own."""

@@ -27,16 +27,17 @@ from typing import Any
 import psycopg
 from psycopg import pq
 from sqlalchemy import Engine, select, text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from ..models import Revocation
-from .revocation_local import Apply, MirrorRow, SqliteWatch, Watch, WatchFailed, rows_of
+from .revocation_local import Apply, MirrorRow, SqliteWatch, Watch, WatchFailed, loaded
 
 __all__ = ["CHANNEL", "PostgresWatch", "notify_rows"]
 
 CHANNEL = "tessera_revocations"
 _PAYLOAD_MAX = 7000  # PostgreSQL refuses payloads of 8000 bytes or more
-_DRAINS = 4
+_DRAINS = 8  # reads of the socket per check (each up to ~16 kB); more: ask the database
 _NOTIFY = text("SELECT pg_notify(:channel, :payload)")
 
 
@@ -73,26 +74,33 @@ class PostgresWatch:
         self._next_check = 0.0
         self._ping_sent: float | None = None
 
-    def start(self, apply: Apply, now: datetime) -> None:
+    def start(self, apply: Apply, now: datetime, max_rows: int) -> None:
         """Listen first, then load: every later commit reaches us as a notification."""
         try:
             self._listen()
-        except psycopg.Error as exc:
+        except (psycopg.Error, SQLAlchemyError) as exc:
             raise WatchFailed(type(exc).__name__) from None
         with Session(self._engine) as session:
             rows = session.execute(select(Revocation.kind, Revocation.value,
                                           Revocation.not_before, Revocation.expires_at)
-                                   .where(Revocation.expires_at > now)).all()
-        apply(rows_of(rows))
+                                   .where(Revocation.expires_at > now)
+                                   .limit(max_rows + 1)).all()
+        apply(loaded(rows, max_rows))
         self._proven(time.monotonic())
 
     def _listen(self) -> None:
-        # Connected as the engine's own connections are (the same URL and arguments);
-        # after LISTEN only the libpq layer is used, so no query can block a check.
-        args, params = self._engine.dialect.create_connect_args(self._engine.url)
-        self._conn = psycopg.Connection.connect(*args, **params, autocommit=True)
-        self._conn.execute(f"LISTEN {CHANNEL}")
-        pgconn = self._pgconn = self._conn.pgconn
+        # One of the engine's own connections (its connect arguments and hooks applied),
+        # taken out of the pool for good; after LISTEN only the libpq layer is used, so
+        # no query can block a check.
+        fairy = self._engine.raw_connection()
+        conn = fairy.driver_connection  # (gone from the proxy once detached)
+        fairy.detach()  # ours now: closed by close(), never returned to the pool
+        assert isinstance(conn, psycopg.Connection)
+        self._conn = conn
+        conn.rollback()  # a pre-ping may have left a transaction open
+        conn.autocommit = True
+        conn.execute(f"LISTEN {CHANNEL}")
+        pgconn = self._pgconn = conn.pgconn
         pgconn.nonblocking = 1
         poller = select_module.poll()
         poller.register(pgconn.socket, select_module.POLLIN | select_module.POLLPRI)
@@ -104,12 +112,16 @@ class PostgresWatch:
         try:
             if now >= self._next_check:
                 self._check_health(now)
-            # Reading what arrived empties the socket; still readable after that means
-            # more came, or the server closed it (the next read then raises).
+            # A read takes what the buffer holds; still readable after that means more
+            # came (or the server closed it: the next read raises). A notification left
+            # unread may be a revocation: after _DRAINS reads this check is not fresh.
             for _ in range(_DRAINS):
                 if not self._poller.poll(0):
                     break
                 self._drain(apply)
+            else:
+                if self._poller.poll(0):
+                    return False
         except psycopg.Error as exc:
             raise WatchFailed(type(exc).__name__) from None
         return now - self._proven_at <= 2 * self._interval

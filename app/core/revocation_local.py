@@ -29,7 +29,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final, Protocol
 
@@ -39,7 +39,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..models import Revocation
 from .revocation_rules import RevocationQuery, micros, verdict
 
-__all__ = ["LocalMirror", "MirrorRow", "SqliteWatch", "UNKNOWN", "WatchFailed", "rows_of"]
+__all__ = ["LocalMirror", "MirrorRow", "SqliteWatch", "TooMany", "UNKNOWN", "WatchFailed",
+           "mirror_row"]
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,10 @@ _FAILURES = (TooMany, WatchFailed, SQLAlchemyError, sqlite3.Error, OSError)
 class Watch(Protocol):
     """How one database tells a mirror about other connections' writes."""
 
-    def start(self, apply: Apply, now: datetime) -> None:
-        """Connect, load every live row through ``apply``; raise on failure."""
+    def start(self, apply: Apply, now: datetime, max_rows: int) -> None:
+        """Connect, load every live row through ``apply``; raise on failure, and raise
+        ``TooMany`` before applying anything when more than ``max_rows`` are live (reading
+        at most ``max_rows + 1``)."""
 
     def fresh(self, apply: Apply) -> bool:
         """Apply what changed since the last call; False: the mirror may not answer."""
@@ -74,10 +77,23 @@ class Watch(Protocol):
         """Let go of the connection (the mirror is off or rebuilt)."""
 
 
-def rows_of(raw: Iterable[Any]) -> list[MirrorRow]:
-    """Rows (kind, value, not_before, expires_at) as the mirror keeps them."""
-    return [(kind, value, micros(not_before) if not_before else 0, micros(expires_at))
-            for kind, value, not_before, expires_at in raw]
+def mirror_row(kind: str, value: str, not_before: datetime | None,
+               expires_at: datetime) -> MirrorRow:
+    """One revocation (a write, or a row read back) as the mirrors keep it."""
+    return (kind, value, micros(not_before) if not_before else 0, micros(expires_at))
+
+
+def loaded(rows: Sequence[Any], max_rows: int) -> list[MirrorRow]:
+    """Rows (kind, value, not_before, expires_at) read with ``LIMIT max_rows + 1``, as the
+    mirror keeps them; ``TooMany`` when the limit was hit."""
+    if len(rows) > max_rows:
+        raise TooMany()
+    return [mirror_row(*row) for row in rows]
+
+
+def _why(exc: BaseException) -> str:
+    """What to log of a failure: a type name (or a watch's own words), never a URL."""
+    return str(exc) if isinstance(exc, WatchFailed) and str(exc) else type(exc).__name__
 
 
 class LocalMirror:
@@ -96,6 +112,7 @@ class LocalMirror:
         self._next_attempt = 0.0
         self._next_prune = 0.0
         self._too_many_logged = False
+        self._start_failing = False  # a start failed since the last success (logged once)
 
     @property
     def live(self) -> bool:
@@ -113,7 +130,7 @@ class LocalMirror:
             try:
                 fresh = self._watch.fresh(self._apply)
             except _FAILURES as exc:
-                self._drop(type(exc).__name__)
+                self._drop(_why(exc))
                 return UNKNOWN
             if not fresh:
                 return UNKNOWN
@@ -170,12 +187,17 @@ class LocalMirror:
             return False
         watch = self._make_watch()
         try:
-            watch.start(self._apply, now)
+            watch.start(self._apply, now, self._max)
         except _FAILURES as exc:
             watch.close()
-            self._drop(type(exc).__name__)
+            why = _why(exc)
+            if why != "TooMany" and not self._start_failing:
+                log.warning("revocation mirror (database) could not start (%s); checks ask "
+                            "the database, retrying every %gs", why, self._retry)
+            self._start_failing = True
+            self._drop(why)
             return False
-        self._watch = watch
+        self._watch, self._start_failing = watch, False
         log.info("revocation mirror (database): %d live revocations loaded", len(self._entries))
         return True
 
@@ -225,16 +247,18 @@ class SqliteWatch:
         self._version: int | None = None
         self._max_id = 0
 
-    def start(self, apply: Apply, now: datetime) -> None:
+    def start(self, apply: Apply, now: datetime, max_rows: int) -> None:
         """Keep one connection (the pragma compares against that connection's last look)."""
         self._conn = self._engine.connect()
         self._raw = self._conn.connection.driver_connection
         self._version = self._pragma()  # before the reads: a later commit moves it again
         last = self._conn.execute(select(func.coalesce(func.max(Revocation.id), 0))).scalar()
-        rows = self._conn.execute(_SINCE.where(Revocation.expires_at > now)).all()
+        rows = self._conn.execute(_SINCE.where(Revocation.expires_at > now)
+                                  .limit(max_rows + 1)).all()
         self._conn.rollback()
+        mirrored = loaded([row[1:] for row in rows], max_rows)
         self._max_id = max([int(last or 0), *(row[0] for row in rows)])
-        apply(rows_of(row[1:] for row in rows))
+        apply(mirrored)
 
     def _pragma(self) -> int:
         return int(self._raw.execute("PRAGMA data_version").fetchone()[0])

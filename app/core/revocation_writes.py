@@ -24,8 +24,7 @@ from sqlalchemy.orm import Session, scoped_session
 
 from ..models import Revocation
 from .revocation_listen import notify_rows
-from .revocation_local import MirrorRow
-from .revocation_rules import micros
+from .revocation_local import MirrorRow, mirror_row
 
 __all__ = ["announce", "insert_if_absent", "live_rows", "merge", "mirror_row", "purge"]
 
@@ -34,12 +33,6 @@ AnySession = Session | scoped_session[Any]
 
 def _postgres(db: AnySession) -> bool:
     return db.get_bind().dialect.name == "postgresql"
-
-
-def mirror_row(kind: str, value: str, not_before: datetime | None,
-               expires_at: datetime) -> MirrorRow:
-    """One write as the mirrors keep it."""
-    return (kind, value, micros(not_before) if not_before else 0, micros(expires_at))
 
 
 def merge(db: AnySession, kind: str, value: str, not_before: datetime | None,

@@ -7,6 +7,7 @@ and answer without a statement on its own engine.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from datetime import timedelta
@@ -14,13 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session
 
+from app.core import revocation_listen
 from app.core.revocation import RevocationService, RevocationState
-from app.core.revocation_listen import PostgresWatch
-from app.core.revocation_local import UNKNOWN, LocalMirror, SqliteWatch, Watch
-from app.core.revocation_rules import RevocationQuery
+from app.core.revocation_listen import PostgresWatch, notify_rows
+from app.core.revocation_local import (
+    UNKNOWN,
+    LocalMirror,
+    MirrorRow,
+    SqliteWatch,
+    TooMany,
+    Watch,
+    WatchFailed,
+)
+from app.core.revocation_rules import RevocationQuery, micros
 from app.models import User
 from tests.support.databases import NOW, make_engine
 
@@ -151,3 +161,103 @@ def test_no_mirror_for_an_in_memory_database() -> None:
     assert service.state.local is None and not service.state.local_mirror
     _OPEN.pop().close()
     memory.dispose()
+
+
+def test_an_oversized_table_is_refused_after_reading_one_row_too_many(
+        engine: Engine, second: Engine) -> None:
+    writer = _service(second)
+    for n in range(5):
+        writer.revoke_jti(f"j{n}", NOW + HOUR, NOW)
+    loads: list[Any] = []
+    event.listen(engine, "before_cursor_execute", lambda _c, _cur, sql, params, *_: loads.append(
+        params) if "expires_at >" in sql and "LIMIT" in sql.upper() else None)
+    applied: list[list[MirrorRow]] = []
+    watch = _watch(engine)
+    try:
+        with pytest.raises(TooMany):
+            watch.start(lambda rows: applied.append(list(rows)), NOW, 2)
+    finally:
+        watch.close()
+    assert applied == []  # refused before anything was kept
+    assert len(loads) == 1  # one load, of at most max_rows + 1 rows
+    values = loads[0].values() if isinstance(loads[0], dict) else loads[0]
+    assert 3 in values
+    mirror = LocalMirror(lambda: _watch(engine), max_rows=2)
+    assert mirror.answer(_query(jti="j1"), NOW) is UNKNOWN  # the database answers instead
+    assert _service(engine).check_query(_query(jti="j1"), NOW) == "token_revoked"
+
+
+def test_a_backlog_of_notifications_never_lets_a_revoked_token_pass(
+        engine: Engine, second: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY (PostgreSQL)")
+    reader, writer = _service(engine), _service(second)
+    assert reader.check_query(_query(jti="j0"), NOW) is None  # loads the mirror, listens
+    # Far more than _DRAINS reads of the socket: ~280 kB of notifications (only sent,
+    # nothing written), then the revocation that matters last.
+    until = micros(NOW + HOUR)
+    filler = [("jti", f"filler-{n:05d}-" + "x" * 80, 0, until) for n in range(2000)]
+    with Session(second) as session:
+        notify_rows(session, filler)
+        session.commit()
+    writer.revoke_jti("j0", NOW + HOUR, NOW)
+    time.sleep(0.5)  # everything has reached the reader's socket
+    assert reader.check_query(_query(jti="j0"), NOW) == "token_revoked"
+    assert len(filler) > 20 * revocation_listen._DRAINS
+    while _OPEN:  # the database answered: give its connection back before the pool goes
+        _OPEN.pop().close()
+
+
+def test_the_listener_is_one_of_the_engines_own_connections(tmp_path: Path,
+                                                            engine: Engine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY (PostgreSQL)")
+    hooked = make_engine(tmp_path)
+
+    def name_it(conn: Any, _record: Any) -> None:  # a deployment's connect hook
+        conn.execute("SET application_name = 'tessera-hooked'")
+        conn.commit()
+    event.listen(hooked, "connect", name_it)
+    mirror = LocalMirror(lambda: PostgresWatch(hooked))
+    try:
+        assert mirror.answer(_query(jti="j1"), NOW) is None and mirror.live
+        with engine.connect() as conn:
+            listening = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+                "'tessera-hooked' AND query LIKE 'LISTEN%'")).scalar()
+        assert listening == 1
+    finally:
+        mirror.close()
+        hooked.dispose()
+
+
+class _Failing:
+    """A watch whose start fails while ``down`` says so."""
+
+    down = True
+
+    def start(self, apply: Any, now: Any, max_rows: int) -> None:
+        if _Failing.down:
+            raise WatchFailed("OperationalError")
+
+    def fresh(self, apply: Any) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_mirror_that_cannot_start_says_so_once_a_streak(
+        caplog: pytest.LogCaptureFixture) -> None:
+    _Failing.down = True
+    mirror = LocalMirror(_Failing, retry_seconds=0)
+    with caplog.at_level(logging.WARNING, logger="app.core.revocation_local"):
+        for _ in range(3):
+            assert mirror.answer(_query(jti="j1"), NOW) is UNKNOWN
+        _Failing.down = False
+        assert mirror.answer(_query(jti="j1"), NOW) is None
+        mirror.close()
+        _Failing.down = True
+        assert mirror.answer(_query(jti="j1"), NOW) is UNKNOWN
+    said = [r.getMessage() for r in caplog.records if "could not start" in r.getMessage()]
+    assert len(said) == 2 and all("(OperationalError)" in line for line in said)

@@ -8,10 +8,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+from gunicorn.glogging import Logger
 
 # Prometheus multiprocess mode: workers write samples to files in this directory,
 # which must exist (and be empty) before any worker imports prometheus-client.
-_metrics_dir = os.environ.get("PROMETHEUS_MULTIPROC_DIR") or tempfile.mkdtemp(prefix="tessera-metrics-")
+_metrics_dir = (os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+                or tempfile.mkdtemp(prefix="tessera-metrics-"))
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _metrics_dir
 
 
@@ -38,6 +40,22 @@ workers = int(os.environ.get("TESSERA_WORKERS") or os.environ.get("WEB_CONCURREN
 threads = int(os.environ.get("TESSERA_THREADS", "4"))
 worker_class = "gthread"
 accesslog = os.environ.get("TESSERA_ACCESS_LOG", "-") or None  # "" turns it off
+
+
+class TesseraLogger(Logger):
+    """gunicorn's logger, with an access log that is off when ``accesslog`` is unset.
+
+    gunicorn writes an access line whenever a logging configuration is given (ours
+    below), whatever ``accesslog`` says, after building its atoms: about 30 µs per
+    request for a line nobody asked for.
+    """
+
+    def access(self, resp, req, environ, request_time):  # type: ignore[no-untyped-def]
+        if self.cfg.accesslog is not None:
+            super().access(resp, req, environ, request_time)
+
+
+logger_class = TesseraLogger
 timeout = 30
 # The app's logging configuration, for gunicorn's own lines too (app/logs.py).
 try:

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 ensure_venv test
 
 log "lint: ruff, mypy --strict (configured in pyproject.toml)"
-"$VENV/bin/ruff" check app tests bench verifier
+"$VENV/bin/ruff" check app tests bench verifier gunicorn.conf.py
 "$VENV/bin/mypy"
 
 ensure_apt redis-server redis-server

@@ -108,3 +108,20 @@ def test_login_and_failed_login_each_print_one_json_audit_line(app, database_url
         value = secret.split(";")[0].split("=", 1)[-1]
         assert value not in output
     assert any(line["logger"] == "gunicorn.access" for line in lines)  # one format for all
+
+
+@pytest.mark.slow
+def test_an_empty_access_log_setting_prints_no_access_line(app, database_url, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = AppServer({"TESSERA_DATABASE_URL": database_url,
+                        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+                        "TESSERA_ISSUER": "http://localhost",
+                        "TESSERA_INSTANCE_PATH": str(tmp_path / "srv"),
+                        "TESSERA_ACCESS_LOG": ""}).start()
+    try:
+        assert all(call("GET", server.url + path).status == 200
+                   for path in ("/healthz", "/.well-known/jwks.json", "/healthz"))
+    finally:
+        server.stop()
+    lines = _json_lines(server.log())
+    assert lines  # gunicorn's own start lines: the log was written
+    assert not [line for line in lines if line["logger"] == "gunicorn.access"]

@@ -32,6 +32,7 @@ def _tessera_package():  # type: ignore[no-untyped-def]
 # its multiprocess mode from the variable set just above.
 _package = _tessera_package()
 logging_config = importlib.import_module(_package.__name__ + ".logs").logging_config
+FreezeSchedule = importlib.import_module(_package.__name__ + ".gc_schedule").FreezeSchedule
 
 bind = os.environ.get("TESSERA_BIND", "127.0.0.1:8000")
 # Embedded default: one worker with threads (SQLite, in-memory limits). Production
@@ -65,6 +66,19 @@ except ValueError:  # on_starting's check names the bad setting
     logconfig_dict = logging_config()
 
 
+def _freeze_every() -> int:
+    """TESSERA_GC_FREEZE_EVERY: requests between two freezes (app/gc_schedule.py)."""
+    raw = os.environ.get("TESSERA_GC_FREEZE_EVERY", "1000")
+    if not raw.isdigit():
+        raise ValueError(f"TESSERA_GC_FREEZE_EVERY: expected a whole number >= 0, got {raw!r}")
+    return int(raw)
+
+
+try:
+    _gc_schedule = FreezeSchedule(every=_freeze_every())
+except ValueError:  # on_starting's check names the bad setting
+    _gc_schedule = FreezeSchedule(every=0)
+
 
 def on_starting(server):  # type: ignore[no-untyped-def]
     shutil.rmtree(_metrics_dir, ignore_errors=True)
@@ -73,7 +87,8 @@ def on_starting(server):  # type: ignore[no-untyped-def]
     # (in a worker it would be a traceback per boot attempt).
     try:
         _package.check_settings()
-    except _package.ConfigError as exc:
+        _freeze_every()
+    except (_package.ConfigError, ValueError) as exc:
         print(f"tessera: {exc}", file=sys.stderr, flush=True)
         sys.exit(1)
 
@@ -86,6 +101,12 @@ def post_worker_init(worker):  # type: ignore[no-untyped-def]
     # saw the longest one go from 1,082 ms to 453 ms on a busy host (issue 21).
     gc.collect()
     gc.freeze()
+
+
+def post_request(worker, req, environ, resp):  # type: ignore[no-untyped-def]
+    # Later survivors (the verified-token cache's entries) go the same way, in
+    # batches, with a full reclaim now and then (app/gc_schedule.py).
+    _gc_schedule.request_done()
 
 
 def child_exit(server, worker):  # type: ignore[no-untyped-def]

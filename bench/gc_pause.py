@@ -3,10 +3,12 @@
 Runs the app in process (SQLite, no Redis: the embedded default) and sends it
 first-seen tokens through Flask's test client, as the fresh-token HTTP load
 does, timing every collection with gc.callbacks: how many of each generation,
-the longest, and the objects a full one walks. Twice: as gunicorn runs a
-worker today, then with gc.freeze() once the app is loaded (what
-gunicorn.conf.py's post_worker_init does), so the app's own long-lived objects
-leave the collector's walks. Prints both and writes bench/results/gc.json.
+the longest, and the objects a full one walks. Three times: without any
+freeze; with gc.freeze() once the app is loaded (gunicorn.conf.py's
+post_worker_init), so the app's own long-lived objects leave the collector's
+walks; and with the freeze schedule as well (app/gc_schedule.py, called after
+every request as gunicorn.conf.py's post_request does), so the cache's entries
+leave them too. Prints the three and writes bench/results/gc.json.
 BENCH_GC_TOKENS sets the number of requests (default 20,000; BENCH_SHORT: 3,000).
 """
 
@@ -70,7 +72,7 @@ def _tokens(app: Any, count: int) -> list[str]:
             acr="aal1", now=now, ttl=900)) for _ in range(count)]
 
 
-def _run(freeze: bool) -> dict[str, Any]:
+def _run(freeze: bool, schedule: bool = False) -> dict[str, Any]:
     tmp = Path(tempfile.mkdtemp(prefix="tessera-gc-"))
     app = _app(tmp)
     tokens = _tokens(app, REQUESTS)
@@ -89,6 +91,9 @@ def _run(freeze: bool) -> dict[str, Any]:
         else:
             pauses[info["generation"]].append((time.perf_counter() - started.pop()) * 1000)
 
+    from app.gc_schedule import FreezeSchedule
+
+    after_request = FreezeSchedule(every=1_000 if schedule else 0).request_done
     gc.callbacks.append(timer)
     try:
         begin = time.perf_counter()
@@ -96,13 +101,14 @@ def _run(freeze: bool) -> dict[str, Any]:
             reply = client.get("/api/me", headers={"Authorization": "Bearer " + token})
             if reply.status_code != 200:
                 raise RuntimeError(f"/api/me answered {reply.status_code}: {reply.data!r}")
+            after_request()  # gunicorn.conf.py's post_request
         elapsed = time.perf_counter() - begin
     finally:
         gc.callbacks.remove(timer)
     walked_at_end = len(gc.get_objects())
     gc.unfreeze()
     return {
-        "freeze": freeze, "requests": REQUESTS, "seconds": round(elapsed, 2),
+        "freeze": freeze, "schedule": schedule, "requests": REQUESTS, "seconds": round(elapsed, 2),
         "objects_walked_by_a_full_collection": {"start": walked_at_start, "end": walked_at_end},
         "objects_per_cached_token": round((walked_at_end - walked_at_start) / REQUESTS, 1),
         "collections": {f"gen{g}": len(p) for g, p in pauses.items()},
@@ -113,7 +119,7 @@ def _run(freeze: bool) -> dict[str, Any]:
 
 def _keyring_reloads(count: int = 20) -> dict[str, float]:
     """What the keyring reload that a request pays every KEYRING_REFRESH seconds costs, ms."""
-    from app.security import _load_snapshot
+    from app.security.context import _load_snapshot
 
     app = _app(Path(tempfile.mkdtemp(prefix="tessera-gc-")))
     times = []
@@ -127,7 +133,8 @@ def _keyring_reloads(count: int = 20) -> dict[str, float]:
 
 
 def main() -> dict[str, Any]:
-    return {"as_today": _run(freeze=False), "frozen_after_load": _run(freeze=True),
+    return {"no_freeze": _run(freeze=False), "frozen_after_load": _run(freeze=True),
+            "freeze_schedule": _run(freeze=True, schedule=True),
             "keyring_reload": _keyring_reloads()}
 
 

@@ -125,3 +125,13 @@ def test_an_empty_access_log_setting_prints_no_access_line(app, database_url, tm
     lines = _json_lines(server.log())
     assert lines  # gunicorn's own start lines: the log was written
     assert not [line for line in lines if line["logger"] == "gunicorn.access"]
+
+
+def test_a_bad_freeze_schedule_setting_refuses_to_start(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    server = AppServer({"TESSERA_INSTANCE_PATH": str(tmp_path / "srv"),
+                        "TESSERA_GC_FREEZE_EVERY": "often"})
+    with pytest.raises(RuntimeError) as refused:
+        server.start()
+    said = str(refused.value)
+    assert "TESSERA_GC_FREEZE_EVERY: expected a whole number >= 0, got 'often'" in said
+    assert "Traceback" not in said

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from flask import Flask, current_app, g, request
@@ -32,7 +32,7 @@ def request_id() -> str:
 
 def _assign_request_id() -> str:
     offered = request.headers.get("X-Request-ID", "")
-    rid = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
+    rid = offered if _REQUEST_ID.fullmatch(offered) else os.urandom(16).hex()  # uuid4: 5x slower
     g.request_id = request.environ[REQUEST_ID_KEY] = rid  # app.headers echoes it
     return rid
 

@@ -45,6 +45,38 @@ def test_unsupported_or_incomplete_jwks_are_refused(jwk: dict[str, object]) -> N
         key_from_jwk(jwk)
 
 
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+
+
+def _ec_jwk(world: World, **members: str) -> dict[str, str]:
+    numbers = world.private.public_key().public_numbers()
+    return {"kty": "EC", "crv": "P-256", "kid": "k1", "x": b64(numbers.x.to_bytes(32, "big")),
+            "y": b64(numbers.y.to_bytes(32, "big")), **members}
+
+
+@pytest.mark.parametrize("spoil", [
+    lambda x: x + "=",  # padded
+    lambda x: x[:-1] + _B64URL[_B64URL.index(x[-1]) ^ 1],  # a set bit past the last byte
+    lambda x: x[:10] + "+" + x[11:],  # base64, not base64url
+    lambda x: x[:10] + "\u00e9" + x[11:],  # not ASCII
+    lambda x: "",
+])
+def test_a_jwk_coordinate_has_one_spelling(world: World, spoil) -> None:  # type: ignore[no-untyped-def]
+    good = _ec_jwk(world)
+    key_from_jwk(good)  # the canonical spelling verifies (test above)
+    with pytest.raises(ValueError, match="base64url"):
+        key_from_jwk({**good, "x": spoil(good["x"])})
+
+
+def test_a_p256_coordinate_is_32_bytes(world: World) -> None:
+    jwk = _ec_jwk(world)
+    # The same number with a leading zero byte, or stripped of one: a different spelling
+    # that lenient decoders accept; RFC 7518 §6.2.1.2 asks for the full coordinate size.
+    padded = b64(b"\0" + base64.urlsafe_b64decode(jwk["x"] + "="))
+    with pytest.raises(ValueError, match="32 bytes"):
+        key_from_jwk({**jwk, "x": padded})
+
+
 def test_a_jwk_alg_must_fit_its_key(world: World) -> None:
     numbers = world.private.public_key().public_numbers()
     jwk = {"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "HS256",

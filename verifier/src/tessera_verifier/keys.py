@@ -158,10 +158,19 @@ class Key:
         raise TypeError(f"not a verification key: {type(material).__name__}")
 
 
-def _b64_int(value: object) -> int:
+def _b64_int(value: object, size: int | None = None) -> int:
+    """A JWK number (RFC 7518 §6): unpadded, canonical base64url of its big-endian bytes;
+    an EC coordinate exactly ``size`` bytes (§6.2.1.2: the full coordinate size)."""
     if not isinstance(value, str):
         raise TypeError("a JWK number must be a base64url string")
-    return int.from_bytes(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)), "big")
+    raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)) if value.isascii() else b""
+    # Decoding is lenient (padding, stray characters, loose final bits): encoding back
+    # is the one strict test, and a key has a single spelling.
+    if not raw or base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != value:
+        raise ValueError("a JWK number must be unpadded canonical base64url")
+    if size is not None and len(raw) != size:
+        raise ValueError(f"a P-256 coordinate is {size} bytes, got {len(raw)}")
+    return int.from_bytes(raw, "big")
 
 
 def key_from_jwk(jwk: Mapping[str, Any]) -> Key:
@@ -173,8 +182,8 @@ def key_from_jwk(jwk: Mapping[str, Any]) -> Key:
     if not isinstance(kid, str) or not kid:
         raise ValueError("a JWK needs a kid")
     if kty == "EC" and jwk.get("crv") == "P-256":
-        numbers = ec.EllipticCurvePublicNumbers(_b64_int(jwk.get("x")), _b64_int(jwk.get("y")),
-                                                ec.SECP256R1())
+        numbers = ec.EllipticCurvePublicNumbers(_b64_int(jwk.get("x"), 32),
+                                                _b64_int(jwk.get("y"), 32), ec.SECP256R1())
         key = Key.of(kid, numbers.public_key())
     elif kty == "RSA":
         key = Key.of(kid, rsa.RSAPublicNumbers(_b64_int(jwk.get("e")),

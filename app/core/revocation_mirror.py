@@ -11,19 +11,19 @@ Redis client makes its own (TLS, unix socket, credentials, db, Sentinel).
 Before every lookup the request thread drains whatever invalidations have
 arrived (a non-blocking poll, no round trip), so a revocation whose call has
 returned is honoured by the next check here. A value read by ``MGET`` is kept
-only if no invalidation arrived while the read was in flight. When either
+only if no invalidation arrived while the read was in flight; a new token's
+jti key is known absent without one (``revocation_born``). When either
 connection fails, the mirror empties itself and stays off until tracking is
 set up again; the checks then go to Redis (or the database) as before.
 
 A connection can also die silently (a peer gone without a FIN, a frozen
-network path): invalidations would stop arriving and nothing would say so.
-Every ``health_check`` seconds a lookup sends ``PING`` down both connections;
-a reply proves that every invalidation Redis sent before it has arrived. The
-mirror answers only while its last proof is under two intervals old: past
-that it empties itself and sends the checks to the store until a reply comes
-back, and a ``PING`` left unanswered for a whole interval drops tracking.
-Under Sentinel the same check asks the Sentinels for the primary and leaves a
-server they no longer name (see ``revocation_mirror_checks.at_primary``).
+network path). Every ``health_check`` seconds a lookup sends ``PING`` down
+both connections; a reply proves that every invalidation Redis sent before it
+has arrived. The mirror answers only while its last proof is under two
+intervals old (past that it empties itself until a reply comes back), and a
+``PING`` left unanswered for a whole interval drops tracking. Under Sentinel
+the same check leaves a server the Sentinels no longer name as primary
+(``revocation_mirror_checks.at_primary``).
 """
 
 from __future__ import annotations
@@ -40,12 +40,12 @@ from typing import Any, Final
 import redis
 from redis.connection import AbstractConnection
 
-from .revocation_mirror_checks import at_primary, require_primary, require_same_server
+from .revocation_born import WrittenSince
+from .revocation_mirror_checks import at_primary, open_tracking
 
 __all__ = ["RevocationMirror"]
 
 log = logging.getLogger(__name__)
-_CHANNEL = "__redis__:invalidate"
 
 
 class _Unknown(Enum):
@@ -82,6 +82,7 @@ class RevocationMirror:
         self._ping_sent: float | None = None
         self._pongs_due = 0
         self.generation = 0  # bumped by every invalidation: guards reads in flight
+        self.written = WrittenSince()  # answers a new token's jti key (revocation_born)
 
     @property
     def live(self) -> bool:
@@ -90,36 +91,10 @@ class RevocationMirror:
     # --- tracking set-up and tear-down
 
     def _connect(self) -> None:
-        # RESP2 connections (the factory's promise): invalidations then arrive as plain
-        # pub/sub messages, which a raw connection reads like any reply.
-        subscriber = self._new_connection()
-        tracker = self._new_connection()
-        try:
-            for connection in (subscriber, tracker):
-                # connect() first, as redis-py's pool does: a Sentinel-managed
-                # connection asks the Sentinels for the primary there, not on send.
-                connection.connect()
-            require_same_server(subscriber, tracker)
-            require_primary(tracker)
-            subscriber.send_command("CLIENT", "ID")
-            client_id = subscriber.read_response()
-            subscriber.send_command("SUBSCRIBE", _CHANNEL)
-            subscriber.read_response()  # the subscribe confirmation
-            tracker.send_command("CLIENT", "TRACKING", "on", "REDIRECT", client_id, "BCAST",
-                                 "PREFIX", self._prefix)
-            if tracker.read_response() not in (b"OK", "OK"):
-                raise redis.ResponseError("CLIENT TRACKING refused")
-            poller = select.poll()
-            for connection in (subscriber, tracker):
-                sock = connection._sock  # redis-py keeps no public handle on it
-                if sock is None:
-                    raise redis.ConnectionError("no socket")
-                poller.register(sock, select.POLLIN | select.POLLPRI)
-        except (redis.RedisError, OSError):
-            subscriber.disconnect()
-            tracker.disconnect()
-            raise
+        subscriber, tracker, poller, client_id = open_tracking(self._new_connection,
+                                                               self._prefix)
         self._subscriber, self._tracker, self._poller = subscriber, tracker, poller
+        self.written.restart()  # every write from now on comes as an invalidation
         self._proven(time.monotonic())
         self._ping_sent, self._pongs_due = None, 0
         log.info("revocation mirror: tracking %s* via client %s", self._prefix, client_id)
@@ -133,6 +108,7 @@ class RevocationMirror:
         self._subscriber = self._tracker = None
         self._poller = None
         self._values.clear()
+        self.written.stop()
         self.generation += 1
         self._next_attempt = time.monotonic() + self._retry
         if was_live:
@@ -187,9 +163,12 @@ class RevocationMirror:
         self.generation += 1
         if keys is None:  # FLUSHALL / FLUSHDB: everything is gone
             self._values.clear()
+            self.written.restart()
             return
         for key in keys:
-            self._values.pop(key.decode() if isinstance(key, bytes) else str(key), None)
+            name = key.decode() if isinstance(key, bytes) else str(key)
+            self._values.pop(name, None)
+            self.written.wrote(name)
 
     # --- health check
 
@@ -232,12 +211,16 @@ class RevocationMirror:
         if self._values:
             self._values.clear()
             self.generation += 1
+        self.written.restart()
         return False
 
     # --- the two calls the revocation check makes
 
-    def lookup(self, keys: Sequence[str]) -> list[_Value] | None:
-        """The values of ``keys`` if every one is known and the mirror is live, else None."""
+    def lookup(self, keys: Sequence[str], born_key: str | None = None,
+               born: float = 0.0) -> list[_Value] | None:
+        """The values of ``keys`` if every one is known and the mirror is live, else None.
+        ``born_key`` (a token's jti key, born at ``born``) is known absent when never
+        written since tracking began (``revocation_born``)."""
         with self._lock:
             if not self._ensure():
                 return None
@@ -257,8 +240,11 @@ class RevocationMirror:
             for key in keys:
                 value = self._values.get(key, _MISSING)
                 if value is _MISSING:
-                    return None
-                self._values.move_to_end(key)
+                    if key != born_key or not self.written.never_written(key, born):
+                        return None
+                    value = None  # not kept: new tokens must not push known keys out
+                else:
+                    self._values.move_to_end(key)
                 found.append(value)
             return found
 
@@ -288,6 +274,7 @@ class RevocationMirror:
             self.generation += 1  # an MGET already in flight may carry the old values
             for key in keys:
                 self._values.pop(key, None)
+                self.written.wrote(key)
 
     def __len__(self) -> int:
         return len(self._values)

@@ -1,14 +1,56 @@
-"""Checks the Redis revocation mirror makes on the server it tracks (SPEC §10): a
-primary, the same one for both connections, and the one the Sentinels name."""
+"""The Redis revocation mirror's connections (SPEC §10): setting tracking up, and the
+checks on the server it tracks: a primary, the same one for both connections, and
+the one the Sentinels name."""
 
 from __future__ import annotations
 
+import select
+from collections.abc import Callable
 from typing import Any
 
 import redis
 from redis.connection import AbstractConnection
 
-__all__ = ["at_primary", "require_primary", "require_same_server"]
+__all__ = ["at_primary", "open_tracking", "require_primary", "require_same_server"]
+
+_CHANNEL = "__redis__:invalidate"
+
+
+def open_tracking(
+    connect: Callable[[], AbstractConnection], prefix: str,
+) -> tuple[AbstractConnection, AbstractConnection, select.poll, Any]:
+    """Two new connections from ``connect``: a subscriber to the invalidations and a
+    tracker with broadcast tracking of ``prefix`` on, redirected to it; with one poll
+    object over both sockets and the subscriber's client id. Closes both on failure."""
+    # RESP2 connections (the factory's promise): invalidations then arrive as plain
+    # pub/sub messages, which a raw connection reads like any reply.
+    subscriber, tracker = connect(), connect()
+    try:
+        for connection in (subscriber, tracker):
+            # connect() first, as redis-py's pool does: a Sentinel-managed
+            # connection asks the Sentinels for the primary there, not on send.
+            connection.connect()
+        require_same_server(subscriber, tracker)
+        require_primary(tracker)
+        subscriber.send_command("CLIENT", "ID")
+        client_id = subscriber.read_response()
+        subscriber.send_command("SUBSCRIBE", _CHANNEL)
+        subscriber.read_response()  # the subscribe confirmation
+        tracker.send_command("CLIENT", "TRACKING", "on", "REDIRECT", client_id, "BCAST",
+                             "PREFIX", prefix)
+        if tracker.read_response() not in (b"OK", "OK"):
+            raise redis.ResponseError("CLIENT TRACKING refused")
+        poller = select.poll()
+        for connection in (subscriber, tracker):
+            sock = connection._sock  # redis-py keeps no public handle on it
+            if sock is None:
+                raise redis.ConnectionError("no socket")
+            poller.register(sock, select.POLLIN | select.POLLPRI)
+    except (redis.RedisError, OSError):
+        subscriber.disconnect()
+        tracker.disconnect()
+        raise
+    return subscriber, tracker, poller, client_id
 
 
 def at_primary(subscriber: AbstractConnection | None) -> bool:

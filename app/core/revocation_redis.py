@@ -170,7 +170,7 @@ class RedisRevocations:
         mirror = self._state.mirror
         generation = -1
         if mirror is not None:
-            known = mirror.lookup(keys)
+            known = mirror.lookup(keys, lookup.born_key, lookup.iat or 0.0)
             if known is not None and expected is not None and known[0] == expected:
                 return _verdict_from(lookup, known)  # steady state: no round trip
             generation = mirror.begin_read()

@@ -68,6 +68,9 @@ class RevocationQuery:
     iat: int | None
     has_sid: bool
     keys: tuple[str, ...]  # the MGET keys: the epoch marker, then one per pair
+    # The key of the token's own jti (never a legacy token's: its jti and iat are the old
+    # system's), born with the token at ``iat``: no revocation of it can predate that.
+    born_key: str | None = None
 
     @classmethod
     def of(cls, *, jti: str | None, sid: str | None, user_id: int | None, iat: int | None,
@@ -90,7 +93,8 @@ class RevocationQuery:
             if legacy:
                 pairs.append(("legacyuser", str(user_id)))
         keys = (EPOCH_KEY, *(redis_key(kind, value) for kind, value in pairs))
-        return cls(tuple(pairs), iat, bool(sid) and not legacy, keys)
+        born = redis_key("jti", jti) if jti and iat is not None and not legacy else None
+        return cls(tuple(pairs), iat, bool(sid) and not legacy, keys, born)
 
 
 def epoch_of(raw: Any) -> bytes | None:

@@ -12,9 +12,11 @@ jti, and the first request of a new token on this worker needs no round trip
 ``margin`` (60 s) covers clock differences between the instance that issued
 the token and this one; revoke-all cutoffs already compare ``iat`` with a
 moment on the cluster's clocks, so this asks nothing new of them. The record
-restarts (the moment moves to now, the keys heard are forgotten) whenever it
-may have a gap: tracking set up again, a flush, the mirror unproven, or more
-than ``max_keys`` keys heard.
+restarts (the moment moves to now, the keys heard are forgotten) when tracking
+is set up again, after a flush, and past ``max_keys`` keys heard; it stops
+with tracking. A spell without proof (no PING answered lately) needs no
+restart: the mirror answers nothing meanwhile, and the reply that proves it
+again comes after every invalidation sent before it, on the same connection.
 """
 
 from __future__ import annotations

@@ -211,7 +211,8 @@ class RevocationMirror:
         if self._values:
             self._values.clear()
             self.generation += 1
-        self.written.restart()
+        # The written record goes on: the PONG that proves the mirror again arrives
+        # after every invalidation sent before its PING, on the same connection.
         return False
 
     # --- the two calls the revocation check makes

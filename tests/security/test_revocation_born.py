@@ -93,3 +93,20 @@ def test_no_answer_once_tracking_is_off(rig) -> None:  # type: ignore[no-untyped
     before = _calls(stats)
     assert auth.me(other).status_code == 200
     assert _delta(stats, before).get("cmdstat_mget") == 1
+
+
+def test_a_revocation_made_while_the_mirror_sat_idle_is_heard(make_app, rig) -> None:  # type: ignore[no-untyped-def]
+    """Idle past two health-check intervals, the mirror answers nothing until a PING is
+    answered; the written record goes on meanwhile, and holds what was written then."""
+    app, auth, _, mirror, _ = rig
+    other = make_app(REDIS_URL=app.config["REDIS_URL"], COOKIE_SECURE=False, keys=False)
+    fresh = auth.refresh().get_json()["access_token"]
+    witness = auth.refresh().get_json()["access_token"]
+    assert auth.me(witness).status_code == 200
+    time.sleep(2.5)  # no check here: unproven
+    _revoke(other, fresh)
+    assert auth.me(witness).status_code == 200  # sends the PING
+    time.sleep(0.2)
+    assert auth.me(witness).status_code == 200  # the PONG drained: proven again
+    assert mirror.live and mirror.written.since < time.time() - 2
+    assert auth.me(fresh).status_code == 401

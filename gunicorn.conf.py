@@ -33,6 +33,7 @@ def _tessera_package():  # type: ignore[no-untyped-def]
 _package = _tessera_package()
 logging_config = importlib.import_module(_package.__name__ + ".logs").logging_config
 FreezeSchedule = importlib.import_module(_package.__name__ + ".gc_schedule").FreezeSchedule
+sqlite_checkpoints = importlib.import_module(_package.__name__ + ".sqlite_checkpoints")
 
 bind = os.environ.get("TESSERA_BIND", "127.0.0.1:8000")
 # Embedded default: one worker with threads (SQLite, in-memory limits). Production
@@ -94,6 +95,9 @@ def on_starting(server):  # type: ignore[no-untyped-def]
 
 
 def post_worker_init(worker):  # type: ignore[no-untyped-def]
+    # On SQLite, WAL checkpoints on a thread of their own rather than inside the
+    # commit that crosses the threshold (app/sqlite_checkpoints.py).
+    sqlite_checkpoints.start_for(worker.wsgi)
     # The app is loaded: its ~136,000 long-lived objects (modules, SQLAlchemy's and
     # Flask's tables) go to the permanent generation, out of every later full
     # collection's walk. A full collection is a pause of the request in flight;

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ import pytest
 
 from tests.conftest import TEST_KEK
 from tests.support.http import call
-from tests.support.servers import ROOT, AppServer, free_port
+from tests.support.servers import ROOT, AppServer, free_port, wait_until
 from tests.support.tokens import PASSWORD, make_user
 
 _PRODUCTION_DB = "postgresql://tessera@127.0.0.1:1/tessera"  # never reached: refused first
@@ -135,3 +137,31 @@ def test_a_bad_freeze_schedule_setting_refuses_to_start(tmp_path) -> None:  # ty
     said = str(refused.value)
     assert "TESSERA_GC_FREEZE_EVERY: expected a whole number >= 0, got 'often'" in said
     assert "Traceback" not in said
+
+
+def test_a_worker_on_sqlite_checkpoints_the_log_off_the_request_path(  # type: ignore[no-untyped-def]
+        app, database_url, tmp_path) -> None:
+    """A login writes a few pages to the log, far below the threshold at which a commit
+    would copy them into the database file; the worker's checkpoint thread does."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("SQLite's write-ahead log")
+    make_user(app, "alice")
+    server = AppServer({"TESSERA_DATABASE_URL": database_url,
+                        "TESSERA_KEY_ENCRYPTION_KEY": TEST_KEK,
+                        "TESSERA_ISSUER": "http://localhost", "TESSERA_COOKIE_SECURE": "false",
+                        "TESSERA_INSTANCE_PATH": str(tmp_path / "srv")}, workers=1).start()
+    database = Path(database_url.removeprefix("sqlite:///"))
+
+    def sessions_in_the_file() -> int:
+        copy = tmp_path / "copy.db"  # the database file alone: what checkpoints copied
+        shutil.copyfile(database, copy)
+        with sqlite3.connect(copy) as connection:
+            return int(connection.execute("SELECT count(*) FROM auth_sessions").fetchone()[0])
+
+    try:
+        assert sessions_in_the_file() == 0
+        assert call("POST", server.url + "/auth/login",
+                    json_body={"username": "alice", "password": PASSWORD}).status == 200
+        wait_until(lambda: sessions_in_the_file() == 1, timeout=10)
+    finally:
+        server.stop()

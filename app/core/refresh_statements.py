@@ -14,20 +14,23 @@ FIND = (select(RefreshToken, AuthSession, User)
         .outerjoin(AuthSession, AuthSession.id == RefreshToken.session_id)
         .outerjoin(User, User.id == AuthSession.user_id)
         .where(RefreshToken.token_hash == bindparam("token_hash")))
-_MINE = RefreshToken.id == bindparam("rid")
-CONSUME = (update(RefreshToken)
-           .where(RefreshToken.session_id == bindparam("sid"),
-                  or_(and_(_MINE, RefreshToken.consumed_at.is_(None)),
-                      and_(RefreshToken.id != bindparam("rid"),
-                           RefreshToken.successor_sealed.is_not(None))))
+# Core statements on the tables, not through the ORM: an ORM-enabled UPDATE goes through
+# the bulk-persistence path, which rebuilds the statement (and its cache key) on every
+# execution; that cost more than the UPDATE itself.
+_tokens = RefreshToken.__table__
+_MINE = _tokens.c.id == bindparam("rid")
+CONSUME = (update(_tokens)
+           .where(_tokens.c.session_id == bindparam("sid"),
+                  or_(and_(_MINE, _tokens.c.consumed_at.is_(None)),
+                      and_(_tokens.c.id != bindparam("rid"),
+                           _tokens.c.successor_sealed.is_not(None))))
            .values(consumed_at=case((_MINE, bindparam("now", type_=UTCDateTime())),
-                                    else_=RefreshToken.consumed_at),
+                                    else_=_tokens.c.consumed_at),
                    successor_sealed=case((_MINE, bindparam("sealed", type_=LargeBinary())),
                                          else_=None))
-           .returning(RefreshToken.id))
+           .returning(_tokens.c.id))
 # The successor and the session's last use as Core statements, not through the unit of
 # work: the ORM flush of two objects cost more than the rest of the rotation's SQL.
-_tokens = RefreshToken.__table__
 ADD_SUCCESSOR = insert(_tokens).values(
     session_id=bindparam("sid"), token_hash=bindparam("token_hash"),
     created_at=bindparam("now", type_=UTCDateTime()))

@@ -217,8 +217,8 @@ def _consume(
     # One statement consumes the token (if nobody did: the database decides a race) and
     # clears the sealed successor of the session's older tokens, which the grace path
     # no longer serves (it serves only the immediately previous token).
-    updated = db.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now, "sealed": sealed},
-                         execution_options={"synchronize_session": False}).scalars().all()
+    updated = db.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now,
+                                   "sealed": sealed}).scalars().all()
     if row.id not in updated:
         return None
     params = {"sid": sess.id, "now": now, "token_hash": sha256_hex(token)}

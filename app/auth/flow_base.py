@@ -62,12 +62,12 @@ def record(event: str, **fields: Any) -> None:
     db.session.commit()
 
 
-def pending(event: str, *, at_once: bool = False, **fields: Any) -> None:
+def pending(event: str, **fields: Any) -> None:
     """Audit ``event`` in the flow's transaction; the flow's last step commits it.
 
-    ``at_once``: write the row now (a Core INSERT, no ORM flush later), for a flow
-    that already holds the write lock (see ``audit``)."""
-    audit(event, commit=False, at_once=at_once, **fields)
+    The row waits for that commit (``audit(defer=True)``): written with the flow's last
+    audit row in one INSERT, no ORM flush, no statement of its own."""
+    audit(event, commit=False, defer=True, **fields)
 
 
 class _ClientInfo(TypedDict):

@@ -135,8 +135,7 @@ def rotate_refresh(presented: str) -> StartedSession:
         record("REFRESH_FAILED", session_id=exc.session_id, result="failure", reason=exc.reason)
         raise Unauthorized(SESSION_ENDED) from None
     pending("TOKEN_REFRESHED", user_id=result.user.id, session_id=result.session.id,
-            reason=None if result.rotated else "reuse_grace",
-            at_once=True)  # the UPDATE holds the write lock; issue_tokens commits
+            reason=None if result.rotated else "reuse_grace")  # issue_tokens commits it
     return StartedSession(result.user, result.session, result.refresh_token,
                           result.session.expires_at, renewed=True, access=access)
 

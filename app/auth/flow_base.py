@@ -18,6 +18,7 @@ from .. import state
 from ..accounts import BAD_CODE, WRONG_PASSWORD, kek
 from ..audit import audit
 from ..core import sessions as session_service
+from ..core.refresh_statements import SessionRow, UserRow
 from ..extensions import db
 from ..models import AuthSession, User
 from ..security.issuing import session_limits
@@ -40,10 +41,11 @@ SESSION_ENDED = "This session has ended; please log in again."
 
 @dataclass(frozen=True)
 class StartedSession:
-    """A session just created or refreshed, with its new (raw) refresh token."""
+    """A session just created or refreshed, with its new (raw) refresh token: the ORM
+    objects of a new session, a refresh's plain rows (read without the ORM)."""
 
-    user: User
-    session: AuthSession
+    user: User | UserRow
+    session: AuthSession | SessionRow
     refresh_token: str
     # Read while the row is loaded: after the commit it would cost a query.
     expires_at: datetime

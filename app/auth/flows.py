@@ -95,7 +95,7 @@ def issue_tokens(started: StartedSession, *,
 
 
 def _confirm_new_session(started: StartedSession) -> None:
-    assert started.checked_at is not None
+    assert started.checked_at is not None and isinstance(started.session, AuthSession)
     try:
         session_service.confirm_new_session(db.session(), started.session,
                                             checked_at=started.checked_at,

@@ -13,18 +13,28 @@ token is stored. Any other reuse of a consumed token revokes the session.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
 from ..models import AuthSession, RefreshToken, Revocation, User
 from .crypto import SealError, seal, sha256_hex, unseal
-from .refresh_statements import ADD_SUCCESSOR, CONSUME, FIND, TOUCH
+from .refresh_statements import (
+    ADD_SUCCESSOR,
+    CONSUME,
+    FIND,
+    TOKEN_BY_ID,
+    TOUCH,
+    SessionRow,
+    TokenRow,
+    UserRow,
+    found_rows,
+    token_row,
+)
 
 __all__ = [
     "LoginOvertaken",
@@ -68,8 +78,8 @@ class SessionLimits:
 
 @dataclass(frozen=True)
 class RefreshResult:
-    session: AuthSession
-    user: User
+    session: SessionRow
+    user: UserRow
     refresh_token: str  # the session's current token (new, or the winner's during grace)
     rotated: bool  # False when the grace path handed back the current token
 
@@ -156,11 +166,11 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
 
 @dataclass(frozen=True)
 class PresentedToken:
-    """A presented refresh token's row with its session and user (one query)."""
+    """A presented refresh token's row with its session and user (one query, plain rows)."""
 
-    row: RefreshToken
-    session: AuthSession
-    user: User
+    row: TokenRow
+    session: SessionRow
+    user: UserRow
 
 
 def find_refresh_token(db: Session, presented: str, now: datetime,
@@ -172,7 +182,7 @@ def find_refresh_token(db: Session, presented: str, now: datetime,
     found = db.execute(FIND, {"token_hash": sha256_hex(presented)}).first()
     if found is None:
         raise RefreshFailed("unknown_token")
-    row, sess, user = found
+    row, sess, user = found_rows(found)
     if sess is None or sess.revoked_at is not None:
         raise RefreshFailed("session_revoked", row.session_id)
     if now >= sess.expires_at:
@@ -194,7 +204,7 @@ def rotate_found(db: Session, found: PresentedToken, presented: str, now: dateti
         if result is not None:
             return result
         db.rollback()  # lost the race: read the winner's work
-        row = db.scalars(select(RefreshToken).where(RefreshToken.id == row.id)).one()
+        row = token_row(db.execute(TOKEN_BY_ID, {"rid": row.id}).one())
     return _grace_or_reuse(db, row, sess, user, presented, now, limits)
 
 
@@ -210,7 +220,7 @@ def rotate_refresh_token(
 
 
 def _consume(
-    db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime
+    db: Session, row: TokenRow, sess: SessionRow, user: UserRow, presented: str, now: datetime
 ) -> RefreshResult | None:
     token = secrets.token_urlsafe(32)  # 256 bits, as _mint
     sealed = seal(_successor_key(presented), token.encode(), _SUCCESSOR)
@@ -224,12 +234,11 @@ def _consume(
     params = {"sid": sess.id, "now": now, "token_hash": sha256_hex(token)}
     db.execute(ADD_SUCCESSOR, params)
     db.execute(TOUCH, params)
-    set_committed_value(sess, "last_used_at", now)  # written above: nothing left to flush
-    return RefreshResult(sess, user, token, rotated=True)
+    return RefreshResult(replace(sess, last_used_at=now), user, token, rotated=True)
 
 
 def _grace_or_reuse(
-    db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime,
+    db: Session, row: TokenRow, sess: SessionRow, user: UserRow, presented: str, now: datetime,
     limits: SessionLimits,
 ) -> RefreshResult:
     assert row.consumed_at is not None

@@ -90,7 +90,7 @@ def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None
     now = state.now()
     sess, refresh_token = session_service.new_session(
         db.session(), user, now=now, limits=session_limits(), client_id=client_id,
-        acr=acr, amr=amr, **_client(),
-    )
+        acr=acr, amr=amr, add=False, **_client(),
+    )  # written by issue_tokens' confirm_new_session, with two Core INSERTs
     return StartedSession(user, sess, refresh_token, sess.expires_at,
                           checked_at=checked_at or now, password_hash=password_hash)

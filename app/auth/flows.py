@@ -99,7 +99,8 @@ def _confirm_new_session(started: StartedSession) -> None:
     try:
         session_service.confirm_new_session(db.session(), started.session,
                                             checked_at=started.checked_at,
-                                            password_hash=started.password_hash)
+                                            password_hash=started.password_hash,
+                                            refresh_token=started.refresh_token)
     except session_service.LoginOvertaken:
         db.session.rollback()  # no session, no refresh token, no success audit
         record("LOGIN_FAILURE", user_id=started.user.id, result="failure",

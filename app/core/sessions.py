@@ -18,11 +18,12 @@ from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ..models import AuthSession, RefreshToken, Revocation, User
+from ..models import AuthSession, RefreshToken, User
 from .crypto import SealError, seal, sha256_hex, unseal
+from .login_statements import INSERT_SESSION, OVERTAKEN_CHECK, session_values
 from .refresh_statements import (
     ADD_SUCCESSOR,
     CONSUME,
@@ -90,11 +91,6 @@ def _successor_key(consumed_token: str) -> bytes:
     return hkdf.derive(consumed_token.encode())
 
 
-def _mint(session_id: str, now: datetime) -> tuple[str, RefreshToken]:
-    token = secrets.token_urlsafe(32)  # 256 bits
-    return token, RefreshToken(session_id=session_id, token_hash=sha256_hex(token), created_at=now)
-
-
 def new_session(
     db: Session,
     user: User,
@@ -107,9 +103,14 @@ def new_session(
     acr: str = "aal1",
     amr: list[str] | None = None,
     auth_time: datetime | None = None,
+    add: bool = True,
 ) -> tuple[AuthSession, str]:
     """Create a session and its first refresh token, added but not flushed: the caller's
-    commit writes them with its audit rows, in one transaction; return both."""
+    commit writes them with its audit rows, in one transaction; return both.
+
+    ``add=False``: nothing is added; ``confirm_new_session`` (given the token) writes
+    the session and the token with two Core INSERTs (a login's path: no unit of work).
+    """
     sess = AuthSession(
         id=secrets.token_urlsafe(16),
         user_id=user.id,
@@ -123,8 +124,10 @@ def new_session(
         amr=amr or ["pwd"],
         auth_time=auth_time or now,
     )
-    token, row = _mint(sess.id, now)  # the id is ours, not the database's: no flush first
-    db.add_all((sess, row))  # the unit of work inserts the session first (FK)
+    token = secrets.token_urlsafe(32)  # 256 bits
+    if add:  # the id is ours, not the database's: no flush first
+        db.add_all((sess, RefreshToken(session_id=sess.id, token_hash=sha256_hex(token),
+                                       created_at=now)))  # the session first (FK)
     return sess, token
 
 
@@ -134,11 +137,13 @@ class LoginOvertaken(Exception):
 
 
 def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
-                        password_hash: str | None = None) -> None:
+                        password_hash: str | None = None,
+                        refresh_token: str | None = None) -> None:
     """The last step of a login, after the credential check (SPEC §6: a user revocation
     refuses every session from before it, a login in flight included).
 
-    Writes the new session, then re-reads the user under a shared row lock
+    Writes the new session (``refresh_token``: a session made with ``add=False``, written
+    here with that first token), then re-reads the user under a shared row lock
     (PostgreSQL ``FOR SHARE``; on SQLite the INSERT already holds the database's
     write lock). ``revocations.revoke_user`` locks the same row before it lists the
     sessions to end, so either it sees this session and ends it, or this sees its
@@ -149,14 +154,12 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
     nothing slow happens under the lock. One query reads the user and the cutoff.
     """
     db.flush()
+    if refresh_token is not None:
+        db.execute(INSERT_SESSION, session_values(sess))
+        db.execute(ADD_SUCCESSOR, {"sid": sess.id, "now": sess.created_at,
+                                   "token_hash": sha256_hex(refresh_token)})
     user_id = sess.user_id
-    row = db.execute(
-        select(User.disabled, User.password_hash, User.password_changed_at,
-               Revocation.not_before)
-        .outerjoin(Revocation, and_(Revocation.kind == "user",
-                                    Revocation.value == str(user_id)))
-        .where(User.id == user_id)
-        .with_for_update(read=True, of=User)).one()
+    row = db.execute(OVERTAKEN_CHECK, {"uid": user_id, "uid_text": str(user_id)}).one()
     if (row.disabled
             or (password_hash is not None and row.password_hash != password_hash)
             or row.password_changed_at > checked_at
@@ -222,7 +225,7 @@ def rotate_refresh_token(
 def _consume(
     db: Session, row: TokenRow, sess: SessionRow, user: UserRow, presented: str, now: datetime
 ) -> RefreshResult | None:
-    token = secrets.token_urlsafe(32)  # 256 bits, as _mint
+    token = secrets.token_urlsafe(32)  # 256 bits, as new_session's
     sealed = seal(_successor_key(presented), token.encode(), _SUCCESSOR)
     # One statement consumes the token (if nobody did: the database decides a race) and
     # clears the sealed successor of the session's older tokens, which the grace path

@@ -64,7 +64,8 @@ def audit(event: str, *, commit: bool = True, at_once: bool = False, defer: bool
     elif store and (commit or at_once):
         record(session, entry, now, store=False)
         session.flush()  # rows already pending go first (nothing to do when none are)
-        session.execute(_INSERT, [*session.info.pop(_DEFERRED, ()), row_of(entry, now)])
+        rows = [*session.info.pop(_DEFERRED, ()), row_of(entry, now)]
+        session.connection().execute(_INSERT, rows)  # Core: the ORM layer adds only cost
     else:
         record(session, entry, now, store=store)
     if commit and store:
@@ -75,7 +76,7 @@ def _write_deferred(session: Session) -> None:
     """Before a commit: the transaction's deferred rows, in one INSERT."""
     rows = session.info.pop(_DEFERRED, None)
     if rows:
-        session.execute(_INSERT, rows)
+        session.connection().execute(_INSERT, rows)
 
 
 def _drop_deferred(session: Session, previous: SessionTransaction) -> None:

@@ -154,12 +154,13 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
     nothing slow happens under the lock. One query reads the user and the cutoff.
     """
     db.flush()
+    conn = db.connection()
     if refresh_token is not None:
-        db.execute(INSERT_SESSION, session_values(sess))
-        db.execute(ADD_SUCCESSOR, {"sid": sess.id, "now": sess.created_at,
-                                   "token_hash": sha256_hex(refresh_token)})
+        conn.execute(INSERT_SESSION, session_values(sess))
+        conn.execute(ADD_SUCCESSOR, {"sid": sess.id, "now": sess.created_at,
+                                     "token_hash": sha256_hex(refresh_token)})
     user_id = sess.user_id
-    row = db.execute(OVERTAKEN_CHECK, {"uid": user_id, "uid_text": str(user_id)}).one()
+    row = conn.execute(OVERTAKEN_CHECK, {"uid": user_id, "uid_text": str(user_id)}).one()
     if (row.disabled
             or (password_hash is not None and row.password_hash != password_hash)
             or row.password_changed_at > checked_at
@@ -182,7 +183,9 @@ def find_refresh_token(db: Session, presented: str, now: datetime,
 
     Reads only: the caller may do work that must not hold the write lock (signing the
     access token, whose key check may repair Redis) before ``rotate_found`` writes."""
-    found = db.execute(FIND, {"token_hash": sha256_hex(presented)}).first()
+    # Core statements on the session's connection: Session.execute's ORM layer adds
+    # nothing to them (no entities, nothing to flush) but its cost.
+    found = db.connection().execute(FIND, {"token_hash": sha256_hex(presented)}).first()
     if found is None:
         raise RefreshFailed("unknown_token")
     row, sess, user = found_rows(found)
@@ -207,7 +210,7 @@ def rotate_found(db: Session, found: PresentedToken, presented: str, now: dateti
         if result is not None:
             return result
         db.rollback()  # lost the race: read the winner's work
-        row = token_row(db.execute(TOKEN_BY_ID, {"rid": row.id}).one())
+        row = token_row(db.connection().execute(TOKEN_BY_ID, {"rid": row.id}).one())
     return _grace_or_reuse(db, row, sess, user, presented, now, limits)
 
 
@@ -230,13 +233,14 @@ def _consume(
     # One statement consumes the token (if nobody did: the database decides a race) and
     # clears the sealed successor of the session's older tokens, which the grace path
     # no longer serves (it serves only the immediately previous token).
-    updated = db.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now,
-                                   "sealed": sealed}).scalars().all()
+    conn = db.connection()
+    updated = conn.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now,
+                                     "sealed": sealed}).scalars().all()
     if row.id not in updated:
         return None
     params = {"sid": sess.id, "now": now, "token_hash": sha256_hex(token)}
-    db.execute(ADD_SUCCESSOR, params)
-    db.execute(TOUCH, params)
+    conn.execute(ADD_SUCCESSOR, params)
+    conn.execute(TOUCH, params)
     return RefreshResult(replace(sess, last_used_at=now), user, token, rotated=True)
 
 

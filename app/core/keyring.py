@@ -26,8 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePrivateKey
-from joserfc.errors import SecurityWarning
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwa import ESAlgorithm
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
@@ -119,22 +118,21 @@ class SigningMaterial:
     kid: str
     alg: str
     key: Any  # private joserfc key, or the OctKey of the first legacy secret
-    # ES256 only: cryptography's private key, taken out of joserfc's once per load, for
-    # the direct signing path of ``tokens.sign_token`` (None for every other algorithm).
-    ec_private: Any = field(init=False, repr=False, compare=False)
+    # ES256: joserfc's key checks for signing (a private P-256 key) passed once, at load,
+    # so ``tokens.sign_token`` need not repeat them per token (False: not checked).
+    checked: bool = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "ec_private", _p256_private(self) if self.alg == "ES256"
-                           else None)
+        object.__setattr__(self, "checked", self.alg == "ES256" and _signs_es256(self.key))
 
 
-def _p256_private(signer: SigningMaterial) -> EllipticCurvePrivateKey | None:
-    """The P-256 private key inside ``signer``'s joserfc key; None for anything else (a
-    public key, another curve), which then goes through joserfc and fails there as before."""
-    if not isinstance(signer.key, ECKey) or not signer.key.is_private:
-        return None
-    op_key = signer.key.get_op_key("sign")
-    return op_key if isinstance(op_key.curve, SECP256R1) else None
+def _signs_es256(key: Any) -> bool:
+    """Whether joserfc's ES256 signer accepts ``key`` for signing (its own checks)."""
+    try:
+        _SIGNING["ES256"].get_alg("ES256").check_key(key)
+    except (JoseError, AttributeError):  # joserfc refuses it, or it is no joserfc key
+        return False
+    return isinstance(key, ECKey) and key.is_private
 
 
 @dataclass(frozen=True)

@@ -12,16 +12,13 @@ Time on the verification path is one type: float seconds since the epoch.
 
 from __future__ import annotations
 
-import base64
 import functools
 import json
 import secrets
 from typing import Any, Protocol, TypeVar
 
-from cryptography.hazmat.primitives.asymmetric.ec import ECDSA
-from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-from cryptography.hazmat.primitives.hashes import SHA256
 from joserfc import jws
+from joserfc.util import json_b64encode, urlsafe_b64encode
 from tessera_verifier import (
     ACCESS_PROFILE,
     TokenPolicy,
@@ -30,7 +27,6 @@ from tessera_verifier import (
     VerifiedToken,
     verify_compact,
 )
-from tessera_verifier.keys import P256_ORDER
 
 from .keyring import KeyringSnapshot, SigningMaterial, signing_registry
 from .token_cache import VerifiedTokenCache
@@ -68,43 +64,29 @@ def sign_token(
     """Sign ``claims`` as a JWS compact token with the signer's one algorithm (ES256: the
     low-S signature, the only one verification accepts).
 
-    ES256 is signed here with cryptography directly; RS256 and HS256 through joserfc.
-    joserfc's ES256 path re-checked the header, the key and its curve, and looked the
-    key's operation up, on every token: more than the signature itself. The direct path
-    makes the same bytes (header and payload segments as joserfc's ``json_b64encode``,
-    the raw r || s signature with the low S; tests/core/test_fast_signing.py holds it to
-    joserfc and PyJWT).
+    Every part is joserfc's. For a key checked at load (``SigningMaterial.checked``:
+    ES256, the access tokens' key) the token is assembled from joserfc's pieces: its
+    header encoding (made once per kid), its base64url and its ES256 signer;
+    ``serialize_compact`` re-checked the header and the key on every token, which cost
+    more than the signature. tests/core/test_fast_signing.py holds the two paths to the
+    same bytes, and the tokens to joserfc, PyJWT and the strict verifier.
     """
     payload = json.dumps(claims, separators=(",", ":")).encode()
-    if signer.ec_private is not None:
-        return _sign_es256(signer, payload, typ)
+    if signer.checked:
+        signing_input = (_header_segment(signer.alg, signer.kid, typ) + b"."
+                         + urlsafe_b64encode(payload))
+        algorithm = signing_registry(signer.alg).get_alg(signer.alg)
+        signature = urlsafe_b64encode(algorithm.sign(signing_input, signer.key))
+        return (signing_input + b"." + signature).decode("ascii")
     header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
     return jws.serialize_compact(header, payload, signer.key,
                                  registry=signing_registry(signer.alg))
 
 
-_ECDSA_SHA256 = ECDSA(SHA256())
-
-
 @functools.lru_cache(maxsize=64)
 def _header_segment(alg: str, kid: str, typ: str) -> bytes:
-    """The protected header's segment, as joserfc encodes it (ASCII JSON, no spaces)."""
-    text = json.dumps({"alg": alg, "kid": kid, "typ": typ}, ensure_ascii=True,
-                      separators=(",", ":"))
-    return _b64(text.encode("ascii"))
-
-
-def _b64(data: bytes) -> bytes:
-    return base64.urlsafe_b64encode(data).rstrip(b"=")
-
-
-def _sign_es256(signer: SigningMaterial, payload: bytes, typ: str) -> str:
-    signing_input = _header_segment(signer.alg, signer.kid, typ) + b"." + _b64(payload)
-    r, s = decode_dss_signature(signer.ec_private.sign(signing_input, _ECDSA_SHA256))
-    if s > P256_ORDER // 2:  # the low S: one text per signature (keyring._LowSES256)
-        s = P256_ORDER - s
-    signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-    return (signing_input + b"." + _b64(signature)).decode("ascii")
+    """The protected header's segment, encoded by joserfc (as ``serialize_compact`` does)."""
+    return json_b64encode({"alg": alg, "kid": kid, "typ": typ})
 
 
 def verify_token(

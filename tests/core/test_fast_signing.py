@@ -1,10 +1,12 @@
-"""The direct ES256 signing path of ``sign_token`` held against joserfc and PyJWT.
+"""The assembled ES256 path of ``sign_token`` held against joserfc's ``serialize_compact``
+and PyJWT.
 
-``sign_token`` signs ES256 with cryptography itself (joserfc's per-token checks
-cost more than the signature; NOTES-speed-writes.md). These pin that it makes
-what joserfc makes: the same header and payload bytes, a low-S raw signature
-that joserfc, PyJWT and Tessera's own verifier accept, and that RS256, HS256 and
-keys the fast path cannot use still go through joserfc.
+``sign_token`` assembles ES256 tokens from joserfc's pieces, the key checked once
+at load (``serialize_compact``'s per-token checks cost more than the signature;
+NOTES-speed-writes.md). These pin that it makes what ``serialize_compact`` makes:
+the same header and payload bytes, a low-S raw signature that joserfc, PyJWT and
+Tessera's own verifier accept; and that RS256, HS256 and keys that fail the check
+still go through ``serialize_compact``.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ def _joserfc_text(signer: SigningMaterial, body: dict[str, object], typ: str) ->
 def test_es256_tokens_have_joserfcs_header_and_payload_bytes(typ: str) -> None:
     snapshot = snapshot_of([key_row("k-fast")])
     signer = snapshot.signer
-    assert signer is not None and signer.ec_private is not None
+    assert signer is not None and signer.checked
     body = claims(roles=["admin", "ünïcode"])  # non-ASCII: both escape it the same way
     fast, reference = sign_token(signer, body, typ), _joserfc_text(signer, body, typ)
     assert fast.split(".")[:2] == reference.split(".")[:2]
@@ -51,7 +53,7 @@ def test_es256_tokens_verify_with_joserfc_pyjwt_and_tessera() -> None:
     snapshot = snapshot_of([key_row("k-fast")])
     signer, public = snapshot.signer, snapshot.keys["k-fast"]
     assert signer is not None
-    pem = signer.ec_private.public_key()
+    pem = signer.key.get_op_key("sign").public_key()
     for n in range(1, 41):  # about half of raw ECDSA signatures come out with the high S
         body = claims(user_id=n)
         token = sign_token(signer, body)
@@ -74,15 +76,17 @@ def test_other_algorithms_still_sign_through_joserfc(alg: str) -> None:
     signer = (SigningMaterial("k-rsa", alg, key) if key is not None
               else snapshot_of([], legacy=("a-legacy-secret-0123456789abcdef",),
                                phase="legacy").legacy_signer)
-    assert signer is not None and signer.ec_private is None
+    assert signer is not None and not signer.checked
     body = claims()
     assert sign_token(signer, body).split(".")[:2] == _joserfc_text(signer, body,
                                                                    "at+jwt").split(".")[:2]
 
 
-def test_a_key_the_fast_path_cannot_use_goes_to_joserfc_and_fails_there() -> None:
-    public = ECKey.import_key(generate_key("ES256").as_dict(private=False))
-    signer = SigningMaterial("k-public", "ES256", public)
-    assert signer.ec_private is None
+@pytest.mark.parametrize("which", ["public", "p384"])
+def test_a_key_that_fails_the_check_goes_to_joserfc_and_fails_there(which: str) -> None:
+    key = (ECKey.import_key(generate_key("ES256").as_dict(private=False)) if which == "public"
+           else ECKey.generate_key("P-384"))
+    signer = SigningMaterial("k-odd", "ES256", key)
+    assert not signer.checked
     with pytest.raises(Exception):  # noqa: B017 - joserfc's own refusal, as before
         sign_token(signer, claims())

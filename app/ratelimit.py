@@ -244,9 +244,23 @@ def _give_back(response: Response) -> Response:
     if request.endpoint in current_app.extensions[_GIVES_BACK] and (
             status < 400 or status == 429):
         limiter: Limiter = current_app.extensions[_EXT]
-        for taken in limiter.current_limits:
-            _refund(taken)
+        taken = limiter.current_limits
+        counters = taken[0].limiter.storage if taken else None
+        if isinstance(counters, ratelimit_storage.DatabaseStorage):
+            _refund_together(counters, taken)
+        else:
+            for one in taken:
+                _refund(one)
     return response
+
+
+def _refund_together(counters: ratelimit_storage.DatabaseStorage,
+                     taken: list[RequestLimit]) -> None:
+    """The database's refunds in one transaction (a login takes two places)."""
+    try:
+        counters.refund([one.key for one in taken])
+    except counters.base_exceptions:
+        log.warning("rate limit refund failed; the attempt stays counted", exc_info=True)
 
 
 def _refund(taken: RequestLimit) -> None:
@@ -254,7 +268,7 @@ def _refund(taken: RequestLimit) -> None:
     try:
         if isinstance(counters, MemoryStorage):
             counters.decr(taken.key)  # never below zero nor into a new window
-        else:  # the database floors at zero; Redis INCRBY -1 may open the next window
+        else:  # Redis INCRBY -1 may open the next window
             # at -1 if this one ended since the hit (one extra attempt, rarely)
             counters.incr(taken.key, taken.limit.get_expiry(), amount=-1)
     except counters.base_exceptions:

@@ -18,6 +18,7 @@ from .. import state
 from ..accounts import BAD_CODE, WRONG_PASSWORD, kek
 from ..audit import audit
 from ..core import sessions as session_service
+from ..core.refresh_statements import SessionRow, UserRow
 from ..extensions import db
 from ..models import AuthSession, User
 from ..security.issuing import session_limits
@@ -40,10 +41,11 @@ SESSION_ENDED = "This session has ended; please log in again."
 
 @dataclass(frozen=True)
 class StartedSession:
-    """A session just created or refreshed, with its new (raw) refresh token."""
+    """A session just created or refreshed, with its new (raw) refresh token: the ORM
+    objects of a new session, a refresh's plain rows (read without the ORM)."""
 
-    user: User
-    session: AuthSession
+    user: User | UserRow
+    session: AuthSession | SessionRow
     refresh_token: str
     # Read while the row is loaded: after the commit it would cost a query.
     expires_at: datetime
@@ -62,12 +64,12 @@ def record(event: str, **fields: Any) -> None:
     db.session.commit()
 
 
-def pending(event: str, *, at_once: bool = False, **fields: Any) -> None:
+def pending(event: str, **fields: Any) -> None:
     """Audit ``event`` in the flow's transaction; the flow's last step commits it.
 
-    ``at_once``: write the row now (a Core INSERT, no ORM flush later), for a flow
-    that already holds the write lock (see ``audit``)."""
-    audit(event, commit=False, at_once=at_once, **fields)
+    The row waits for that commit (``audit(defer=True)``): written with the flow's last
+    audit row in one INSERT, no ORM flush, no statement of its own."""
+    audit(event, commit=False, defer=True, **fields)
 
 
 class _ClientInfo(TypedDict):
@@ -88,7 +90,7 @@ def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None
     now = state.now()
     sess, refresh_token = session_service.new_session(
         db.session(), user, now=now, limits=session_limits(), client_id=client_id,
-        acr=acr, amr=amr, **_client(),
-    )
+        acr=acr, amr=amr, add=False, **_client(),
+    )  # written by issue_tokens' confirm_new_session, with two Core INSERTs
     return StartedSession(user, sess, refresh_token, sess.expires_at,
                           checked_at=checked_at or now, password_hash=password_hash)

@@ -95,11 +95,12 @@ def issue_tokens(started: StartedSession, *,
 
 
 def _confirm_new_session(started: StartedSession) -> None:
-    assert started.checked_at is not None
+    assert started.checked_at is not None and isinstance(started.session, AuthSession)
     try:
         session_service.confirm_new_session(db.session(), started.session,
                                             checked_at=started.checked_at,
-                                            password_hash=started.password_hash)
+                                            password_hash=started.password_hash,
+                                            refresh_token=started.refresh_token)
     except session_service.LoginOvertaken:
         db.session.rollback()  # no session, no refresh token, no success audit
         record("LOGIN_FAILURE", user_id=started.user.id, result="failure",
@@ -135,8 +136,7 @@ def rotate_refresh(presented: str) -> StartedSession:
         record("REFRESH_FAILED", session_id=exc.session_id, result="failure", reason=exc.reason)
         raise Unauthorized(SESSION_ENDED) from None
     pending("TOKEN_REFRESHED", user_id=result.user.id, session_id=result.session.id,
-            reason=None if result.rotated else "reuse_grace",
-            at_once=True)  # the UPDATE holds the write lock; issue_tokens commits
+            reason=None if result.rotated else "reuse_grace")  # issue_tokens commits it
     return StartedSession(result.user, result.session, result.refresh_token,
                           result.session.expires_at, renewed=True, access=access)
 

@@ -65,10 +65,23 @@ def record(session: Session, entry: AuditRecord, now: datetime, *, store: bool =
         raise ValueError(f"audit details may not carry {min(leaked)}")
     fields = {k: v for k, v in entry.__dict__.items() if v is not None and k != "details"}
     payload = {"at": now.isoformat(), **fields, **({"details": details} if details else {})}
-    # The text for plain handlers; app.logs' JSON formatter prints the fields instead.
-    log.info("%s", json.dumps(payload, default=str, sort_keys=True), extra={"audit": payload})
+    # The text for plain handlers, made only if one asks: app.logs' JSON formatter prints
+    # the fields instead, and encoding the line for nobody cost a refresh two dumps.
+    log.info("%s", _AsJson(payload), extra={"audit": payload})
     if store:
         session.add(AuditEvent(**row_of(entry, now)))
+
+
+class _AsJson:
+    """The payload's JSON text, encoded when a handler formats the message (lazily)."""
+
+    __slots__ = ("payload",)
+
+    def __init__(self, payload: dict[str, Any]) -> None:
+        self.payload = payload
+
+    def __str__(self) -> str:
+        return json.dumps(self.payload, default=str, sort_keys=True)
 
 
 def row_of(entry: AuditRecord, now: datetime) -> dict[str, Any]:

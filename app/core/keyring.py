@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from joserfc.errors import SecurityWarning
+from joserfc.errors import JoseError, SecurityWarning
 from joserfc.jwa import ESAlgorithm
 from joserfc.jwk import ECKey, OctKey, RSAKey
 from joserfc.jws import JWSRegistry
@@ -118,6 +118,21 @@ class SigningMaterial:
     kid: str
     alg: str
     key: Any  # private joserfc key, or the OctKey of the first legacy secret
+    # ES256: joserfc's key checks for signing (a private P-256 key) passed once, at load,
+    # so ``tokens.sign_token`` need not repeat them per token (False: not checked).
+    checked: bool = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "checked", self.alg == "ES256" and _signs_es256(self.key))
+
+
+def _signs_es256(key: Any) -> bool:
+    """Whether joserfc's ES256 signer accepts ``key`` for signing (its own checks)."""
+    try:
+        _SIGNING["ES256"].get_alg("ES256").check_key(key)
+    except (JoseError, AttributeError):  # joserfc refuses it, or it is no joserfc key
+        return False
+    return isinstance(key, ECKey) and key.is_private
 
 
 @dataclass(frozen=True)

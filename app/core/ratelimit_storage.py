@@ -35,7 +35,7 @@ import hashlib
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -83,6 +83,9 @@ _live = (_table.c.key == bindparam("k")) & (_table.c.expires_at > _now)
 _refund = update(_table).where(_live).values(
     count=case((_count + bindparam("n") < 0, 0),
                else_=_count + bindparam("n"))).returning(_count)
+# A refund of several counters in one executemany (no RETURNING: nobody reads the counts).
+_refund_each = update(_table).where(_live).values(
+    count=case((_count + bindparam("n") < 0, 0), else_=_count + bindparam("n")))
 _get = select(_count).where(_live)
 _get_expiry = select(_table.c.expires_at).where(_live)
 _clear = delete(_table).where(_table.c.key == bindparam("k"))
@@ -134,6 +137,18 @@ class DatabaseStorage(Storage):
             self._purge(now)
         assert count is not None  # an upsert always returns its row
         return count
+
+    def refund(self, keys: Sequence[str]) -> None:
+        """Give one back to the live window of each of ``keys``, in one transaction (a
+        login's two counters cost one commit, not two); as ``incr(key, _, -1)`` each."""
+        if not keys:
+            return
+        now = self._at()
+        with self._engine.begin() as conn:
+            if self._postgres:  # a counter is not worth a WAL flush (see the module doc)
+                conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
+            conn.execute(_refund_each, [{"k": _stored(key), "n": -1, "now": now}
+                                        for key in keys])
 
     def _purge(self, now: datetime) -> None:
         try:

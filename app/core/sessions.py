@@ -13,18 +13,29 @@ token is stored. Any other reuse of a consumed token revokes the session.
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import and_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.attributes import set_committed_value
 
-from ..models import AuthSession, RefreshToken, Revocation, User
+from ..models import AuthSession, RefreshToken, User
 from .crypto import SealError, seal, sha256_hex, unseal
-from .refresh_statements import ADD_SUCCESSOR, CONSUME, FIND, TOUCH
+from .login_statements import INSERT_SESSION, OVERTAKEN_CHECK, session_values
+from .refresh_statements import (
+    ADD_SUCCESSOR,
+    CONSUME,
+    FIND,
+    TOKEN_BY_ID,
+    TOUCH,
+    SessionRow,
+    TokenRow,
+    UserRow,
+    found_rows,
+    token_row,
+)
 
 __all__ = [
     "LoginOvertaken",
@@ -68,8 +79,8 @@ class SessionLimits:
 
 @dataclass(frozen=True)
 class RefreshResult:
-    session: AuthSession
-    user: User
+    session: SessionRow
+    user: UserRow
     refresh_token: str  # the session's current token (new, or the winner's during grace)
     rotated: bool  # False when the grace path handed back the current token
 
@@ -78,11 +89,6 @@ def _successor_key(consumed_token: str) -> bytes:
     """A key only a holder of the consumed token can derive."""
     hkdf = HKDF(algorithm=SHA256(), length=32, salt=None, info=b"tessera refresh successor")
     return hkdf.derive(consumed_token.encode())
-
-
-def _mint(session_id: str, now: datetime) -> tuple[str, RefreshToken]:
-    token = secrets.token_urlsafe(32)  # 256 bits
-    return token, RefreshToken(session_id=session_id, token_hash=sha256_hex(token), created_at=now)
 
 
 def new_session(
@@ -97,9 +103,14 @@ def new_session(
     acr: str = "aal1",
     amr: list[str] | None = None,
     auth_time: datetime | None = None,
+    add: bool = True,
 ) -> tuple[AuthSession, str]:
     """Create a session and its first refresh token, added but not flushed: the caller's
-    commit writes them with its audit rows, in one transaction; return both."""
+    commit writes them with its audit rows, in one transaction; return both.
+
+    ``add=False``: nothing is added; ``confirm_new_session`` (given the token) writes
+    the session and the token with two Core INSERTs (a login's path: no unit of work).
+    """
     sess = AuthSession(
         id=secrets.token_urlsafe(16),
         user_id=user.id,
@@ -113,8 +124,10 @@ def new_session(
         amr=amr or ["pwd"],
         auth_time=auth_time or now,
     )
-    token, row = _mint(sess.id, now)  # the id is ours, not the database's: no flush first
-    db.add_all((sess, row))  # the unit of work inserts the session first (FK)
+    token = secrets.token_urlsafe(32)  # 256 bits
+    if add:  # the id is ours, not the database's: no flush first
+        db.add_all((sess, RefreshToken(session_id=sess.id, token_hash=sha256_hex(token),
+                                       created_at=now)))  # the session first (FK)
     return sess, token
 
 
@@ -124,11 +137,13 @@ class LoginOvertaken(Exception):
 
 
 def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
-                        password_hash: str | None = None) -> None:
+                        password_hash: str | None = None,
+                        refresh_token: str | None = None) -> None:
     """The last step of a login, after the credential check (SPEC §6: a user revocation
     refuses every session from before it, a login in flight included).
 
-    Writes the new session, then re-reads the user under a shared row lock
+    Writes the new session (``refresh_token``: a session made with ``add=False``, written
+    here with that first token), then re-reads the user under a shared row lock
     (PostgreSQL ``FOR SHARE``; on SQLite the INSERT already holds the database's
     write lock). ``revocations.revoke_user`` locks the same row before it lists the
     sessions to end, so either it sees this session and ends it, or this sees its
@@ -139,14 +154,13 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
     nothing slow happens under the lock. One query reads the user and the cutoff.
     """
     db.flush()
+    conn = db.connection()
+    if refresh_token is not None:
+        conn.execute(INSERT_SESSION, session_values(sess))
+        conn.execute(ADD_SUCCESSOR, {"sid": sess.id, "now": sess.created_at,
+                                     "token_hash": sha256_hex(refresh_token)})
     user_id = sess.user_id
-    row = db.execute(
-        select(User.disabled, User.password_hash, User.password_changed_at,
-               Revocation.not_before)
-        .outerjoin(Revocation, and_(Revocation.kind == "user",
-                                    Revocation.value == str(user_id)))
-        .where(User.id == user_id)
-        .with_for_update(read=True, of=User)).one()
+    row = conn.execute(OVERTAKEN_CHECK, {"uid": user_id, "uid_text": str(user_id)}).one()
     if (row.disabled
             or (password_hash is not None and row.password_hash != password_hash)
             or row.password_changed_at > checked_at
@@ -156,11 +170,11 @@ def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
 
 @dataclass(frozen=True)
 class PresentedToken:
-    """A presented refresh token's row with its session and user (one query)."""
+    """A presented refresh token's row with its session and user (one query, plain rows)."""
 
-    row: RefreshToken
-    session: AuthSession
-    user: User
+    row: TokenRow
+    session: SessionRow
+    user: UserRow
 
 
 def find_refresh_token(db: Session, presented: str, now: datetime,
@@ -169,10 +183,12 @@ def find_refresh_token(db: Session, presented: str, now: datetime,
 
     Reads only: the caller may do work that must not hold the write lock (signing the
     access token, whose key check may repair Redis) before ``rotate_found`` writes."""
-    found = db.execute(FIND, {"token_hash": sha256_hex(presented)}).first()
+    # Core statements on the session's connection: Session.execute's ORM layer adds
+    # nothing to them (no entities, nothing to flush) but its cost.
+    found = db.connection().execute(FIND, {"token_hash": sha256_hex(presented)}).first()
     if found is None:
         raise RefreshFailed("unknown_token")
-    row, sess, user = found
+    row, sess, user = found_rows(found)
     if sess is None or sess.revoked_at is not None:
         raise RefreshFailed("session_revoked", row.session_id)
     if now >= sess.expires_at:
@@ -194,7 +210,7 @@ def rotate_found(db: Session, found: PresentedToken, presented: str, now: dateti
         if result is not None:
             return result
         db.rollback()  # lost the race: read the winner's work
-        row = db.scalars(select(RefreshToken).where(RefreshToken.id == row.id)).one()
+        row = token_row(db.connection().execute(TOKEN_BY_ID, {"rid": row.id}).one())
     return _grace_or_reuse(db, row, sess, user, presented, now, limits)
 
 
@@ -210,26 +226,26 @@ def rotate_refresh_token(
 
 
 def _consume(
-    db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime
+    db: Session, row: TokenRow, sess: SessionRow, user: UserRow, presented: str, now: datetime
 ) -> RefreshResult | None:
-    token = secrets.token_urlsafe(32)  # 256 bits, as _mint
+    token = secrets.token_urlsafe(32)  # 256 bits, as new_session's
     sealed = seal(_successor_key(presented), token.encode(), _SUCCESSOR)
     # One statement consumes the token (if nobody did: the database decides a race) and
     # clears the sealed successor of the session's older tokens, which the grace path
     # no longer serves (it serves only the immediately previous token).
-    updated = db.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now, "sealed": sealed},
-                         execution_options={"synchronize_session": False}).scalars().all()
+    conn = db.connection()
+    updated = conn.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now,
+                                     "sealed": sealed}).scalars().all()
     if row.id not in updated:
         return None
     params = {"sid": sess.id, "now": now, "token_hash": sha256_hex(token)}
-    db.execute(ADD_SUCCESSOR, params)
-    db.execute(TOUCH, params)
-    set_committed_value(sess, "last_used_at", now)  # written above: nothing left to flush
-    return RefreshResult(sess, user, token, rotated=True)
+    conn.execute(ADD_SUCCESSOR, params)
+    conn.execute(TOUCH, params)
+    return RefreshResult(replace(sess, last_used_at=now), user, token, rotated=True)
 
 
 def _grace_or_reuse(
-    db: Session, row: RefreshToken, sess: AuthSession, user: User, presented: str, now: datetime,
+    db: Session, row: TokenRow, sess: SessionRow, user: UserRow, presented: str, now: datetime,
     limits: SessionLimits,
 ) -> RefreshResult:
     assert row.consumed_at is not None

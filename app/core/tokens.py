@@ -12,11 +12,13 @@ Time on the verification path is one type: float seconds since the epoch.
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 from typing import Any, Protocol, TypeVar
 
 from joserfc import jws
+from joserfc.util import json_b64encode, urlsafe_b64encode
 from tessera_verifier import (
     ACCESS_PROFILE,
     TokenPolicy,
@@ -60,11 +62,31 @@ def sign_token(
     signer: SigningMaterial, claims: dict[str, Any], typ: str = ACCESS_TOKEN_TYPE
 ) -> str:
     """Sign ``claims`` as a JWS compact token with the signer's one algorithm (ES256: the
-    low-S signature, the only one verification accepts)."""
-    header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
+    low-S signature, the only one verification accepts).
+
+    Every part is joserfc's. For a key checked at load (``SigningMaterial.checked``:
+    ES256, the access tokens' key) the token is assembled from joserfc's pieces: its
+    header encoding (made once per kid), its base64url and its ES256 signer;
+    ``serialize_compact`` re-checked the header and the key on every token, which cost
+    more than the signature. tests/core/test_fast_signing.py holds the two paths to the
+    same bytes, and the tokens to joserfc, PyJWT and the strict verifier.
+    """
     payload = json.dumps(claims, separators=(",", ":")).encode()
+    if signer.checked:
+        signing_input = (_header_segment(signer.alg, signer.kid, typ) + b"."
+                         + urlsafe_b64encode(payload))
+        algorithm = signing_registry(signer.alg).get_alg(signer.alg)
+        signature = urlsafe_b64encode(algorithm.sign(signing_input, signer.key))
+        return (signing_input + b"." + signature).decode("ascii")
+    header = {"alg": signer.alg, "kid": signer.kid, "typ": typ}
     return jws.serialize_compact(header, payload, signer.key,
                                  registry=signing_registry(signer.alg))
+
+
+@functools.lru_cache(maxsize=64)
+def _header_segment(alg: str, kid: str, typ: str) -> bytes:
+    """The protected header's segment, encoded by joserfc (as ``serialize_compact`` does)."""
+    return json_b64encode({"alg": alg, "kid": kid, "typ": typ})
 
 
 def verify_token(

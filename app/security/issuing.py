@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime
+from typing import Any, Protocol
 
 from .. import state
 from ..core.keyring import SigningMaterial
@@ -11,12 +12,36 @@ from ..core.sessions import SessionLimits
 from ..core.tokens import access_claims, sign_token
 from ..errors import ServiceUnavailable
 from ..extensions import db
-from ..models import AuthSession, User
 from .context import keyring, snapshot
 from .principal import DEFAULT_SCOPES, LEGACY_EXCHANGE_CLIENT, roles_from_shared_secret
 from .revocation import revocations
 
-__all__ = ["DEFAULT_SCOPES", "access_token_for", "session_limits"]
+__all__ = ["DEFAULT_SCOPES", "TokenSession", "TokenUser", "access_token_for",
+           "session_limits"]
+
+
+class TokenUser(Protocol):
+    """What an access token reads of its user: the ORM row, or a refresh's plain row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def roles(self) -> list[str]: ...
+
+
+class TokenSession(Protocol):
+    """What an access token reads of its session (``AuthSession`` or ``SessionRow``)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def acr(self) -> str: ...
+    @property
+    def amr(self) -> list[str]: ...
+    @property
+    def auth_time(self) -> datetime: ...
 
 
 def session_limits() -> SessionLimits:
@@ -50,7 +75,7 @@ def _revoked_elsewhere(kid: str) -> bool:
 
 
 def access_token_for(
-    user: User, sess: AuthSession, *, asymmetric: bool = False
+    user: TokenUser, sess: TokenSession, *, asymmetric: bool = False
 ) -> tuple[str, dict[str, Any]]:
     """Sign an access token for ``sess``: its acr, amr and original auth_time (SPEC §3, §7).
 

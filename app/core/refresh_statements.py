@@ -90,11 +90,15 @@ def found_rows(values: Any) -> tuple[TokenRow, SessionRow | None, UserRow | None
 
 
 _MINE = _tokens.c.id == bindparam("rid")
+_SESSION = _tokens.c.session_id == bindparam("sid")
+# Each branch whole, so that each has an index: the token by its key, and the session's
+# older token still holding a sealed successor by ix_refresh_tokens_sealed (a partial
+# index). With the session test outside the OR, the database visited every token the
+# session ever had.
 CONSUME = (update(_tokens)
-           .where(_tokens.c.session_id == bindparam("sid"),
-                  or_(and_(_MINE, _tokens.c.consumed_at.is_(None)),
-                      and_(_tokens.c.id != bindparam("rid"),
-                           _tokens.c.successor_sealed.is_not(None))))
+           .where(or_(and_(_MINE, _tokens.c.consumed_at.is_(None), _SESSION),
+                      and_(_SESSION, _tokens.c.successor_sealed.is_not(None),
+                           _tokens.c.id != bindparam("rid"))))
            .values(consumed_at=case((_MINE, bindparam("now", type_=UTCDateTime())),
                                     else_=_tokens.c.consumed_at),
                    successor_sealed=case((_MINE, bindparam("sealed", type_=LargeBinary())),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ..extensions import db
@@ -32,6 +32,12 @@ class RefreshToken(db.Model):  # type: ignore[name-defined,misc]
     """One refresh token of a session; only its SHA-256 is stored."""
 
     __tablename__ = "refresh_tokens"
+    # The one token of a session that still holds a sealed successor (the one consumed
+    # last): a rotation clears it through this index, not by visiting every token the
+    # session ever had (one per refresh).
+    __table_args__ = (Index("ix_refresh_tokens_sealed", "session_id",
+                            sqlite_where=text("successor_sealed IS NOT NULL"),
+                            postgresql_where=text("successor_sealed IS NOT NULL")),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     session_id: Mapped[str] = mapped_column(

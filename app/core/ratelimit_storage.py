@@ -80,12 +80,11 @@ def _upsert(dialect: str) -> Any:
 
 
 _live = (_table.c.key == bindparam("k")) & (_table.c.expires_at > _now)
-_refund = update(_table).where(_live).values(
-    count=case((_count + bindparam("n") < 0, 0),
-               else_=_count + bindparam("n"))).returning(_count)
-# A refund of several counters in one executemany (no RETURNING: nobody reads the counts).
+# Several counters' refunds go in one executemany, without RETURNING (nobody reads the
+# counts); a single one returns its count.
 _refund_each = update(_table).where(_live).values(
     count=case((_count + bindparam("n") < 0, 0), else_=_count + bindparam("n")))
+_refund = _refund_each.returning(_count)
 _get = select(_count).where(_live)
 _get_expiry = select(_table.c.expires_at).where(_live)
 _clear = delete(_table).where(_table.c.key == bindparam("k"))

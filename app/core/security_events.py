@@ -108,7 +108,9 @@ def record(session: Session | scoped_session[Any], entries: Sequence[Entry],
     return rows
 
 
-def _floor(session: Session | scoped_session[Any], client_id: str) -> int:
+def cursor(session: Session | scoped_session[Any], client_id: str) -> int:
+    """The client's cursor (``advance``): every event at or below it is acknowledged or
+    expired, for good, so a value read earlier stays a true floor for ``pending``."""
     found = session.scalar(select(SecurityEventCursor.acked_through)
                            .where(SecurityEventCursor.client_id == client_id))
     return int(found or 0)
@@ -119,18 +121,12 @@ def _unacked(client_id: str) -> Any:
                            SecurityEventAck.event_id == SecurityEvent.id)
 
 
-def cursor(session: Session | scoped_session[Any], client_id: str) -> int:
-    """The client's cursor (``advance``): every event at or below it is acknowledged or
-    expired, for good, so a value read earlier stays a true floor for ``pending``."""
-    return _floor(session, client_id)
-
-
 def pending(session: Session | scoped_session[Any], client_id: str, now: datetime,
             limit: int, floor: int | None = None) -> list[SecurityEvent]:
     """The events still in force that ``client_id`` has not acknowledged, oldest first.
     ``floor``: the client's ``cursor`` as read before (read here when not given)."""
     if floor is None:
-        floor = _floor(session, client_id)
+        floor = cursor(session, client_id)
     return list(session.scalars(
         select(SecurityEvent)
         .where(SecurityEvent.id > floor, SecurityEvent.expires_at > now, _unacked(client_id))
@@ -140,7 +136,7 @@ def pending(session: Session | scoped_session[Any], client_id: str, now: datetim
 def advance(session: Session | scoped_session[Any], client_id: str, now: datetime) -> int:
     """Move the client's cursor up to its oldest pending event (never past one younger
     than SETTLE); returns the cursor. The caller commits."""
-    floor = _floor(session, client_id)
+    floor = cursor(session, client_id)
     first = session.scalar(
         select(SecurityEvent.id)
         .where(SecurityEvent.id > floor, SecurityEvent.expires_at > now, _unacked(client_id))

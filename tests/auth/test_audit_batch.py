@@ -13,12 +13,13 @@ from contextlib import contextmanager
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 
 from app.audit import audit
 from app.extensions import db
 from app.models import AuditEvent
 from tests.support.actions import AuthActions
+from tests.support.engine_hooks import engine_hooks
 from tests.support.tokens import make_user
 
 
@@ -33,18 +34,13 @@ def app(make_app):  # type: ignore[no-untyped-def]
 def _audit_inserts(app: Flask) -> Iterator[list[int]]:
     """How many rows each INSERT INTO audit_events statement carried."""
     seen: list[int] = []
-    with app.app_context():
-        engine = db.engine
 
     def on_statement(conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
         if statement.lstrip().upper().startswith("INSERT INTO AUDIT_EVENTS"):
             seen.append(len(parameters) if executemany else 1)
 
-    event.listen(engine, "before_cursor_execute", on_statement)
-    try:
+    with engine_hooks(app, before_cursor_execute=on_statement):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
 
 
 def _events(app: Flask) -> list[str]:

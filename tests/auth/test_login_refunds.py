@@ -10,34 +10,21 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
-from limits.storage import storage_from_string
-from sqlalchemy import event
 
 from app.core.ratelimit_storage import DatabaseStorage
-from app.extensions import db
 from tests.support.actions import AuthActions
+from tests.support.counters import ManualClock, database_storage
+from tests.support.engine_hooks import engine_hooks
 from tests.support.tokens import make_user
 
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def storage(app: Flask) -> Iterator[tuple[DatabaseStorage, _Clock]]:
-    clock = _Clock()
-    with app.app_context():
-        made = storage_from_string("tessera-db://", engine=db.engine, clock=clock)
-        assert isinstance(made, DatabaseStorage)
-        yield made, clock
+def storage(app: Flask) -> Iterator[tuple[DatabaseStorage, ManualClock]]:
+    with database_storage(app) as pair:
+        yield pair
 
 
 def test_a_refund_of_several_keys_follows_incrs_rules(storage) -> None:  # type: ignore[no-untyped-def]
@@ -65,8 +52,6 @@ def limited_app(make_app):  # type: ignore[no-untyped-def]
 @contextmanager
 def _counter_commits(app: Flask) -> Iterator[list[str]]:
     seen: list[str] = []
-    with app.app_context():
-        engine = db.engine
     state = {"counter": False}
 
     def on_statement(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
@@ -76,13 +61,8 @@ def _counter_commits(app: Flask) -> Iterator[list[str]]:
         seen.append("counter" if state["counter"] else "request")
         state["counter"] = False
 
-    event.listen(engine, "before_cursor_execute", on_statement)
-    event.listen(engine, "commit", on_commit)
-    try:
+    with engine_hooks(app, before_cursor_execute=on_statement, commit=on_commit):
         yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", on_statement)
-        event.remove(engine, "commit", on_commit)
 
 
 def test_a_login_gives_both_places_back_with_one_commit(limited_app) -> None:  # type: ignore[no-untyped-def]

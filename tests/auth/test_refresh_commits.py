@@ -13,11 +13,12 @@ from contextlib import contextmanager
 
 import pytest
 from flask import Flask
-from sqlalchemy import event, select
+from sqlalchemy import select
 
 from app.extensions import db
 from app.models import AuditEvent, RefreshToken
 from tests.support.actions import AuthActions
+from tests.support.engine_hooks import engine_hooks
 from tests.support.tokens import make_user
 
 
@@ -31,8 +32,6 @@ def app(make_app):  # type: ignore[no-untyped-def]
 @contextmanager
 def _counting(app: Flask) -> Iterator[dict[str, list[str]]]:
     seen: dict[str, list[str]] = {"commits": [], "statements": []}
-    with app.app_context():
-        engine = db.engine
 
     def on_commit(conn) -> None:  # type: ignore[no-untyped-def]
         seen["commits"].append("commit")
@@ -41,13 +40,8 @@ def _counting(app: Flask) -> Iterator[dict[str, list[str]]]:
         if "rate_limit" not in statement:
             seen["statements"].append(statement.split()[0].upper())
 
-    event.listen(engine, "commit", on_commit)
-    event.listen(engine, "before_cursor_execute", on_statement)
-    try:
+    with engine_hooks(app, commit=on_commit, before_cursor_execute=on_statement):
         yield seen
-    finally:
-        event.remove(engine, "commit", on_commit)
-        event.remove(engine, "before_cursor_execute", on_statement)
 
 
 def _limiter_commits(app: Flask) -> int:

@@ -15,12 +15,10 @@ import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import pytest
 from flask import Flask
 from limits import parse
-from limits.storage import storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import func, select
 
@@ -29,6 +27,7 @@ from app.core.ratelimit_storage import PURGE_EVERY, DatabaseStorage
 from app.extensions import db
 from app.models import RateLimitCounter
 from tests.conftest import TEST_KEK
+from tests.support.counters import ManualClock, database_storage
 from tests.support.http import Reply, call
 from tests.support.servers import AppServer, RedisServer
 from tests.support.tokens import PASSWORD, make_user
@@ -110,21 +109,10 @@ def test_limits_hold_after_redis_dies(  # type: ignore[no-untyped-def]
 
 # The storage itself, in process, on the test database (SQLite or PostgreSQL).
 
-class _Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2026, 12, 1, tzinfo=UTC).timestamp()
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def storage(app: Flask) -> Iterator[tuple[DatabaseStorage, _Clock]]:
-    clock = _Clock()
-    with app.app_context():
-        made = storage_from_string("tessera-db://", engine=db.engine, clock=clock)
-        assert isinstance(made, DatabaseStorage)
-        yield made, clock
+def storage(app: Flask) -> Iterator[tuple[DatabaseStorage, ManualClock]]:
+    with database_storage(app) as pair:
+        yield pair
 
 
 def test_a_window_counts_then_lapses(storage) -> None:  # type: ignore[no-untyped-def]

@@ -29,11 +29,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from flask import Flask, Response, current_app, g, request
 from flask_limiter import Limiter, RequestLimit
-from limits.storage import MemoryStorage
+from limits.storage import MemoryStorage, RedisStorage
+from redis import Redis
+from redis.exceptions import NoScriptError
 from sqlalchemy import Engine
 
 from .audit import audit
@@ -248,6 +250,8 @@ def _give_back(response: Response) -> Response:
         counters = taken[0].limiter.storage if taken else None
         if isinstance(counters, ratelimit_storage.DatabaseStorage):
             _refund_together(counters, taken)
+        elif isinstance(counters, RedisStorage):
+            _refund_pipelined(counters, taken)
         else:
             for one in taken:
                 _refund(one)
@@ -259,6 +263,32 @@ def _refund_together(counters: ratelimit_storage.DatabaseStorage,
     """The database's refunds in one transaction (a login takes two places)."""
     try:
         counters.refund([one.key for one in taken])
+    except counters.base_exceptions:
+        log.warning("rate limit refund failed; the attempt stays counted", exc_info=True)
+
+
+def _refund_pipelined(counters: RedisStorage, taken: list[RequestLimit]) -> None:
+    """Redis's refunds in one round trip: limits' own increment-and-expire script (as
+    ``incr(key, expiry, -1)`` runs it) for every counter, sent in one pipeline. The
+    refunds come after argon2, and each separate reply cost about 0.2 ms of a login.
+
+    The script is called by its digest alone: the hits ran it a moment ago. redis-py's
+    pipeline would ask SCRIPT EXISTS first, a round trip of its own; a Redis that has
+    lost the script since (a restart) gets the refund through ``incr``, which loads it.
+    """
+    script = counters.lua_incr_expire
+    try:
+        # limits types its connection by a protocol without pipeline(); it is a redis.Redis.
+        pipeline = cast(Redis, counters.get_connection()).pipeline(transaction=False)
+        for one in taken:
+            pipeline.evalsha(script.sha, 1, counters.prefixed_key(one.key),
+                             one.limit.get_expiry(), -1)
+        replies = pipeline.execute(raise_on_error=False)
+        for one, reply in zip(taken, replies, strict=True):
+            if isinstance(reply, NoScriptError):
+                counters.incr(one.key, one.limit.get_expiry(), amount=-1)
+            elif isinstance(reply, Exception):
+                raise reply
     except counters.base_exceptions:
         log.warning("rate limit refund failed; the attempt stays counted", exc_info=True)
 

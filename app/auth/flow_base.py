@@ -89,8 +89,8 @@ def start_session(user: User, *, acr: str = "aal1", amr: list[str] | None = None
     credential was checked (default now)."""
     now = state.now()
     sess, refresh_token = session_service.new_session(
-        db.session(), user, now=now, limits=session_limits(), client_id=client_id,
-        acr=acr, amr=amr, add=False, **_client(),
+        user, now=now, limits=session_limits(), client_id=client_id, acr=acr, amr=amr,
+        **_client(),
     )  # written by issue_tokens' confirm_new_session, with two Core INSERTs
     return StartedSession(user, sess, refresh_token, sess.expires_at,
                           checked_at=checked_at or now, password_hash=password_hash)

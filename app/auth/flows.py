@@ -98,9 +98,9 @@ def _confirm_new_session(started: StartedSession) -> None:
     assert started.checked_at is not None and isinstance(started.session, AuthSession)
     try:
         session_service.confirm_new_session(db.session(), started.session,
+                                            started.refresh_token,
                                             checked_at=started.checked_at,
-                                            password_hash=started.password_hash,
-                                            refresh_token=started.refresh_token)
+                                            password_hash=started.password_hash)
     except session_service.LoginOvertaken:
         db.session.rollback()  # no session, no refresh token, no success audit
         record("LOGIN_FAILURE", user_id=started.user.id, result="failure",

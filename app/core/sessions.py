@@ -52,6 +52,7 @@ __all__ = [
     "rotate_found",
     "rotate_refresh_token",
     "session_of_refresh_token",
+    "write_session",
 ]
 
 _SUCCESSOR = "refresh-successor"
@@ -92,7 +93,6 @@ def _successor_key(consumed_token: str) -> bytes:
 
 
 def new_session(
-    db: Session,
     user: User,
     *,
     now: datetime,
@@ -103,14 +103,10 @@ def new_session(
     acr: str = "aal1",
     amr: list[str] | None = None,
     auth_time: datetime | None = None,
-    add: bool = True,
 ) -> tuple[AuthSession, str]:
-    """Create a session and its first refresh token, added but not flushed: the caller's
-    commit writes them with its audit rows, in one transaction; return both.
-
-    ``add=False``: nothing is added; ``confirm_new_session`` (given the token) writes
-    the session and the token with two Core INSERTs (a login's path: no unit of work).
-    """
+    """A session and its first refresh token, not yet written: ``write_session`` writes
+    them (a login's ``confirm_new_session`` does, in the transaction that commits its
+    audit rows)."""
     sess = AuthSession(
         id=secrets.token_urlsafe(16),
         user_id=user.id,
@@ -124,11 +120,16 @@ def new_session(
         amr=amr or ["pwd"],
         auth_time=auth_time or now,
     )
-    token = secrets.token_urlsafe(32)  # 256 bits
-    if add:  # the id is ours, not the database's: no flush first
-        db.add_all((sess, RefreshToken(session_id=sess.id, token_hash=sha256_hex(token),
-                                       created_at=now)))  # the session first (FK)
-    return sess, token
+    return sess, secrets.token_urlsafe(32)  # 256 bits
+
+
+def write_session(db: Session, sess: AuthSession, refresh_token: str) -> None:
+    """Write ``new_session``'s session and its first refresh token: two Core INSERTs on
+    ``db``'s connection, in its transaction (no unit of work; the caller commits)."""
+    conn = db.connection()
+    conn.execute(INSERT_SESSION, session_values(sess))
+    conn.execute(ADD_SUCCESSOR, {"sid": sess.id, "now": sess.created_at,
+                                 "token_hash": sha256_hex(refresh_token)})
 
 
 class LoginOvertaken(Exception):
@@ -136,31 +137,26 @@ class LoginOvertaken(Exception):
     while this login was in flight: it must not get a session."""
 
 
-def confirm_new_session(db: Session, sess: AuthSession, *, checked_at: datetime,
-                        password_hash: str | None = None,
-                        refresh_token: str | None = None) -> None:
+def confirm_new_session(db: Session, sess: AuthSession, refresh_token: str, *,
+                        checked_at: datetime, password_hash: str | None = None) -> None:
     """The last step of a login, after the credential check (SPEC §6: a user revocation
     refuses every session from before it, a login in flight included).
 
-    Writes the new session (``refresh_token``: a session made with ``add=False``, written
-    here with that first token), then re-reads the user under a shared row lock
-    (PostgreSQL ``FOR SHARE``; on SQLite the INSERT already holds the database's
-    write lock). ``revocations.revoke_user`` locks the same row before it lists the
-    sessions to end, so either it sees this session and ends it, or this sees its
-    effects here: the account disabled, the password changed after ``checked_at``
-    (or its hash no longer ``password_hash``), or a revoke-all cutoff after
-    ``checked_at`` (to the microsecond; the same instant counts as after, SPEC §6).
-    Then raise LoginOvertaken; the caller rolls back. Argon2 has run before:
-    nothing slow happens under the lock. One query reads the user and the cutoff.
+    Writes the new session and its first refresh token (``write_session``), then
+    re-reads the user under a shared row lock (PostgreSQL ``FOR SHARE``; on SQLite
+    the INSERT already holds the database's write lock). ``revocations.revoke_user``
+    locks the same row before it lists the sessions to end, so either it sees this
+    session and ends it, or this sees its effects here: the account disabled, the
+    password changed after ``checked_at`` (or its hash no longer ``password_hash``),
+    or a revoke-all cutoff after ``checked_at`` (to the microsecond; the same instant
+    counts as after, SPEC §6). Then raise LoginOvertaken; the caller rolls back.
+    Argon2 has run before: nothing slow happens under the lock. One query reads the
+    user and the cutoff.
     """
-    db.flush()
-    conn = db.connection()
-    if refresh_token is not None:
-        conn.execute(INSERT_SESSION, session_values(sess))
-        conn.execute(ADD_SUCCESSOR, {"sid": sess.id, "now": sess.created_at,
-                                     "token_hash": sha256_hex(refresh_token)})
+    db.flush()  # whatever the flow changed through the ORM goes first
+    write_session(db, sess, refresh_token)
     user_id = sess.user_id
-    row = conn.execute(OVERTAKEN_CHECK, {"uid": user_id, "uid_text": str(user_id)}).one()
+    row = db.connection().execute(OVERTAKEN_CHECK, {"uid": user_id, "uid_text": str(user_id)}).one()
     if (row.disabled
             or (password_hash is not None and row.password_hash != password_hash)
             or row.password_changed_at > checked_at

@@ -31,10 +31,11 @@ def setup(make_app, clock):  # type: ignore[no-untyped-def]
 def _confirm(app, uid: int, checked_at, password_hash=None) -> None:  # type: ignore[no-untyped-def]
     with app.test_request_context():
         user = db.session.get(User, uid)
-        sess, _ = session_service.new_session(db.session(), user, now=state.now(),
-                                              limits=session_limits())
+        sess, token = session_service.new_session(user, now=state.now(),
+                                                  limits=session_limits())
         try:
-            session_service.confirm_new_session(db.session(), sess, checked_at=checked_at,
+            session_service.confirm_new_session(db.session(), sess, token,
+                                                checked_at=checked_at,
                                                 password_hash=password_hash)
             db.session.commit()
         finally:

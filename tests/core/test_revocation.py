@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from app.core.revocation import RevocationService, RevocationState
 from app.core.revocation_rules import RevocationQuery, micros
-from app.core.sessions import new_session
+from app.core.sessions import new_session, write_session
 from app.models import AuthSession, Revocation
 from tests.support.databases import LIMITS, NOW, add_user, commits
 
@@ -71,7 +71,8 @@ def test_revoking_a_user_ends_sessions_and_earlier_tokens(service: RevocationSer
     user, other = add_user(db), add_user(db, "bob")
     sids = []
     for owner in (user, user, other):
-        sess, _ = new_session(db, owner, now=NOW - HOUR, limits=LIMITS)
+        sess, token = new_session(owner, now=NOW - HOUR, limits=LIMITS)
+        write_session(db, sess, token)
         sids.append(sess.id)
     db.commit()
     _check(service, jti="warm-up")

@@ -1,5 +1,5 @@
-"""A login's session written with Core statements (``new_session(add=False)``): the same
-rows as the ORM path, one commit, nothing left behind when the login is overtaken.
+"""A login's session, written with Core statements by its confirmation: every column
+as ``new_session`` made it, one commit, nothing left behind when the login is overtaken.
 
 On SQLite and, with TEST_DATABASE_URL, on PostgreSQL.
 """
@@ -23,16 +23,15 @@ from app.models import AuthSession, RefreshToken
 from tests.support.databases import LIMITS, NOW, add_user, commits
 
 
-def test_a_session_made_without_the_orm_is_written_by_its_confirmation(
+def test_a_new_session_is_written_by_its_confirmation(
         db: Session, engine: Engine) -> None:
     user = add_user(db)
     user_id = user.id
     with commits(engine) as count:
-        sess, token = new_session(db, user, now=NOW, limits=LIMITS, user_agent="u" * 600,
-                                  ip="192.0.2.1", acr="aal2", amr=["pwd", "otp"], add=False)
+        sess, token = new_session(user, now=NOW, limits=LIMITS, user_agent="u" * 600,
+                                  ip="192.0.2.1", acr="aal2", amr=["pwd", "otp"])
         assert db.scalars(select(AuthSession)).all() == []  # nothing added, nothing flushed
-        confirm_new_session(db, sess, checked_at=NOW, password_hash=user.password_hash,
-                            refresh_token=token)
+        confirm_new_session(db, sess, token, checked_at=NOW, password_hash=user.password_hash)
         db.commit()
     assert count[0] == 1
     db.expunge_all()
@@ -49,13 +48,13 @@ def test_a_session_made_without_the_orm_is_written_by_its_confirmation(
     assert found.session.id == sess.id and found.user.id == user_id
 
 
-def test_an_overtaken_login_made_without_the_orm_leaves_nothing(db: Session) -> None:
+def test_an_overtaken_login_leaves_nothing(db: Session) -> None:
     user = add_user(db)
     user.disabled = True
     db.commit()
-    sess, token = new_session(db, user, now=NOW, limits=LIMITS, add=False)
+    sess, token = new_session(user, now=NOW, limits=LIMITS)
     with pytest.raises(LoginOvertaken):
-        confirm_new_session(db, sess, checked_at=NOW, refresh_token=token)
+        confirm_new_session(db, sess, token, checked_at=NOW)
     db.rollback()
     assert db.scalars(select(AuthSession)).all() == []
     assert db.scalars(select(RefreshToken)).all() == []

@@ -26,6 +26,7 @@ from app.core.sessions import (
     rotate_found,
     rotate_refresh_token,
     session_of_refresh_token,
+    write_session,
 )
 from app.models import AuthSession, RefreshToken, Revocation, User
 from tests.support.databases import LIMITS, NOW, add_user, commits
@@ -34,17 +35,22 @@ GRACE = LIMITS.reuse_grace
 
 
 def _login(db: Session, user: User) -> tuple[AuthSession, str]:
-    sess, token = new_session(db, user, now=NOW, limits=LIMITS, user_agent="u" * 600,
+    sess, token = new_session(user, now=NOW, limits=LIMITS, user_agent="u" * 600,
                               ip="203.0.113.7", amr=["pwd", "otp"], acr="aal2")
+    write_session(db, sess, token)
     db.commit()
-    return sess, token
+    stored = db.get(AuthSession, sess.id)  # the written row, for tests to change
+    assert stored is not None
+    return stored, token
 
 
-def test_a_new_session_is_added_not_written(db: Session, engine: Engine) -> None:
+def test_a_new_session_is_written_by_the_callers_transaction(db: Session,
+                                                             engine: Engine) -> None:
     user = add_user(db)
     with commits(engine) as count:
-        sess, _ = new_session(db, user, now=NOW, limits=LIMITS)
-        with Session(engine) as other:  # nothing flushed: another connection sees nothing
+        sess, token = new_session(user, now=NOW, limits=LIMITS)
+        write_session(db, sess, token)
+        with Session(engine) as other:  # not committed: another connection sees nothing
             assert other.scalars(select(AuthSession)).all() == []
     assert count[0] == 0
     db.commit()
@@ -194,14 +200,14 @@ def test_a_login_overtaken_in_flight_gets_no_session(db: Session, change: str) -
         db.add(Revocation(kind="user", value=str(user.id), not_before=cutoff, created_at=cutoff,
                           expires_at=NOW + timedelta(hours=1), reason="logout_all"))
     db.commit()
-    sess, _ = new_session(db, user, now=NOW, limits=LIMITS)
+    sess, token = new_session(user, now=NOW, limits=LIMITS)
     expected = "argon2-hash" if change != "password_hash" else "an-older-hash"
     if change in ("none", "revoked_before", "revoked_same"):
-        confirm_new_session(db, sess, checked_at=checked_at, password_hash=expected)
+        confirm_new_session(db, sess, token, checked_at=checked_at, password_hash=expected)
         db.commit()
         assert db.get(AuthSession, sess.id) is not None
         return
     with pytest.raises(LoginOvertaken):
-        confirm_new_session(db, sess, checked_at=checked_at, password_hash=expected)
+        confirm_new_session(db, sess, token, checked_at=checked_at, password_hash=expected)
     db.rollback()
     assert db.scalars(select(AuthSession)).all() == []

@@ -252,9 +252,9 @@ def _give_back(response: Response) -> Response:
             _refund_together(counters, taken)
         elif isinstance(counters, RedisStorage):
             _refund_pipelined(counters, taken)
-        else:
+        elif isinstance(counters, MemoryStorage):  # the fallback, while the store is down
             for one in taken:
-                _refund(one)
+                counters.decr(one.key)  # never below zero nor into a new window
     return response
 
 
@@ -275,6 +275,8 @@ def _refund_pipelined(counters: RedisStorage, taken: list[RequestLimit]) -> None
     The script is called by its digest alone: the hits ran it a moment ago. redis-py's
     pipeline would ask SCRIPT EXISTS first, a round trip of its own; a Redis that has
     lost the script since (a restart) gets the refund through ``incr``, which loads it.
+    INCRBY -1 may open the next window at -1 if this one ended since the hit (one extra
+    attempt in it, rarely).
     """
     script = counters.lua_incr_expire
     try:
@@ -290,19 +292,6 @@ def _refund_pipelined(counters: RedisStorage, taken: list[RequestLimit]) -> None
             elif isinstance(reply, Exception):
                 raise reply
     except counters.base_exceptions:
-        log.warning("rate limit refund failed; the attempt stays counted", exc_info=True)
-
-
-def _refund(taken: RequestLimit) -> None:
-    counters = taken.limiter.storage  # the fallback's while the store is down
-    try:
-        if isinstance(counters, MemoryStorage):
-            counters.decr(taken.key)  # never below zero nor into a new window
-        else:  # Redis INCRBY -1 may open the next window
-            # at -1 if this one ended since the hit (one extra attempt, rarely)
-            counters.incr(taken.key, taken.limit.get_expiry(), amount=-1)
-    except counters.base_exceptions:
-        # The store died meanwhile: the attempt stays counted, the safe side.
         log.warning("rate limit refund failed; the attempt stays counted", exc_info=True)
 
 

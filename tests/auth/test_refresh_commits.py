@@ -88,3 +88,27 @@ def test_a_refresh_that_fails_after_the_update_writes_nothing(app, monkeypatch) 
         assert len(rows) == 1 and rows[0].consumed_at is None
     assert auth.refresh_token == before
     assert auth.refresh().status_code == 200  # the token was never consumed
+
+
+def test_a_refresh_and_its_rate_limit_counter_share_one_sqlite_connection(app) -> None:  # type: ignore[no-untyped-def]
+    """SQLite drops a connection's page cache whenever another connection has committed
+    since it last read: the counter's write and the refresh must run on the connection the
+    pool handed back last, not on the pool's oldest idle one (its default order)."""
+    with app.app_context():
+        if db.engine.dialect.name != "sqlite":
+            pytest.skip("a page cache per connection is SQLite's")
+        engine = db.engine
+    auth = AuthActions(app.test_client())
+    assert auth.login().status_code == 200
+    first, second = engine.connect(), engine.connect()  # two idle connections in the pool
+    first.close()
+    second.close()
+    used: list[int] = []
+
+    def on_statement(conn, *args) -> None:  # type: ignore[no-untyped-def]
+        used.append(id(conn.connection.dbapi_connection))
+
+    with engine_hooks(app, before_cursor_execute=on_statement):
+        assert auth.refresh().status_code == 200
+    assert _limiter_commits(app) == 1, "the counters are in the database here"
+    assert len(used) >= 2 and len(set(used)) == 1, used

@@ -202,3 +202,29 @@ def test_in_view_limits_count_against_their_own_keys(make_app) -> None:  # type:
         counts = {n: counters.get(parse(rate).key_for("tessera-rl", f"user:{n}", f"scope-{n}"))
                   for n in range(threads_n)}
     assert counts == dict.fromkeys(range(threads_n), attempts)
+
+
+# Every limit is declared on a route and checked by that view's wrapper.
+
+def _runs_limiter_hook(hook: object, limiter: object) -> bool:
+    """Whether ``hook`` is one of ``limiter``'s hooks or a wrapper around one."""
+    closure = getattr(hook, "__closure__", None) or ()
+    return any(ratelimit._owned_by(inner, limiter)
+               for inner in (hook, *(cell.cell_contents for cell in closure)))
+
+
+def test_no_limiter_hook_runs_before_a_request(app: Flask) -> None:
+    """flask-limiter's before-request hook checks only app-wide limits, which are refused
+    below: it would cost a limited request 30-60 µs for nothing."""
+    limiter = app.extensions["tessera.limiter"]
+    before = [hook for hooks in app.before_request_funcs.values() for hook in hooks]
+    after = [hook for hooks in app.after_request_funcs.values() for hook in hooks]
+    assert before and not any(_runs_limiter_hook(hook, limiter) for hook in before)
+    assert any(_runs_limiter_hook(hook, limiter) for hook in after)  # the check finds hooks
+
+
+@pytest.mark.parametrize("setting", ["RATELIMIT_DEFAULT", "RATELIMIT_APPLICATION",
+                                     "RATELIMIT_META"])
+def test_app_wide_limits_are_refused_not_ignored(make_app, setting: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(RuntimeError, match=setting):
+        make_app(**{setting: "1/minute"})

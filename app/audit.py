@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app, g, has_request_context, request
-from sqlalchemy import event, insert
+from sqlalchemy import bindparam, event, insert
 from sqlalchemy.orm import Session, SessionTransaction
 
 from . import state
 from .core.audit import AuditRecord, InvalidTokenSampler, record, row_of
+from .core.compiled_sql import CompiledStatement
 from .extensions import db
 from .models import AuditEvent
 
@@ -17,10 +18,13 @@ __all__ = ["audit", "init_app"]
 
 _SAMPLER = "tessera.audit.sampler"
 _SAMPLED = frozenset({"TOKEN_INVALID", "LEGACY_TOKEN_ACCEPTED"})
-# The row as one Core INSERT with every column bound: the ORM's unit of work cost more
-# per row than the statement itself (a refresh writes two). Rows a flow defers go in
-# one executemany with the next row written at once, or before the commit.
-_INSERT = insert(AuditEvent.__table__)
+# The row as one Core INSERT with every column bound, run on the DBAPI cursor
+# (app.core.compiled_sql): the ORM's unit of work cost more per row than the statement
+# itself (a refresh writes two). Rows a flow defers go in one executemany with the next
+# row written at once, or before the commit.
+_INSERT = CompiledStatement(insert(AuditEvent.__table__).values(
+    {column.name: bindparam(column.name) for column in AuditEvent.__table__.columns
+     if column.name != "id"}).inline())
 # Where a session keeps its transaction's deferred rows until it writes or drops them.
 _DEFERRED = "tessera.audit.deferred"
 
@@ -65,7 +69,7 @@ def audit(event: str, *, commit: bool = True, at_once: bool = False, defer: bool
         record(session, entry, now, store=False)
         session.flush()  # rows already pending go first (nothing to do when none are)
         rows = [*session.info.pop(_DEFERRED, ()), row_of(entry, now)]
-        session.connection().execute(_INSERT, rows)  # Core: the ORM layer adds only cost
+        _INSERT.run_many(session.connection(), rows)
     else:
         record(session, entry, now, store=store)
     if commit and store:
@@ -76,7 +80,7 @@ def _write_deferred(session: Session) -> None:
     """Before a commit: the transaction's deferred rows, in one INSERT."""
     rows = session.info.pop(_DEFERRED, None)
     if rows:
-        session.connection().execute(_INSERT, rows)
+        _INSERT.run_many(session.connection(), rows)
 
 
 def _drop_deferred(session: Session, previous: SessionTransaction) -> None:

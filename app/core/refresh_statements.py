@@ -105,9 +105,10 @@ CONSUME = (update(_tokens)
                                          else_=None))
            .returning(_tokens.c.id))
 # The successor and the session's last use: Core statements, not the unit of work.
+# Inline: nobody reads the new row's id, so PostgreSQL need not return it.
 ADD_SUCCESSOR = insert(_tokens).values(
     session_id=bindparam("sid"), token_hash=bindparam("token_hash"),
-    created_at=bindparam("now", type_=UTCDateTime()))
+    created_at=bindparam("now", type_=UTCDateTime())).inline()
 TOUCH = (update(_sessions)
          .where(_sessions.c.id == bindparam("sid"))
          .values(last_used_at=bindparam("now", type_=UTCDateTime())))

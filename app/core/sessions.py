@@ -22,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..models import AuthSession, RefreshToken, User
+from .compiled_sql import CompiledStatement
 from .crypto import SealError, seal, sha256_hex, unseal
 from .login_statements import INSERT_SESSION, OVERTAKEN_CHECK, session_values
 from .refresh_statements import (
@@ -56,6 +57,10 @@ __all__ = [
 ]
 
 _SUCCESSOR = "refresh-successor"
+# A refresh's four statements, run on the DBAPI cursor (see app.core.compiled_sql).
+_FIND, _CONSUME, _ADD_SUCCESSOR, _TOUCH = (
+    CompiledStatement(FIND), CompiledStatement(CONSUME), CompiledStatement(ADD_SUCCESSOR),
+    CompiledStatement(TOUCH))
 
 
 class RefreshFailed(Exception):
@@ -179,9 +184,9 @@ def find_refresh_token(db: Session, presented: str, now: datetime,
 
     Reads only: the caller may do work that must not hold the write lock (signing the
     access token, whose key check may repair Redis) before ``rotate_found`` writes."""
-    # Core statements on the session's connection: Session.execute's ORM layer adds
-    # nothing to them (no entities, nothing to flush) but its cost.
-    found = db.connection().execute(FIND, {"token_hash": sha256_hex(presented)}).first()
+    # On the session's connection, in its transaction: neither Session.execute's ORM
+    # layer nor Connection.execute's machinery adds anything to it but cost.
+    found = _FIND.first(db.connection(), {"token_hash": sha256_hex(presented)})
     if found is None:
         raise RefreshFailed("unknown_token")
     row, sess, user = found_rows(found)
@@ -230,13 +235,13 @@ def _consume(
     # clears the sealed successor of the session's older tokens, which the grace path
     # no longer serves (it serves only the immediately previous token).
     conn = db.connection()
-    updated = conn.execute(CONSUME, {"sid": sess.id, "rid": row.id, "now": now,
-                                     "sealed": sealed}).scalars().all()
-    if row.id not in updated:
+    updated = _CONSUME.run(conn, {"sid": sess.id, "rid": row.id, "now": now,
+                                  "sealed": sealed})
+    if (row.id,) not in updated:
         return None
     params = {"sid": sess.id, "now": now, "token_hash": sha256_hex(token)}
-    conn.execute(ADD_SUCCESSOR, params)
-    conn.execute(TOUCH, params)
+    _ADD_SUCCESSOR.run(conn, params)
+    _TOUCH.run(conn, params)
     return RefreshResult(replace(sess, last_used_at=now), user, token, rotated=True)
 
 

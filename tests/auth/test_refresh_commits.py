@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 from flask import Flask
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from app.extensions import db
 from app.models import AuditEvent, RefreshToken
@@ -112,3 +113,30 @@ def test_a_refresh_and_its_rate_limit_counter_share_one_sqlite_connection(app) -
         assert auth.refresh().status_code == 200
     assert _limiter_commits(app) == 1, "the counters are in the database here"
     assert len(used) >= 2 and len(set(used)) == 1, used
+
+
+def test_a_refresh_runs_its_statements_on_the_dbapi_cursor(app, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """In the app as configured (no statement listeners on its engine), the lookup, the
+    rotation's writes, the audit rows and the rate-limit counter go past
+    Connection.execute (app.core.compiled_sql): an engine listener of some other event
+    must not turn the fast path off."""
+    from app import audit
+    from app.core import ratelimit_storage, sessions
+    auth = AuthActions(app.test_client())
+    assert auth.login().status_code == 200
+    through_sqlalchemy: list[int] = []
+    execute = Connection.execute
+
+    def spy(self: Connection, statement: Any, *args: Any, **kwargs: Any) -> Any:
+        through_sqlalchemy.append(id(statement))
+        return execute(self, statement, *args, **kwargs)
+
+    monkeypatch.setattr(Connection, "execute", spy)
+    before = auth.refresh_token
+    assert auth.refresh().status_code == 200
+    assert auth.refresh_token != before
+    counters = app.extensions["tessera.limiter"].limiter.storage
+    assert isinstance(counters, ratelimit_storage.DatabaseStorage)
+    fast = [sessions.FIND, sessions.CONSUME, sessions.ADD_SUCCESSOR, sessions.TOUCH,
+            audit._INSERT.statement, counters._upsert.statement]
+    assert not {id(statement) for statement in fast} & set(through_sqlalchemy)

@@ -134,7 +134,11 @@ def _watched(conn: Connection) -> bool:
     """Whether something listens to this connection's statements (tracing, Flask-
     SQLAlchemy's query recording, tests that count statements): then it runs through
     ``Connection.execute``, which tells them. (Listeners of other events, such as the
-    revocation mirror's ``engine_disposed``, do not count.)"""
-    events = conn.dispatch
+    revocation mirror's ``engine_disposed``, do not count.) A listener on the connection
+    itself counts whatever it listens to: ``conn.dispatch`` joins the connection's and
+    the engine's listeners anew on every look, the engine's own are cheap to read."""
+    if conn._has_events:
+        return True
+    events = conn.engine.dispatch
     return bool(events.before_execute or events.after_execute
                 or events.before_cursor_execute or events.after_cursor_execute)

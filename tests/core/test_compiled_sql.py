@@ -174,6 +174,11 @@ def test_listeners_see_every_statement(engine: Engine, state: dict[str, Any]) ->
     assert quiet == watched and quiet is not None
     assert [s for s in seen if "refresh_tokens" in s] == [
         sessions._FIND._for(engine.dialect).sql]
+    seen.clear()
+    with engine.connect() as conn:  # a listener on one connection only
+        event.listen(conn, "before_cursor_execute", listener)
+        assert sessions._FIND.first(conn, values) == quiet
+    assert len([s for s in seen if "refresh_tokens" in s]) == 1
 
 
 def test_without_listeners_the_dbapi_cursor_runs_it(

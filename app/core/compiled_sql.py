@@ -5,7 +5,9 @@ per dialect by SQLAlchemy, and its parameters and result values go through the
 column types' own bind and result processors, as ``Connection.execute`` would
 send them. What is left out is ``Connection.execute``'s per-call machinery
 (execution context, cache lookup, events, result objects): on a refresh that
-cost more than the statements themselves. Statements run on the DBAPI
+cost more than the statements themselves. Errors come out as from
+``Connection.execute``: SQLAlchemy's exception classes, a lost connection
+invalidated. Statements run on the DBAPI
 connection under the caller's SQLAlchemy ``Connection``, in its transaction,
 and the caller commits through SQLAlchemy as before.
 
@@ -23,6 +25,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 
 from sqlalchemy import Connection, Dialect
+from sqlalchemy.exc import DBAPIError, StatementError
 from sqlalchemy.sql.expression import Executable
 
 __all__ = ["CompiledStatement"]
@@ -102,12 +105,15 @@ class CompiledStatement:
         if _watched(conn):
             result = conn.execute(self._statement, compiled.named(values))
             return [tuple(row) for row in result] if result.returns_rows else []
+        parameters = compiled.parameters(values)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(compiled.sql, compiled.parameters(values))
+            cursor.execute(compiled.sql, parameters)
             if cursor.description is None or not compiled.result:
                 return []  # (a statement that names no columns returns none)
             return [compiled.row(raw) for raw in cursor.fetchall()]
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, exc, compiled.sql, parameters) from exc
         finally:
             cursor.close()
 
@@ -117,10 +123,12 @@ class CompiledStatement:
         if _watched(conn):
             conn.execute(self._statement, [compiled.named(row) for row in rows])
             return
+        parameters = [compiled.parameters(row) for row in rows]
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.executemany(compiled.sql,
-                               [compiled.parameters(row) for row in rows])  # type: ignore[arg-type]
+            cursor.executemany(compiled.sql, parameters)  # type: ignore[arg-type]
+        except conn.dialect.loaded_dbapi.Error as exc:
+            raise _wrapped(conn, exc, compiled.sql, parameters) from exc
         finally:
             cursor.close()
 
@@ -142,3 +150,18 @@ def _watched(conn: Connection) -> bool:
     events = conn.engine.dispatch
     return bool(events.before_execute or events.after_execute
                 or events.before_cursor_execute or events.after_cursor_execute)
+
+
+def _wrapped(conn: Connection, exc: Any, sql: str, parameters: Any) -> StatementError:
+    """The DBAPI's error as ``Connection.execute`` raises it: SQLAlchemy's class of it
+    (``IntegrityError``, ``OperationalError``...), so callers catch what they always
+    caught; a lost connection is invalidated, so the pool never hands it out again."""
+    dbapi_connection = conn.connection.dbapi_connection
+    disconnected = conn.dialect.is_disconnect(exc, dbapi_connection, None)
+    if disconnected:
+        conn.invalidate(exc)
+    wrapped: StatementError = DBAPIError.instance(
+        sql, parameters, exc, conn.dialect.loaded_dbapi.Error,
+        hide_parameters=conn.engine.hide_parameters, connection_invalidated=disconnected,
+        dialect=conn.dialect)
+    return wrapped

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, Integer, event, select
+from sqlalchemy import Connection, Engine, Integer, event, exc, select
 from sqlalchemy.orm import Session
 
 from app import audit
@@ -196,3 +196,16 @@ def test_without_listeners_the_dbapi_cursor_runs_it(
         row = sessions._FIND.first(conn, {"token_hash": sha256_hex(state["current"])})
     assert row is not None and sessions.found_rows(row)[0].id == state["rid"]
     assert calls == []
+
+
+def test_errors_come_out_as_from_sqlalchemy(engine: Engine, state: dict[str, Any]) -> None:
+    """A duplicate successor is SQLAlchemy's IntegrityError either way (callers catch
+    SQLAlchemy's classes), and the transaction is left to the caller to roll back."""
+    taken = {"sid": state["sid"], "now": NOW, "token_hash": sha256_hex(state["current"])}
+    raised = []
+    for run in (lambda conn: sessions._ADD_SUCCESSOR.run(conn, taken),
+                lambda conn: conn.execute(sessions.ADD_SUCCESSOR, taken)):
+        with engine.connect() as conn, pytest.raises(exc.IntegrityError) as caught:
+            run(conn)
+        raised.append(type(caught.value))
+    assert raised[0] is raised[1]

@@ -81,10 +81,10 @@ def _upsert(dialect: str) -> CompiledStatement:
 
 
 _live = (_table.c.key == bindparam("k")) & (_table.c.expires_at > _now)
-# Several counters' refunds go in one executemany, without RETURNING (nobody reads the
-# counts); a single one returns its count.
 # Every statement runs on the DBAPI cursor (app.core.compiled_sql): a counter write on
 # every limited request cost more in Connection.execute than in the database.
+# Several counters' refunds go in one executemany, without RETURNING (nobody reads the
+# counts); a single one returns its count.
 _update = update(_table).where(_live).values(
     count=case((_count + bindparam("n") < 0, 0), else_=_count + bindparam("n")))
 _refund_each = CompiledStatement(_update)
@@ -126,7 +126,7 @@ class DatabaseStorage(Storage):
             if self._postgres:  # a counter is not worth a WAL flush (see the module doc)
                 conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
             row = stmt.first(conn, params)
-        return None if row is None or row[0] is None else int(row[0])
+        return None if row is None else int(row[0])
 
     def incr(self, key: str, expiry: float, amount: int = 1) -> int:
         """Add ``amount`` (a refund when negative) to the live window of ``key``; its count."""
@@ -162,7 +162,7 @@ class DatabaseStorage(Storage):
         """The count of the live window of ``key`` (0 when none)."""
         with self._engine.connect() as conn:
             row = _get.first(conn, {"k": _stored(key), "now": self._at()})
-        return int(row[0]) if row is not None and row[0] is not None else 0
+        return 0 if row is None else int(row[0])
 
     def get_expiry(self, key: str) -> float:
         """When the live window of ``key`` ends (now when there is none), epoch seconds."""

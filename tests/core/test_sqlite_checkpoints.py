@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, create_engine, event
 
-from app.sqlite_checkpoints import BACKSTOP_PAGES, Checkpointer
+from app import sqlite_checkpoints
+from app.sqlite_checkpoints import BACKSTOP_PAGES, FINISH_WAIT_MS, Checkpointer
 
 
 def _wal(dbapi_connection: Any, _record: Any) -> None:
@@ -72,6 +73,62 @@ def test_the_thread_copies_the_log_out_of_the_commits_way(engine: Engine, tmp_pa
             assert threshold == BACKSTOP_PAGES
     finally:
         checkpointer.stop()
+
+
+def test_what_the_passive_step_leaves_is_finished_and_the_log_starts_again(
+        engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Under load, commits append while the passive step copies, so it stops short of
+    # the log's end and the log can never start again; a reader's snapshot makes it
+    # stop short here, and the reader leaves as the passive step returns.
+    for _ in range(50):
+        _write(engine, 1)
+    reader = engine.connect()
+    reader.exec_driver_sql("BEGIN")
+    reader.exec_driver_sql("SELECT count(*) FROM t").scalar()
+    for _ in range(50):
+        _write(engine, 1)
+    passes: list[tuple[int, ...]] = []
+    pragma = sqlite_checkpoints._pragma
+
+    def reader_leaves_after_the_passive_step(connection: Any, statement: str) -> Any:
+        result = pragma(connection, statement)
+        if "PASSIVE" in statement:
+            passes.append(result)
+            reader.exec_driver_sql("ROLLBACK")
+            reader.close()
+        return result
+
+    monkeypatch.setattr(sqlite_checkpoints, "_pragma", reader_leaves_after_the_passive_step)
+    Checkpointer(engine, interval=3600).checkpoint()
+    (busy, logged, copied), = passes
+    assert busy == 0 and 0 < copied < logged  # the passive step left 50 commits behind
+    assert _rows_in_the_database_file(engine, tmp_path) == 100
+    _write(engine, 1)  # the next commit starts the log from its beginning
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").one()[1] < 5
+
+
+def test_the_finishing_step_waits_briefly_and_gives_the_connection_back_as_it_was(
+        engine: Engine) -> None:
+    # A reader keeps the log's end from being copied: the FULL step waits for it only
+    # FINISH_WAIT_MS (not the connection's 5 s), then the pooled connection waits as before.
+    _write(engine, 20)
+    checkpointer = Checkpointer(engine, interval=3600)
+    with engine.connect() as reader:
+        reader.exec_driver_sql("BEGIN")
+        reader.exec_driver_sql("SELECT count(*) FROM t").scalar()  # a snapshot held open
+        _write(engine, 20)
+        began = time.monotonic()
+        checkpointer.checkpoint()
+        assert time.monotonic() - began < 2.0
+        reader.exec_driver_sql("ROLLBACK")
+    with engine.connect() as connection:
+        assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar() == 5000
+    checkpointer.checkpoint()  # the reader gone: everything reaches the file
+    with engine.connect() as connection:
+        busy, logged, copied = connection.exec_driver_sql(
+            "PRAGMA wal_checkpoint(PASSIVE)").one()
+        assert (busy, copied) == (0, logged)
 
 
 def test_a_failing_checkpoint_is_logged_once_a_streak(

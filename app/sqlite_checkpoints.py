@@ -14,11 +14,13 @@ syncs); under a steady write load it never catches the log's end, since
 commits append while it copies. A ``FULL`` one then copies what they
 appended, holding the write lock for that short copy and its sync (1-5 ms),
 so the log is wholly in the database file and the next commit starts it
-again from its beginning. It waits at most ``FINISH_WAIT_MS`` for the lock
-and otherwise leaves the rest to the next second. Without that second step
-the log restarted only when a commit crossed the backstop and copied what the
-thread had left, up to ~9,000 pages: a 20 ms refresh about once a second at
-~750 refreshes/s (measured: the request's commit spent 10 ms of CPU).
+again from its beginning. It waits at most ``FINISH_WAIT_MS`` for the writer
+and for readers on older snapshots, and otherwise leaves the rest to the next
+second; writers queue behind it meanwhile (SQLite's FULL mode), so a long
+read can hold them up that long, once a second per worker at most. Without
+that second step the log restarted only when a commit crossed the backstop
+and copied what the thread had left, up to ~9,000 pages: a 20 ms refresh
+about once a second at ~750 refreshes/s (its commit spent 10 ms of CPU).
 
 The backstop is well above a second of log at that rate (~10,000 pages), so a
 commit checkpoints only if the thread falls behind (a failing checkpoint, a

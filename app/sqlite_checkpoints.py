@@ -43,7 +43,8 @@ __all__ = ["BACKSTOP_PAGES", "FINISH_WAIT_MS", "Checkpointer", "start_for"]
 log = logging.getLogger(__name__)
 
 BACKSTOP_PAGES = 30_000  # ~120 MB of log: past it a commit checkpoints, as before
-# How long the finishing step waits for the write lock (commits hold it well under 1 ms).
+# How long the finishing step waits for the writer (a commit holds the lock well under
+# 1 ms) and for readers of older snapshots; writers queue behind it meanwhile.
 FINISH_WAIT_MS = 20
 
 

@@ -77,9 +77,8 @@ def test_the_thread_copies_the_log_out_of_the_commits_way(engine: Engine, tmp_pa
 
 def test_what_the_passive_step_leaves_is_finished_and_the_log_starts_again(
         engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Under load, commits append while the passive step copies, so it stops short of
-    # the log's end and the log can never start again; a reader's snapshot makes it
-    # stop short here, and the reader leaves as the passive step returns.
+    # A reader's snapshot makes the passive step stop short of the log's end, so the
+    # log could not start again; the reader leaves as the passive step returns.
     for _ in range(50):
         _write(engine, 1)
     reader = engine.connect()

@@ -131,13 +131,16 @@ class PostgresWatch:
         pgconn.consume_input()  # raises OperationalError when the connection broke
         if pgconn.status != pq.ConnStatus.OK:
             raise WatchFailed("listening connection lost")
-        while (notice := pgconn.notifies()) is not None:
-            apply(_parse(notice.extra))
         if self._ping_sent is not None and not pgconn.is_busy():
             while pgconn.get_result() is not None:
                 pass
             self._proven(self._ping_sent)
             self._ping_sent = None
+        # Last: libpq parses what follows the health check's answer only as the answer
+        # is collected, so a notification read with it is queued there, not before; the
+        # socket is empty then, and no later check would come back for it.
+        while (notice := pgconn.notifies()) is not None:
+            apply(_parse(notice.extra))
 
     def _check_health(self, now: float) -> None:
         """Send a ``SELECT 1`` when one is due; fail when the last went unanswered."""

@@ -231,6 +231,25 @@ def test_the_listener_is_one_of_the_engines_own_connections(tmp_path: Path,
         hooked.dispose()
 
 
+def test_a_notification_right_behind_the_health_checks_answer_is_applied(
+        engine: Engine, second: Engine) -> None:
+    # libpq parses what follows a query's answer only as the answer is collected: a
+    # notification read in the same go lands in its queue, and the socket is empty.
+    if engine.dialect.name != "postgresql":
+        pytest.skip("LISTEN/NOTIFY (PostgreSQL)")
+    mirror = LocalMirror(lambda: PostgresWatch(engine, health_check=0.2))
+    try:
+        assert mirror.answer(_query(jti="j1"), NOW) is None and mirror.live
+        time.sleep(0.25)
+        assert mirror.answer(_query(jti="j1"), NOW) is None  # sends the health check
+        time.sleep(0.05)  # its answer waits in the socket, unread
+        _service(second).revoke_jti("j1", NOW + HOUR, NOW)
+        time.sleep(0.1)  # and the notification behind it
+        assert mirror.answer(_query(jti="j1"), NOW) == "token_revoked"
+    finally:
+        mirror.close()
+
+
 class _Failing:
     """A watch whose start fails while ``down`` says so."""
 

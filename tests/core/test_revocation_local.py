@@ -237,10 +237,11 @@ def test_a_notification_right_behind_the_health_checks_answer_is_applied(
     # notification read in the same go lands in its queue, and the socket is empty.
     if engine.dialect.name != "postgresql":
         pytest.skip("LISTEN/NOTIFY (PostgreSQL)")
-    mirror = LocalMirror(lambda: PostgresWatch(engine, health_check=0.2))
+    # A second's health check, as deployed: the steps below have most of it to spare.
+    mirror = LocalMirror(lambda: PostgresWatch(engine, health_check=1.0))
     try:
         assert mirror.answer(_query(jti="j1"), NOW) is None and mirror.live
-        time.sleep(0.25)
+        time.sleep(1.05)
         assert mirror.answer(_query(jti="j1"), NOW) is None  # sends the health check
         time.sleep(0.05)  # its answer waits in the socket, unread
         _service(second).revoke_jti("j1", NOW + HOUR, NOW)
